@@ -1,0 +1,68 @@
+"""Turning scores into probability mass functions, and drawing one action from a pmf.
+
+Sampling lives here and nowhere else: the draw uses a uniform number derived from
+(loop seed, event id) by keyed blake2b, a counter-based generator, so any logged
+decision can be replayed exactly from its event id.
+
+Examples
+--------
+>>> greedy_pmf(np.array([1.0, 3.0, 3.0, 0.0]), 0.2).tolist()
+[0.05, 0.45, 0.45, 0.05]
+>>> sample_index(np.array([0.25, 0.75]), seed=7, event_id="e-1") == sample_index(
+...     np.array([0.25, 0.75]), seed=7, event_id="e-1")
+True
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from .errors import FeatureError
+
+
+def greedy_pmf(scores: np.ndarray, epsilon: float) -> np.ndarray:
+    """ε-greedy pmf: (1−ε) split evenly over the argmax ties, plus ε/K everywhere.
+
+    The greedy action (when unique) gets exactly 1−ε+ε/K and every other ε/K.
+    """
+    k = scores.size
+    best = scores == scores.max()
+    pmf = np.full(k, epsilon / k)
+    pmf[best] += (1.0 - epsilon) / np.count_nonzero(best)
+    return pmf
+
+
+def argmax_frequencies(scores: np.ndarray) -> np.ndarray:
+    """For scores (K, M): the share of the M columns each row wins, ties split evenly."""
+    best = scores == scores.max(axis=0, keepdims=True)
+    return (best / best.sum(axis=0, keepdims=True)).mean(axis=1)
+
+
+def stable_hash(seed: int, text: str) -> int:
+    """A 64-bit integer that depends only on (seed, text), in every process."""
+    digest = hashlib.blake2b(str(text).encode("utf-8", "surrogatepass"), digest_size=8,
+                             key=int(seed).to_bytes(8, "little", signed=True)).digest()
+    return int.from_bytes(digest, "little")
+
+
+def uniform(seed: int, event_id: str) -> float:
+    """A number in [0, 1) that depends only on (seed, event id)."""
+    return (stable_hash(seed, event_id) >> 11) * 2.0 ** -53
+
+
+def sample_index(pmf: np.ndarray, seed: int, event_id: str) -> int:
+    """Draw an index from ``pmf`` reproducibly from (loop seed, event id).
+
+    Only indices with positive probability can be drawn.
+    """
+    pmf = np.asarray(pmf, dtype=np.float64)
+    if (pmf.ndim != 1 or pmf.size == 0 or (pmf < 0).any() or not np.isfinite(pmf).all()
+            or pmf.sum() <= 0):
+        raise FeatureError("pmf", "must be a non-empty vector of non-negative numbers")
+    cdf = np.cumsum(pmf)
+    i = int(np.searchsorted(cdf, uniform(seed, event_id) * cdf[-1], side="right"))
+    i = min(i, pmf.size - 1)
+    while pmf[i] == 0.0:  # u at the very top of the cdf: step back to a real action
+        i -= 1
+    return i

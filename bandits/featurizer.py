@@ -1,0 +1,275 @@
+"""Feature hashing: contexts and candidate actions to float64 vectors of a fixed width.
+
+Layout of one row for a *shared* model (one weight vector scores every action)::
+
+    [ 1 | context dense | context hashed | action dense | action hashed | interactions ]
+      ^intercept (optional)                                              ^context x action
+
+A *disjoint* model (one weight vector per action id) uses only the context part
+``[1 | context dense | context hashed]``.
+
+Hashing is keyed blake2b over ``side, namespace, name[, value]``: stable across
+processes and Python versions (never the salted builtin ``hash``). Each feature
+gets a bucket and a sign (signed hashing, Weinberger et al. 2009, keeps collisions
+unbiased). Interactions are the count sketch of the outer product context ⊗ action,
+computed as a circular convolution of the two sides' sketches (Tensor Sketch, Pham &
+Pagh 2013): pair (i, j) lands in slot (h(i) + h(j)) mod D with sign s(i)·s(j). That
+makes every context feature interact with every action feature, including the
+action id, at the price of one small matrix product per request.
+
+Examples
+--------
+>>> f = Featurizer(context_dim=8, action_dim=4, interaction_dim=8)
+>>> feats = f.transform({"user": {"country": "FR", "age": 31}}, ["a", "b"])
+>>> feats.X.shape, f.dim
+((2, 21), 21)
+>>> bool((feats.X == f.transform({"user": {"age": 31, "country": "FR"}}, ["a", "b"]).X).all())
+True
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import ConfigError, FeatureError
+from .params import check_bool, check_int, check_lengths
+from .inputs import (NUMBER, NUMBERS, SKIP, STRING, STRINGS, check_context, classify,
+                     feature_field, iter_namespaces, normalize_actions)
+
+#: Entries kept in each memo table before it is cleared (bounds memory on open vocabularies).
+CACHE_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class Features:
+    """Featurized candidates: ``X[k]`` is the row of action ``ids[k]``; X has shape (K, d)."""
+
+    ids: tuple
+    X: np.ndarray
+
+
+class _Side:
+    """Hashing of one side (context or action) into ``[dense blocks | hashed buckets]``."""
+
+    def __init__(self, name, dim, dense, sketch_dim, key):
+        self.name, self.dim, self.sketch_dim, self._key = name, dim, sketch_dim, key
+        self.dense, offset = {}, 0
+        for dkey, length in dense.items():
+            self.dense[dkey] = (offset, length)
+            offset += length
+        self.width = offset + dim
+        self._features: dict = {}
+        self._objects: dict = {}
+        self._by_id: dict = {}
+
+    def _slot(self, *parts):
+        """(index in side vector, sign, sketch slot, sketch sign) of one hashed feature."""
+        slot = self._features.get(parts)
+        if slot is None:
+            text = "\x1f".join((self.name,) + parts).encode("utf-8", "surrogatepass")
+            digest = hashlib.blake2b(text, digest_size=16, key=self._key).digest()
+            h1 = int.from_bytes(digest[:8], "little")
+            h2 = int.from_bytes(digest[8:], "little")
+            slot = (self.width - self.dim + (h1 >> 1) % self.dim, 1.0 - 2.0 * (h1 & 1),
+                    (h2 >> 1) % max(self.sketch_dim, 1), 1.0 - 2.0 * (h2 & 1))
+            if len(self._features) >= CACHE_LIMIT:
+                self._features.clear()
+            self._features[parts] = slot
+        return slot
+
+    def entry(self, obj: dict, field, action_id: str | None = None) -> np.ndarray:
+        """Vector ``[side vector | sketch]`` of one object, memoised on its hashable content.
+
+        ``field`` names the object in errors (an int i means ``actions[i].features``).
+        """
+        key = (action_id, *[(ns, tuple(f.items()) if type(f) is dict else f) for ns, f in obj.items()])
+        try:
+            hit = self._objects.get(key)
+        except TypeError:  # a list value: not hashable, not memoised
+            return self._build(obj, field, action_id)
+        if hit is None:
+            hit = self._build(obj, field, action_id)
+            if len(self._objects) >= CACHE_LIMIT:
+                self._objects.clear()
+            self._objects[key] = hit
+        return hit
+
+    def action_entry(self, action_id: str, feats: dict, index: int, with_id: bool) -> np.ndarray:
+        """Like :meth:`entry` for an action, memoised by id and checked by dict equality.
+
+        Comparing the stored features with ``==`` is cheaper than hashing their content
+        and also works for actions holding lists.
+        """
+        hit = self._by_id.get(action_id)
+        if hit is not None and hit[0] == feats:
+            return hit[1]
+        vec = self._build(feats, index, action_id if with_id else None)
+        if len(self._by_id) >= CACHE_LIMIT:
+            self._by_id.clear()
+        self._by_id[action_id] = (copy.deepcopy(feats), vec)
+        return vec
+
+    def _build(self, obj, field, action_id):
+        if isinstance(field, int):
+            field = f"actions[{field}].features"
+        slots, vals = [], []
+        for ns, feats in iter_namespaces(obj, field):
+            for name, value in feats.items():
+                if not isinstance(name, str):
+                    raise FeatureError(f"{field}.{ns}", f"feature names must be strings, got {name!r}")
+                if name.startswith("_"):
+                    continue
+                self._feature(ns, name, value, feature_field(field, ns, name), slots, vals)
+        if action_id is not None:
+            slots.append(self._slot("_id", action_id))
+            vals.append(1.0)
+        s = np.array(slots, dtype=np.float64).reshape(-1, 4)
+        v = np.array(vals, dtype=np.float64)
+        idx = np.concatenate((s[:, 0], s[:, 2] + self.width)).astype(np.intp)
+        vec = np.bincount(idx, np.concatenate((v * s[:, 1], v * s[:, 3])), self.width + self.sketch_dim)
+        vec.flags.writeable = False
+        return vec
+
+    def _feature(self, ns, name, value, field, slots, vals):
+        kind = classify(value, field)
+        dkey = f"{ns}.{name}" if ns else name
+        if kind == NUMBERS or dkey in self.dense:
+            self._dense(dkey, value, kind, field, slots, vals)
+        elif kind == NUMBER:
+            if value:
+                slots.append(self._slot(ns, name))
+                vals.append(float(value))
+        elif kind == STRING:
+            slots.append(self._slot(ns, name, value))
+            vals.append(1.0)
+        elif kind == STRINGS:
+            for item in value:
+                slots.append(self._slot(ns, name, item))
+                vals.append(1.0)
+        else:
+            assert kind == SKIP
+
+    def _dense(self, dkey, value, kind, field, slots, vals):
+        if dkey not in self.dense:
+            raise FeatureError(field, f"list of numbers is an embedding: declare its length "
+                                      f"in the featurizer's {self.name}_dense as '{dkey}'")
+        offset, length = self.dense[dkey]
+        if kind != NUMBERS or len(value) != length:
+            raise FeatureError(field, f"must be a list of {length} numbers (declared in {self.name}_dense)")
+        for i, v in enumerate(value):
+            _, _, sk, sign = self._slot("_dense", dkey, str(i))
+            slots.append((offset + i, 1.0, sk, sign))
+            vals.append(float(v))
+
+
+class Featurizer:
+    """Turns (context, actions) into a (K, d) float64 matrix by stable feature hashing.
+
+    Parameters
+    ----------
+    context_dim : int
+        Hashed buckets for context features. Choose about 2-4x the number of distinct
+        context features that are active in one request; numpy policies keep d x d
+        matrices, so d = 1 + context_dim + action_dim + interaction_dim (+ dense
+        lengths) should stay in the low hundreds.
+    action_dim : int
+        Hashed buckets for action features (the action id is one of them when
+        ``action_id`` is true).
+    interaction_dim : int
+        Slots of the context x action sketch; 0 disables interactions. Without
+        interactions a shared model ranks actions identically for every context.
+    intercept : bool
+        Prepend a constant 1 column.
+    action_id : bool
+        Hash each action's id as a categorical action feature, so a shared model can
+        learn per-action values (and, through interactions, per-action context effects).
+    context_dense, action_dense : dict of str -> int
+        Embeddings kept in position, not hashed: ``{"user.embedding": 16}`` reserves 16
+        columns for the list of numbers at ``context["user"]["embedding"]``.
+    hash_seed : int
+        Key of the hash; changing it re-maps every feature.
+    """
+
+    def __init__(self, context_dim=32, action_dim=16, interaction_dim=32, intercept=True,
+                 action_id=True, context_dense=None, action_dense=None, hash_seed=0):
+        self.context_dim = check_int("context_dim", context_dim, 1)
+        self.action_dim = check_int("action_dim", action_dim, 1)
+        self.interaction_dim = check_int("interaction_dim", interaction_dim, 0)
+        self.intercept = check_bool("intercept", intercept)
+        self.action_id = check_bool("action_id", action_id)
+        self.context_dense = check_lengths("context_dense", context_dense)
+        self.action_dense = check_lengths("action_dense", action_dense)
+        self.hash_seed = check_int("hash_seed", hash_seed, 0)
+        key = self.hash_seed.to_bytes(8, "little")
+        self._ctx = _Side("context", self.context_dim, self.context_dense, self.interaction_dim, key)
+        self._act = _Side("action", self.action_dim, self.action_dense, self.interaction_dim, key)
+        s = self.interaction_dim
+        self._circulant = (np.arange(s)[None, :] - np.arange(s)[:, None]) % s if s else None
+
+    def get_config(self) -> dict:
+        """Constructor arguments as a JSON-ready dict; ``Featurizer(**cfg)`` rebuilds it."""
+        return {"context_dim": self.context_dim, "action_dim": self.action_dim,
+                "interaction_dim": self.interaction_dim, "intercept": self.intercept,
+                "action_id": self.action_id, "context_dense": dict(self.context_dense),
+                "action_dense": dict(self.action_dense), "hash_seed": self.hash_seed}
+
+    @property
+    def context_width(self) -> int:
+        """Width of a disjoint model's row: intercept + context dense + context hashed."""
+        return int(self.intercept) + self._ctx.width
+
+    @property
+    def dim(self) -> int:
+        """Width of a shared model's row."""
+        return self.context_width + self._act.width + self.interaction_dim
+
+    def context_vector(self, context: Any) -> np.ndarray:
+        """The (context_width,) vector of a context alone, for per-action models."""
+        x = self._ctx.entry(check_context(context), "context")[:self._ctx.width]
+        return np.concatenate(([1.0], x)) if self.intercept else x.copy()
+
+    def transform(self, context: Any, actions: Any, shared: bool = True) -> Features:
+        """Featurize every candidate; ``shared=False`` gives the context-only rows of a
+        per-action (disjoint) model."""
+        pairs = normalize_actions(actions)
+        return Features(tuple(aid for aid, _ in pairs), self.rows(check_context(context), pairs, shared))
+
+    def rows(self, context: dict, pairs: list, shared: bool = True) -> np.ndarray:
+        """The (K, d) matrix for an already validated context and ``[(id, features)]``."""
+        if not shared:
+            x = self.context_vector(context)
+            return np.broadcast_to(x, (len(pairs), x.size))
+        return self._shared_rows(context, pairs)
+
+    def _shared_rows(self, context, pairs):
+        ctx, act, c0 = self._ctx, self._act, self.context_width
+        c = ctx.entry(context, "context")
+        entry, with_id = act.action_entry, self.action_id
+        A = np.array([entry(a, f, i, with_id) for i, (a, f) in enumerate(pairs)])
+        X = np.empty((len(pairs), self.dim))
+        if self.intercept:
+            X[:, 0] = 1.0
+        X[:, int(self.intercept):c0] = c[:ctx.width]
+        X[:, c0:c0 + act.width] = A[:, :act.width]
+        if self.interaction_dim:
+            X[:, c0 + act.width:] = A[:, act.width:] @ c[ctx.width:][self._circulant]
+        return X
+
+
+def make_featurizer(spec: Mapping | Featurizer | None) -> Featurizer:
+    """Build a Featurizer from a mapping; unknown keys raise naming the allowed ones."""
+    if isinstance(spec, Featurizer):
+        return spec
+    spec = dict(spec or {})
+    allowed = list(Featurizer().get_config())
+    for key in spec:
+        if key not in allowed:
+            raise ConfigError(f"featurizer.{key}", "unknown key", allowed)
+    try:
+        return Featurizer(**spec)
+    except ConfigError as exc:
+        raise ConfigError(f"featurizer.{exc.key}", exc.message, exc.allowed) from exc

@@ -1,0 +1,109 @@
+"""Validation of the request objects every policy receives: contexts and action lists.
+
+A context maps namespaces to feature objects; an action is ``{"id": str,
+"features": {namespace: {...}}}`` or a bare id string. Both the hashing
+featurizer and the Vowpal Wabbit text writer walk features through
+:func:`iter_namespaces` and :func:`classify`, so they accept exactly the same input.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator, Mapping
+
+from .errors import FeatureError
+
+#: Namespace under which top-level (namespace-less) context features are grouped.
+DEFAULT_NAMESPACE = ""
+
+NUMBER, STRING, STRINGS, NUMBERS, SKIP = "number", "string", "strings", "numbers", "skip"
+
+
+def normalize_actions(actions: Any, field: str = "actions") -> list:
+    """Return ``[(id, features), ...]``; refuse empty lists, bad or duplicate ids."""
+    if not isinstance(actions, (list, tuple)) or not actions:
+        raise FeatureError(field, "must be a non-empty list of actions")
+    out = []
+    for i, action in enumerate(actions):
+        if type(action) is dict:
+            aid, feats = action.get("id"), action.get("features")
+        elif isinstance(action, str):
+            aid, feats = action, None
+        elif isinstance(action, Mapping):
+            aid, feats = action.get("id"), action.get("features")
+        else:
+            raise FeatureError(f"{field}[{i}]", "must be an object with an 'id' or an id string")
+        if type(aid) is not str or not aid:
+            raise FeatureError(f"{field}[{i}].id", "must be a non-empty string")
+        if type(feats) is not dict:
+            feats = as_dict(feats, f"{field}[{i}].features")
+        out.append((aid, feats))
+    if len({aid for aid, _ in out}) != len(out):
+        seen = set()
+        for i, (aid, _) in enumerate(out):
+            if aid in seen:
+                raise FeatureError(f"{field}[{i}].id", f"duplicate action id {aid!r}")
+            seen.add(aid)
+    return out
+
+
+def as_dict(obj: Any, field: str) -> dict:
+    """A feature object as a plain dict (``None`` is empty); anything else is refused."""
+    if obj is None:
+        return {}
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    raise FeatureError(field, "must be an object of namespaces")
+
+
+def check_context(context: Any, field: str = "context") -> Mapping:
+    """Return the context as a mapping (``None`` means empty: context-free use)."""
+    return context if type(context) is dict else as_dict(context, field)
+
+
+def iter_namespaces(obj: Mapping, field: str) -> Iterator[tuple]:
+    """Yield ``(namespace, {name: value})``; metadata keys (``_x``) are skipped.
+
+    Top-level values that are not objects are features of :data:`DEFAULT_NAMESPACE`.
+    """
+    loose = {}
+    for ns, feats in obj.items():
+        if not isinstance(ns, str):
+            raise FeatureError(field, f"namespace names must be strings, got {ns!r}")
+        if ns.startswith("_"):
+            continue
+        if isinstance(feats, Mapping):
+            yield ns, dict(feats)
+        else:
+            loose[ns] = feats
+    if loose:
+        yield DEFAULT_NAMESPACE, loose
+
+
+def classify(value: Any, field: str) -> str:
+    """Name the kind of a feature value, or raise naming the field.
+
+    Numbers (bools count as 0/1) are numeric features, strings categorical, lists of
+    strings bags, lists of numbers dense blocks (embeddings); ``None`` is skipped.
+    """
+    if value is None:
+        return SKIP
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise FeatureError(field, f"must be a finite number, got {value!r}")
+        return NUMBER
+    if isinstance(value, str):
+        return STRING
+    if isinstance(value, (list, tuple)):
+        if all(isinstance(v, str) for v in value):
+            return STRINGS
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            if not all(math.isfinite(v) for v in value):
+                raise FeatureError(field, "embedding holds NaN or Infinity")
+            return NUMBERS
+        raise FeatureError(field, "a list must hold only strings or only numbers")
+    raise FeatureError(field, f"unsupported feature value of type {type(value).__name__}")
+
+
+def feature_field(side: str, ns: str, name: str) -> str:
+    """Dotted path naming a feature in error messages, e.g. ``context.user.age``."""
+    return f"{side}.{ns}.{name}" if ns else f"{side}.{name}"

@@ -1,0 +1,96 @@
+"""Online ridge regression, one model per arm, with A⁻¹ kept by Sherman–Morrison.
+
+For arm a after n updates: A = λI + Σ w x xᵀ, b = Σ w r x, θ = A⁻¹ b. The inverse
+is updated in O(d²) per observation (no matrix inverse per update); A itself is
+kept too, so snapshots and tests can compare against the closed form.
+A shared model is a bank with one arm.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class RidgeBank:
+    """Per-arm ridge state; arms are created on first update and indexed by id.
+
+    Attributes
+    ----------
+    A_ : ndarray (m, d, d)
+    A_inv_ : ndarray (m, d, d)
+    b_ : ndarray (m, d)
+    theta_ : ndarray (m, d)
+    counts_ : ndarray (m,) int, updates per arm
+    arm_ids_ : list of str, arm index -> id
+    """
+
+    def __init__(self, dim: int, l2: float = 1.0):
+        self.dim, self.l2 = dim, l2
+        self.A_ = np.zeros((0, dim, dim))
+        self.A_inv_ = np.zeros((0, dim, dim))
+        self.b_ = np.zeros((0, dim))
+        self.theta_ = np.zeros((0, dim))
+        self.counts_ = np.zeros(0, dtype=np.int64)
+        self.arm_ids_: list = []
+        self._index: dict = {}
+
+    def lookup(self, ids) -> np.ndarray:
+        """Arm index of each id; -1 for an arm that has never been updated."""
+        get = self._index.get
+        return np.fromiter((get(i, -1) for i in ids), np.intp, len(ids))
+
+    def arm(self, arm_id: str) -> int:
+        """Index of ``arm_id``, adding a fresh prior arm (A = λI, b = 0) if new."""
+        i = self._index.get(arm_id)
+        if i is None:
+            d, i = self.dim, len(self.arm_ids_)
+            eye = np.eye(d)[None]
+            self.A_ = np.concatenate((self.A_, self.l2 * eye))
+            self.A_inv_ = np.concatenate((self.A_inv_, eye / self.l2))
+            self.b_ = np.concatenate((self.b_, np.zeros((1, d))))
+            self.theta_ = np.concatenate((self.theta_, np.zeros((1, d))))
+            self.counts_ = np.append(self.counts_, 0)
+            self.arm_ids_.append(arm_id)
+            self._index[arm_id] = i
+        return i
+
+    def update(self, i: int, x: np.ndarray, reward: float, weight: float = 1.0) -> None:
+        """Add one observation (x, r) with weight w to arm i."""
+        Ainv = self.A_inv_[i]
+        Ax = Ainv @ x
+        Ainv -= np.outer(Ax, Ax) * (weight / (1.0 + weight * (x @ Ax)))
+        self.A_[i] += weight * np.outer(x, x)
+        self.b_[i] += (weight * reward) * x
+        self.theta_[i] = Ainv @ self.b_[i]
+        self.counts_[i] += 1
+
+    def gather(self, arms: np.ndarray):
+        """(θ (K, d), A⁻¹ (K, d, d)) for arm indices; -1 gives the prior (0, I/λ).
+
+        Returns views when ``arms`` is ``0..m-1`` in order (the fixed-action-set case).
+        """
+        m = len(self.arm_ids_)
+        if arms.size == m and (arms == np.arange(m)).all():
+            return self.theta_, self.A_inv_
+        known = arms >= 0
+        theta = np.zeros((arms.size, self.dim))
+        A_inv = np.broadcast_to(np.eye(self.dim) / self.l2, (arms.size, self.dim, self.dim)).copy()
+        theta[known] = self.theta_[arms[known]]
+        A_inv[known] = self.A_inv_[arms[known]]
+        return theta, A_inv
+
+    def arrays(self) -> dict:
+        """The learned state as named arrays (for snapshots)."""
+        return {"A": self.A_, "A_inv": self.A_inv_, "b": self.b_, "theta": self.theta_,
+                "counts": self.counts_}
+
+    @classmethod
+    def from_arrays(cls, dim, l2, arm_ids, arrays) -> "RidgeBank":
+        bank = cls(dim, l2)
+        bank.A_, bank.A_inv_, bank.b_ = arrays["A"], arrays["A_inv"], arrays["b"]
+        bank.theta_, bank.counts_ = arrays["theta"], arrays["counts"]
+        bank.arm_ids_ = list(arm_ids)
+        bank._index = {a: i for i, a in enumerate(bank.arm_ids_)}
+        if bank.A_.shape != (len(arm_ids), dim, dim):
+            raise ValueError(f"ridge state of shape {bank.A_.shape} does not match "
+                             f"{len(arm_ids)} arms of dimension {dim}")
+        return bank

@@ -1,0 +1,202 @@
+"""A policy backed by Vowpal Wabbit's ``--cb_explore_adf`` (action-dependent features).
+
+Contexts and actions are written in VW's text format from the same objects the
+numpy policies take. Context namespaces become VW namespaces ``s<name>`` and
+action namespaces ``a<name>`` (the action id goes in ``a_id``), so VW's
+one-letter interaction groups are ``s`` (shared) and ``a`` (action); the default
+``interactions=["sa"]`` (``-q sa``) crosses every context feature with every action
+feature, without which VW's ADF reductions ignore shared features when ranking.
+Exploration is whatever ``args`` selects (``--epsilon``, ``--squarecb``, ``--bag``,
+``--cover``, ``--softmax``...); the pmf is VW's own.
+
+Parsing text is VW's main cost, so each distinct action is parsed once into a VW
+example and reused by later decisions (VW allows reuse for prediction; learning
+parses fresh labelled text). Scores are VW's pmf: ``cb_explore_adf`` exposes no
+per-action reward estimate.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import shlex
+import tempfile
+
+import numpy as np
+import vowpalwabbit
+
+from .base import Policy, as_pmf
+from .errors import ConfigError, VWError
+from .inputs import (NUMBER, NUMBERS, STRING, STRINGS, classify, feature_field, iter_namespaces,
+                     normalize_actions)
+from .params import check_bool, check_int
+
+#: Parsed action examples kept for reuse (per policy).
+EXAMPLE_CACHE_LIMIT = 50_000
+_FORBIDDEN = {"-d", "--data", "-i", "--initial_regressor", "-f", "--final_regressor",
+              "--dsjson", "--json", "-p", "--predictions", "-t", "--testonly", "--cb_adf",
+              "--cb", "--cb_explore", "-q", "--quadratic", "--interactions", "--random_seed"}
+_ESCAPE = str.maketrans({" ": "_", "\t": "_", "\n": "_", "\r": "_", "|": "_", ":": "_"})
+
+
+class VWPolicy(Policy):
+    """Contextual bandit learner and explorer from Vowpal Wabbit.
+
+    Parameters
+    ----------
+    args : str
+        VW options for learning and exploration, e.g. ``"--squarecb --gamma_scale 10"``
+        or ``"--epsilon 0.05 --power_t 0"``. ``--cb_explore_adf`` and ``--quiet`` are
+        added; data, model-file, interaction and seed options are refused here
+        (interactions and seed have their own parameters).
+    interactions : list of str
+        VW ``-q`` groups over the namespace letters ``s`` (context) and ``a`` (action).
+    action_id : bool
+        Give VW the action id as a feature (per-action effects on fixed action sets).
+    seed : int
+        VW's ``--random_seed``.
+
+    References
+    ----------
+    Vowpal Wabbit contextual bandit reductions, https://vowpalwabbit.org.
+    """
+
+    name = "vw"
+
+    def __init__(self, args="--epsilon 0.05", interactions=("sa",), action_id=True, seed=0):
+        self.args = _check_args(args)
+        self.interactions = _check_interactions(interactions)
+        self.action_id = check_bool("action_id", action_id)
+        self.seed = check_int("seed", seed, 0)
+        self._actions: dict = {}
+        self._ws = self._workspace()
+
+    def _command_line(self) -> list:
+        cmd = ["--cb_explore_adf", "--quiet", "--random_seed", str(self.seed)]
+        for group in self.interactions:
+            cmd += ["-q", group]
+        return cmd + shlex.split(self.args)
+
+    def _workspace(self, model_path=None):
+        cmd = self._command_line() + (["-i", model_path] if model_path else [])
+        try:
+            return vowpalwabbit.Workspace(arg_list=cmd)
+        except Exception as exc:  # VW raises plain RuntimeError/ValueError for bad options
+            raise ConfigError("args", f"Vowpal Wabbit refused {' '.join(cmd)!r}: {exc}") from exc
+
+    def get_params(self) -> dict:
+        params = super().get_params()
+        params["interactions"] = list(self.interactions)
+        return params
+
+    # -- text format ------------------------------------------------------------------
+    def _namespaces(self, prefix, obj, field) -> str:
+        parts = []
+        for ns, feats in iter_namespaces(obj, field):
+            tokens = []
+            for name, value in feats.items():
+                if isinstance(name, str) and not name.startswith("_"):
+                    tokens += _tokens(name, value, feature_field(field, ns, name))
+            if tokens:
+                parts.append(f"|{prefix}{ns.translate(_ESCAPE)} " + " ".join(tokens))
+        return " ".join(parts)
+
+    def _action_text(self, aid, feats, index) -> str:
+        text = self._namespaces("a", feats, f"actions[{index}].features")
+        if self.action_id:
+            text += f" |a_id {aid.translate(_ESCAPE)}"
+        return text or "|a"
+
+    def _action_example(self, aid, feats, index):
+        """The parsed, reusable example of an action, memoised by id (checked by ==)."""
+        hit = self._actions.get(aid)
+        if hit is not None and hit[0] == feats:
+            return hit[1]
+        example = vowpalwabbit.Example(self._ws, self._action_text(aid, feats, index))
+        if len(self._actions) >= EXAMPLE_CACHE_LIMIT:
+            self._actions.clear()
+        self._actions[aid] = (copy.deepcopy(feats), example)
+        return example
+
+    # -- hooks ------------------------------------------------------------------------
+    def _decide(self, context, pairs):
+        shared = vowpalwabbit.Example(self._ws, "shared " + (self._namespaces("s", context, "context") or "|s"))
+        examples = [self._action_example(aid, feats, i) for i, (aid, feats) in enumerate(pairs)]
+        try:
+            pmf = as_pmf(self._ws.predict([shared] + examples))
+        except RuntimeError as exc:
+            raise VWError(f"Vowpal Wabbit failed to predict: {exc}") from exc
+        return pmf.copy(), pmf
+
+    def _learn(self, batch):
+        for i, fb in enumerate(batch):
+            pairs = normalize_actions(fb.actions, f"feedback[{i}].actions")
+            lines = ["shared " + (self._namespaces("s", fb.context or {}, "context") or "|s")]
+            for k, (aid, feats) in enumerate(pairs):
+                text = self._action_text(aid, feats, k)
+                if k == fb.chosen:
+                    text = f"0:{-float(fb.reward)!r}:{float(fb.propensity)!r} {text}"
+                lines.append(text)
+            try:
+                self._ws.learn(lines)
+            except RuntimeError as exc:
+                raise VWError(f"Vowpal Wabbit failed to learn feedback[{i}]: {exc}") from exc
+
+    def _get_state(self):
+        fd, path = tempfile.mkstemp(suffix=".vw")
+        os.close(fd)
+        try:
+            self._ws.save(path)
+            with open(path, "rb") as fh:
+                model = fh.read()
+        finally:
+            os.unlink(path)
+        return {}, {"vw_model": np.frombuffer(model, dtype=np.uint8)}
+
+    def _set_state(self, state, arrays):
+        fd, path = tempfile.mkstemp(suffix=".vw")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(arrays["vw_model"].tobytes())
+            self._ws.finish()
+            self._ws = self._workspace(path)
+        finally:
+            os.unlink(path)
+        self._actions.clear()
+
+
+def _tokens(name, value, field) -> list:
+    """VW text tokens of one feature (name escaped; numbers as name:value)."""
+    kind = classify(value, field)
+    name = name.translate(_ESCAPE)
+    if kind == NUMBER:
+        return [f"{name}:{float(value)!r}"] if value else []
+    if kind == STRING:
+        return [f"{name}={value.translate(_ESCAPE)}"]
+    if kind == STRINGS:
+        return [f"{name}={v.translate(_ESCAPE)}" for v in value]
+    if kind == NUMBERS:
+        return [f"{name}_{i}:{float(v)!r}" for i, v in enumerate(value) if v]
+    return []
+
+
+def _check_args(args):
+    if not isinstance(args, str):
+        raise ConfigError("args", f"must be a string of VW options, got {args!r}")
+    try:
+        tokens = shlex.split(args)
+    except ValueError as exc:
+        raise ConfigError("args", f"cannot split {args!r}: {exc}") from exc
+    for token in tokens:
+        option = token.split("=", 1)[0]
+        if option in _FORBIDDEN:
+            raise ConfigError("args", f"option {option} is managed by cbserve; use the "
+                                      f"'interactions'/'seed' parameters or leave it out")
+    return args.replace("--cb_explore_adf", "").strip()
+
+
+def _check_interactions(groups):
+    if isinstance(groups, str) or not all(isinstance(g, str) and g and set(g) <= {"s", "a"}
+                                          for g in groups):
+        raise ConfigError("interactions", f"must be a list of groups over the letters 's' "
+                                          f"and 'a', got {groups!r}", ["sa", "ss", "aa", "ssa"])
+    return tuple(groups)
