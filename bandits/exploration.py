@@ -28,8 +28,9 @@ def greedy_pmf(scores: np.ndarray, epsilon: float) -> np.ndarray:
     """
     k = scores.size
     best = scores == scores.max()
+    ties = np.count_nonzero(best)
     pmf = np.full(k, epsilon / k)
-    pmf[best] += (1.0 - epsilon) / np.count_nonzero(best)
+    pmf[best] = 1.0 - epsilon + epsilon / k if ties == 1 else (1.0 - epsilon) / ties + epsilon / k
     return pmf
 
 

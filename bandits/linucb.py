@@ -31,10 +31,10 @@ class LinUCB(LinearPolicy):
     Examples
     --------
     >>> p = LinUCB(alpha=1.0, epsilon=0.1, model="disjoint")
-    >>> p.learn([{"actions": ["a", "b"], "chosen": 0, "propensity": 0.5, "reward": 1.0}])
-    >>> d = p.decide({}, ["a", "b", "c"])   # "c" is unseen: widest bound
-    >>> [round(x, 4) for x in d.pmf.tolist()]
-    [0.0333, 0.0333, 0.9333]
+    >>> p.learn([{"actions": ["a", "b"], "chosen": 0, "propensity": 0.5, "reward": 0.0}])
+    >>> d = p.decide({}, ["a", "b"])   # "b" is unseen: its bound is wider
+    >>> d.pmf.tolist(), d.scores.round(3).tolist()
+    ([0.05, 0.95], [0.707, 1.0])
     """
 
     name = "linucb"
