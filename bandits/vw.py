@@ -28,7 +28,7 @@ from .base import Policy, as_pmf
 from .errors import ConfigError, VWError
 from .inputs import (NUMBER, NUMBERS, STRING, STRINGS, classify, feature_field, iter_namespaces,
                      normalize_actions)
-from .params import check_bool, check_int
+from .params import check_bool, check_int, check_number
 
 #: Parsed action examples kept for reuse (per policy).
 EXAMPLE_CACHE_LIMIT = 50_000
@@ -54,6 +54,10 @@ class VWPolicy(Policy):
         Give VW the action id as a feature (per-action effects on fixed action sets).
     seed : int
         VW's ``--random_seed``.
+    floor : float in [0, 1)
+        The pmf is (1 − floor)·p_VW + floor/K, so every logged propensity is positive
+        even with explorations that give some actions 0 (``--bag``, ``--first``,
+        ``--cover``); offline evaluation needs that (default 0.001).
 
     References
     ----------
@@ -62,11 +66,13 @@ class VWPolicy(Policy):
 
     name = "vw"
 
-    def __init__(self, args="--epsilon 0.05", interactions=("sa",), action_id=True, seed=0):
+    def __init__(self, args="--epsilon 0.05", interactions=("sa",), action_id=True, seed=0,
+                 floor=0.001):
         self.args = _check_args(args)
         self.interactions = _check_interactions(interactions)
         self.action_id = check_bool("action_id", action_id)
         self.seed = check_int("seed", seed, 0)
+        self.floor = check_number("floor", floor, 0.0, 1.0, high_open=True)
         self._actions: dict = {}
         self._ws = self._workspace()
 
@@ -125,6 +131,8 @@ class VWPolicy(Policy):
             pmf = as_pmf(self._ws.predict([shared] + examples))
         except RuntimeError as exc:
             raise VWError(f"Vowpal Wabbit failed to predict: {exc}") from exc
+        if self.floor:
+            pmf = (1.0 - self.floor) * pmf + self.floor / pmf.size
         return pmf.copy(), pmf
 
     def _learn(self, batch):
