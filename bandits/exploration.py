@@ -27,10 +27,9 @@ def greedy_pmf(scores: np.ndarray, epsilon: float) -> np.ndarray:
     The greedy action (when unique) gets exactly 1−ε+ε/K and every other ε/K.
     """
     k = scores.size
-    best = scores == scores.max()
-    ties = np.count_nonzero(best)
     pmf = np.full(k, epsilon / k)
-    pmf[best] = 1.0 - epsilon + epsilon / k if ties == 1 else (1.0 - epsilon) / ties + epsilon / k
+    best = np.flatnonzero(scores == scores.max())
+    pmf[best] = 1.0 - epsilon + epsilon / k if best.size == 1 else (1.0 - epsilon) / best.size + epsilon / k
     return pmf
 
 

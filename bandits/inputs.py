@@ -67,11 +67,13 @@ def iter_namespaces(obj: Mapping, field: str) -> Iterator[tuple]:
     """
     loose = {}
     for ns, feats in obj.items():
-        if not isinstance(ns, str):
+        if type(ns) is not str:
             raise FeatureError(field, f"namespace names must be strings, got {ns!r}")
         if ns.startswith("_"):
             continue
-        if isinstance(feats, Mapping):
+        if type(feats) is dict:
+            yield ns, feats
+        elif isinstance(feats, Mapping):
             yield ns, dict(feats)
         else:
             loose[ns] = feats

@@ -23,9 +23,14 @@ class RidgeBank:
     arm_ids_ : list of str, arm index -> id
     """
 
+    #: Observations buffered before they are folded into A in one matrix product.
+    PENDING_LIMIT = 256
+
     def __init__(self, dim: int, l2: float = 1.0):
         self.dim, self.l2 = dim, l2
-        self.A_ = np.zeros((0, dim, dim))
+        self._A = np.zeros((0, dim, dim))
+        self._pending: list = []
+        self._outer = np.empty((dim, dim))
         self.A_inv_ = np.zeros((0, dim, dim))
         self.b_ = np.zeros((0, dim))
         self.theta_ = np.zeros((0, dim))
@@ -44,7 +49,7 @@ class RidgeBank:
         if i is None:
             d, i = self.dim, len(self.arm_ids_)
             eye = np.eye(d)[None]
-            self.A_ = np.concatenate((self.A_, self.l2 * eye))
+            self._A = np.concatenate((self.A_, self.l2 * eye))
             self.A_inv_ = np.concatenate((self.A_inv_, eye / self.l2))
             self.b_ = np.concatenate((self.b_, np.zeros((1, d))))
             self.theta_ = np.concatenate((self.theta_, np.zeros((1, d))))
@@ -53,12 +58,27 @@ class RidgeBank:
             self._index[arm_id] = i
         return i
 
+    @property
+    def A_(self) -> np.ndarray:
+        """A = λI + Σ w x xᵀ per arm, (m, d, d); pending rows are folded in on read."""
+        if self._pending:
+            arms, weights, rows = zip(*self._pending)
+            self._pending.clear()
+            arms, X = np.array(arms), np.array(rows)
+            WX = X * np.array(weights)[:, None]
+            for i in np.unique(arms):
+                sel = arms == i
+                self._A[i] += WX[sel].T @ X[sel]
+        return self._A
+
     def update(self, i: int, x: np.ndarray, reward: float, weight: float = 1.0) -> None:
-        """Add one observation (x, r) with weight w to arm i."""
+        """Add one observation (x, r) with weight w to arm i: O(d²), no inverse."""
         Ainv = self.A_inv_[i]
         Ax = Ainv @ x
-        Ainv -= np.outer(Ax, Ax) * (weight / (1.0 + weight * (x @ Ax)))
-        self.A_[i] += weight * np.outer(x, x)
+        Ainv -= np.einsum("i,j->ij", Ax * (weight / (1.0 + weight * (x @ Ax))), Ax, out=self._outer)
+        self._pending.append((i, weight, np.array(x)))
+        if len(self._pending) >= self.PENDING_LIMIT:
+            self.A_  # noqa: B018 - fold the pending rows into A
         self.b_[i] += (weight * reward) * x
         self.theta_[i] = Ainv @ self.b_[i]
         self.counts_[i] += 1
@@ -86,7 +106,7 @@ class RidgeBank:
     @classmethod
     def from_arrays(cls, dim, l2, arm_ids, arrays) -> "RidgeBank":
         bank = cls(dim, l2)
-        bank.A_, bank.A_inv_, bank.b_ = arrays["A"], arrays["A_inv"], arrays["b"]
+        bank._A, bank.A_inv_, bank.b_ = arrays["A"], arrays["A_inv"], arrays["b"]
         bank.theta_, bank.counts_ = arrays["theta"], arrays["counts"]
         bank.arm_ids_ = list(arm_ids)
         bank._index = {a: i for i, a in enumerate(bank.arm_ids_)}
