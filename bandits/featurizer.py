@@ -44,8 +44,12 @@ from .inputs import (NUMBER, NUMBERS, SKIP, STRING, STRINGS, check_context, clas
 CACHE_LIMIT = 100_000
 #: Featurized actions memoised by id (about 1.5 kB each with the default dimensions).
 ACTION_CACHE_LIMIT = 20_000
-#: Featurized contexts memoised by content: helps when contexts repeat (UI treatments).
-CONTEXT_CACHE_LIMIT = 4_096
+#: Context namespace layouts (feature-name tuples) memoised, and string-only
+#: namespaces memoised by content.
+LAYOUT_CACHE_LIMIT = 1_024
+CONTENT_CACHE_LIMIT = 16_384
+_STRINGS, _MIXED = "strings", "mixed"
+_BIG = 1e300
 _SCALARS = (float, int, str)
 
 
@@ -73,7 +77,8 @@ class _Side:
         self.width = offset + dim
         self._dense_names = {dkey.rsplit(".", 1)[-1] for dkey in dense}
         self._slots: dict = {}
-        self._objects: dict = {}
+        self._layouts: dict = {}
+        self._contents: dict = {}
         self._by_id: dict = {}
 
     def _slot(self, *parts) -> tuple:
@@ -91,22 +96,68 @@ class _Side:
             self._slots[parts] = slot
         return slot
 
-    def entry(self, obj: dict, field, action_id: str | None = None) -> np.ndarray:
-        """Vector ``[side vector | sketch]`` of one object, memoised on its hashable content.
+    def entry(self, obj: dict, field) -> np.ndarray:
+        """Vector ``[side vector | sketch]`` of a context, namespace by namespace.
 
-        ``field`` names the object in errors (an int i means ``actions[i].features``).
+        A namespace of only numbers is computed as ``values @ M`` with M memoised per
+        (namespace, feature names): one small product instead of a Python loop. A
+        namespace of only strings is memoised on its content (categorical values
+        repeat). Anything else, and every first sight, goes through :meth:`_build`.
         """
-        key = (action_id, *[(ns, tuple(f.items()) if type(f) is dict else f) for ns, f in obj.items()])
+        total, rest = None, {}
+        for ns, feats in iter_namespaces(obj, field):
+            vec = self._memo_namespace(ns, feats) if len(feats) >= 4 else None
+            if vec is None:
+                rest[ns] = feats
+            elif total is None:
+                total = vec.copy()
+            else:
+                total += vec
+        if rest or total is None:
+            built = self._build(rest, field, None)
+            return built if total is None else total + built
+        return total
+
+    def _memo_namespace(self, ns, feats):
+        names = tuple(feats)
+        layout = self._layouts.get((ns, names))
+        if layout is None:
+            layout = self._layout(ns, feats)
+            if len(self._layouts) >= LAYOUT_CACHE_LIMIT:
+                self._layouts.clear()
+            self._layouts[(ns, names)] = layout
+        if layout is _STRINGS:
+            key = (ns, tuple(feats.values()), names)
+            vec = self._contents.get(key)
+            if vec is None:
+                vec = self._build({ns: feats}, "context", None)
+                if len(self._contents) >= CONTENT_CACHE_LIMIT:
+                    self._contents.clear()
+                self._contents[key] = vec
+            return vec
+        if layout is _MIXED:
+            return None
         try:
-            hit = self._objects.get(key)
-        except TypeError:  # a list value: not hashable, not memoised
-            return self._build(obj, field, action_id)
-        if hit is None:
-            hit = self._build(obj, field, action_id)
-            if len(self._objects) >= CONTEXT_CACHE_LIMIT:
-                self._objects.clear()
-            self._objects[key] = hit
-        return hit
+            values = np.fromiter(feats.values(), np.float64, len(names))
+        except (TypeError, ValueError, OverflowError):
+            return None
+        return values @ layout if np.isfinite(values).all() else None  # else: the error path
+
+    def _layout(self, ns, feats):
+        """M (n_features, width + sketch) for an all-number namespace, else a marker."""
+        kinds = {type(v) for v in feats.values()}
+        if all(isinstance(n, str) and n.split(".")[-1] not in self._dense_names for n in feats):
+            if kinds == {str}:
+                return _STRINGS
+            if kinds <= {int, float, bool}:
+                M = np.zeros((len(feats), self.width + self.sketch_dim))
+                for row, name in enumerate(feats):
+                    if not name.startswith("_"):
+                        i, s, j, t = self._slot(ns, name)
+                        M[row, i] += s
+                        M[row, self.width + j] += t
+                return M
+        return _MIXED
 
     def action_entry(self, action_id: str, feats: dict, index: int, with_id: bool) -> np.ndarray:
         """Like :meth:`entry` for an action, memoised by id and checked by dict equality.
@@ -137,7 +188,7 @@ class _Side:
                 if kind in _SCALARS and type(name) is str and name[:1] != "_" and name not in dense_names:
                     if kind is str:
                         value, slot = 1.0, memo.get((ns, name, value)) or slot_of(ns, name, value)
-                    elif value - value == 0:  # finite
+                    elif value - value == 0 and -_BIG < value < _BIG:  # finite, fits a float
                         if not value:
                             continue
                         slot = memo.get((ns, name)) or slot_of(ns, name)

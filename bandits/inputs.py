@@ -90,7 +90,7 @@ def classify(value: Any, field: str) -> str:
     if value is None:
         return SKIP
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
+        if not _finite(value):
             raise FeatureError(field, f"must be a finite number, got {value!r}")
         return NUMBER
     if isinstance(value, str):
@@ -99,11 +99,19 @@ def classify(value: Any, field: str) -> str:
         if all(isinstance(v, str) for v in value):
             return STRINGS
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            if not all(math.isfinite(v) for v in value):
+            if not all(_finite(v) for v in value):
                 raise FeatureError(field, "embedding holds NaN or Infinity")
             return NUMBERS
         raise FeatureError(field, "a list must hold only strings or only numbers")
     raise FeatureError(field, f"unsupported feature value of type {type(value).__name__}")
+
+
+def _finite(value) -> bool:
+    """True for a number that is finite as a float (huge ints are not)."""
+    try:
+        return math.isfinite(value) and abs(value) < 1e300
+    except OverflowError:
+        return False
 
 
 def feature_field(side: str, ns: str, name: str) -> str:

@@ -111,6 +111,10 @@ def test_empty_context_is_context_free_use():
     ({"u": {"emb": [1.0]}}, ["a"], r"context\.u\.emb: must be a list of 2 numbers"),
     ({"u": {"x": float("nan")}}, ["a"], r"context\.u\.x: must be a finite number"),
     ({"u": {"x": float("inf")}}, ["a"], r"context\.u\.x: must be a finite number"),
+    ({"u": {"x": 10 ** 400}}, ["a"], r"context\.u\.x: must be a finite number"),
+    ({"u": {"a": 1.0, "b": 2.0, "c": 3.0, "x": 10 ** 400}}, ["a"], r"context\.u\.x: must be a finite"),
+    ({"u": {"a": 1.0, "b": 2.0, "c": 3.0, "x": float("nan")}}, ["a"], r"context\.u\.x: must be a finite"),
+    ({"u": {"e": [1.0, 10 ** 400]}}, ["a"], r"context\.u\.e: embedding holds NaN or Infinity"),
     ({"u": {"x": [1, "a"]}}, ["a"], r"context\.u\.x: a list must hold only strings or only numbers"),
     ({"u": {"x": {"deep": 1}}}, ["a"], r"context\.u\.x: unsupported feature value of type dict"),
     ("not an object", ["a"], r"context: must be an object"),
@@ -149,3 +153,16 @@ def test_config_round_trip():
     X = {"i": {"v": [1.0, 2.0, 3.0, 4.0]}}
     assert np.array_equal(f.transform(CONTEXT, [{"id": "a", "features": X}]).X,
                           g.transform(CONTEXT, [{"id": "a", "features": X}]).X)
+
+
+def test_namespace_memos_give_the_general_path_vectors():
+    f = Featurizer(context_dim=16, interaction_dim=8)
+    ctx = {"num": {f"x{i}": float(i) - 2.5 for i in range(6)} | {"flag": True, "_m": 9},
+           "cat": {"a": "1", "b": "2", "c": "3", "d": "4"},
+           "mixed": {"a": 1.0, "b": "x", "c": ["t"], "d": None}}
+    general = f._ctx._build(ctx, "context", None)
+    for _ in range(2):  # first sight builds the memos, second uses them
+        np.testing.assert_allclose(f._ctx.entry(ctx, "context"), general, rtol=0, atol=1e-12)
+    assert {key[0] for key in f._ctx._layouts} == {"num", "cat", "mixed"}
+    changed = dict(ctx, num=dict(ctx["num"], x0=100.0))
+    assert not np.allclose(f._ctx.entry(changed, "context"), general)
