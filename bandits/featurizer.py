@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -141,7 +142,8 @@ class _Side:
             values = np.fromiter(feats.values(), np.float64, len(names))
         except (TypeError, ValueError, OverflowError):
             return None
-        return values @ layout if np.isfinite(values).all() else None  # else: the error path
+        # NaN/inf (or overflow) shows in vᵀv: leave those to the path that reports them
+        return values @ layout if math.isfinite(values @ values) else None
 
     def _layout(self, ns, feats):
         """M (n_features, width + sketch) for an all-number namespace, else a marker."""
@@ -158,6 +160,34 @@ class _Side:
                         M[row, self.width + j] += t
                 return M
         return _MIXED
+
+    def action_block(self, actions, with_id: bool) -> tuple:
+        """``(ids, A)``: validated ids and the (K, width + sketch) action vectors.
+
+        Fast path: every action is memoised with equal features, so the memo hit is
+        the validation (only valid actions are ever stored); else the validating path.
+        """
+        memo, ids, vecs = self._by_id, [], []
+        if type(actions) is list:
+            for action in actions:
+                kind = type(action)
+                if kind is dict:
+                    aid, feats = action.get("id"), action.get("features")
+                elif kind is str:
+                    aid, feats = action, None
+                else:
+                    break
+                hit = memo.get(aid) if type(aid) is str else None
+                if hit is None or hit[0] != (feats if feats is not None else {}):
+                    break
+                ids.append(aid)
+                vecs.append(hit[1])
+            else:
+                if vecs and len(set(ids)) == len(ids):
+                    return tuple(ids), np.array(vecs)
+        pairs = normalize_actions(actions)
+        return (tuple(aid for aid, _ in pairs),
+                np.array([self.action_entry(aid, f, i, with_id) for i, (aid, f) in enumerate(pairs)]))
 
     def action_entry(self, action_id: str, feats: dict, index: int, with_id: bool) -> np.ndarray:
         """Like :meth:`entry` for an action, memoised by id and checked by dict equality.
@@ -315,22 +345,28 @@ class Featurizer:
     def transform(self, context: Any, actions: Any, shared: bool = True) -> Features:
         """Featurize every candidate; ``shared=False`` gives the context-only rows of a
         per-action (disjoint) model."""
-        pairs = normalize_actions(actions)
-        return Features(tuple(aid for aid, _ in pairs), self.rows(check_context(context), pairs, shared))
+        context = check_context(context)
+        if not shared:
+            ids = tuple(aid for aid, _ in normalize_actions(actions))
+            x = self.context_vector(context)
+            return Features(ids, np.broadcast_to(x, (len(ids), x.size)))
+        ids, A = self._act.action_block(actions, self.action_id)
+        return Features(ids, self._assemble(context, A))
 
     def rows(self, context: dict, pairs: list, shared: bool = True) -> np.ndarray:
         """The (K, d) matrix for an already validated context and ``[(id, features)]``."""
         if not shared:
             x = self.context_vector(context)
             return np.broadcast_to(x, (len(pairs), x.size))
-        return self._shared_rows(context, pairs)
+        act, with_id = self._act, self.action_id
+        A = np.array([act.action_entry(aid, f, i, with_id) for i, (aid, f) in enumerate(pairs)])
+        return self._assemble(context, A)
 
-    def _shared_rows(self, context, pairs):
+    def _assemble(self, context, A):
+        """Shared-model rows from the context and the (K, width + sketch) action vectors."""
         ctx, act, c0 = self._ctx, self._act, self.context_width
         c = ctx.entry(context, "context")
-        entry, with_id = act.action_entry, self.action_id
-        A = np.array([entry(a, f, i, with_id) for i, (a, f) in enumerate(pairs)])
-        X = np.empty((len(pairs), self.dim))
+        X = np.empty((len(A), self.dim))
         if self.intercept:
             X[:, 0] = 1.0
         X[:, int(self.intercept):c0] = c[:ctx.width]

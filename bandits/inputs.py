@@ -20,6 +20,24 @@ NUMBER, STRING, STRINGS, NUMBERS, SKIP = "number", "string", "strings", "numbers
 
 def normalize_actions(actions: Any, field: str = "actions") -> list:
     """Return ``[(id, features), ...]``; refuse empty lists, bad or duplicate ids."""
+    out = []
+    if type(actions) is list and actions:  # fast path: well-formed JSON-decoded actions
+        append = out.append
+        for action in actions:
+            if type(action) is dict:
+                aid, feats = action.get("id"), action.get("features")
+                if type(aid) is str and aid and type(feats) is dict:
+                    append((aid, feats))
+                    continue
+            break
+        else:
+            if len({aid for aid, _ in out}) == len(out):
+                return out
+    return _normalize_actions(actions, field)
+
+
+def _normalize_actions(actions: Any, field: str) -> list:
+    """The validating path of :func:`normalize_actions`, with messages naming the field."""
     if not isinstance(actions, (list, tuple)) or not actions:
         raise FeatureError(field, "must be a non-empty list of actions")
     out = []

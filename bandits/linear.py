@@ -43,6 +43,10 @@ class LinearPolicy(Policy):
         if self._shared:
             self.bank_.arm(SHARED_ARM)
 
+    def decide(self, context, actions) -> Decision:
+        """As :meth:`Policy.decide`; validation happens while featurizing (one pass)."""
+        return self.decide_features(self.featurizer.transform(context, actions, self._shared))
+
     # -- array path -------------------------------------------------------------------
     def features(self, context, actions) -> Features:
         """Featurize a request once; pass the result to :meth:`decide_features`."""
