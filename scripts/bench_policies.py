@@ -78,7 +78,7 @@ def best_of(repeat: int, fn, n: int) -> float:
 def bench_policy(spec, requests, repeat) -> dict:
     """Decide (dicts, arrays) and learn (dicts, arrays) timings for one policy spec."""
     half = len(requests) // 2
-    warm, rest = requests[:half], requests[half:]
+    rest = requests[half:]
     batches = [[Feedback(c, a, k, 1.0 / K, r)] for c, a, k, r in requests]
     policy = make_policy(spec)
     for batch in batches[:half]:
