@@ -25,7 +25,9 @@ CACHE_LIMIT = 100_000
 ACTION_CACHE_LIMIT = 20_000
 #: Context namespace layouts (feature-name tuples) memoised, and string-only
 #: namespaces memoised by content.
-LAYOUT_CACHE_LIMIT = 1_024
+LAYOUT_CACHE_LIMIT = 256
+#: Namespaces from 4 to this many features use the layout memo (bounds each M).
+LAYOUT_MAX_FEATURES = 256
 CONTENT_CACHE_LIMIT = 16_384
 _STRINGS, _MIXED = "strings", "mixed"
 _BIG = 1e300
@@ -77,7 +79,7 @@ class HashedSide:
         """
         total, rest = None, {}
         for ns, feats in iter_namespaces(obj, field):
-            vec = self._memo_namespace(ns, feats) if len(feats) >= 4 else None
+            vec = self._memo_namespace(ns, feats) if 4 <= len(feats) <= LAYOUT_MAX_FEATURES else None
             if vec is None:
                 rest[ns] = feats
             elif total is None:

@@ -31,7 +31,7 @@ from .inputs import (NUMBER, NUMBERS, STRING, STRINGS, classify, feature_field, 
 from .params import check_bool, check_int, check_number
 
 #: Parsed action examples kept for reuse (per policy).
-EXAMPLE_CACHE_LIMIT = 50_000
+EXAMPLE_CACHE_LIMIT = 20_000
 _FORBIDDEN = {"-d", "--data", "-i", "--initial_regressor", "-f", "--final_regressor",
               "--dsjson", "--json", "-p", "--predictions", "-t", "--testonly", "--cb_adf",
               "--cb", "--cb_explore", "-q", "--quadratic", "--interactions", "--random_seed"}

@@ -166,3 +166,14 @@ def test_namespace_memos_give_the_general_path_vectors():
     assert {key[0] for key in f._ctx._layouts} == {"num", "cat", "mixed"}
     changed = dict(ctx, num=dict(ctx["num"], x0=100.0))
     assert not np.allclose(f._ctx.entry(changed, "context"), general)
+
+
+def test_memoised_actions_are_still_validated():
+    f = Featurizer()
+    f.transform({}, [{"id": "a", "features": {"i": {"p": 1.0}}}, "b"])
+    with pytest.raises(FeatureError, match=r"actions\[1\]\.id: duplicate action id 'a'"):
+        f.transform({}, [{"id": "a", "features": {"i": {"p": 1.0}}}, {"id": "a", "features": {"i": {"p": 1.0}}}])
+    with pytest.raises(FeatureError, match=r"actions\[1\]\.features\.i\.p: must be a finite"):
+        f.transform({}, ["b", {"id": "a", "features": {"i": {"p": float("inf")}}}])
+    ids = f.transform({}, ("b", {"id": "a", "features": {"i": {"p": 1.0}}})).ids  # tuples too
+    assert ids == ("b", "a")

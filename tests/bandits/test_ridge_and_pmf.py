@@ -118,3 +118,10 @@ def test_sampling_is_reproducible_and_follows_the_pmf():
 def test_sampling_refuses_invalid_pmfs(pmf):
     with pytest.raises(ValueError, match="pmf"):
         sample_index(np.array(pmf), 0, "e")
+
+
+def test_decision_ranking_orders_by_score_then_probability():
+    from bandits import Decision
+
+    d = Decision(("a", "b", "c", "d"), np.array([0.1, 0.4, 0.4, 0.1]), np.array([1.0, 3.0, 3.0, 2.0]), "x")
+    assert d.ranking() == [1, 2, 3, 0]
