@@ -26,8 +26,8 @@ import vowpalwabbit
 
 from .base import Policy, as_pmf
 from .errors import ConfigError, VWError
-from .inputs import (NUMBER, NUMBERS, STRING, STRINGS, classify, feature_field, iter_namespaces,
-                     normalize_actions)
+from .inputs import (NUMBER, NUMBERS, STRING, STRINGS, check_context, classify, feature_field,
+                     iter_namespaces, normalize_actions)
 from .params import check_bool, check_int, check_number
 
 #: Parsed action examples kept for reuse (per policy).
@@ -138,7 +138,8 @@ class VWPolicy(Policy):
     def _learn(self, batch):
         for i, fb in enumerate(batch):
             pairs = normalize_actions(fb.actions, f"feedback[{i}].actions")
-            lines = ["shared " + (self._namespaces("s", fb.context or {}, "context") or "|s")]
+            context = check_context(fb.context, f"feedback[{i}].context")
+            lines = ["shared " + (self._namespaces("s", context, f"feedback[{i}].context") or "|s")]
             for k, (aid, feats) in enumerate(pairs):
                 text = self._action_text(aid, feats, k)
                 if k == fb.chosen:

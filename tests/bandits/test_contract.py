@@ -123,6 +123,11 @@ def test_bad_feedback_is_refused_before_learning(spec):
         policy.learn([{"context": {}, "actions": ["a", "b"], "chosen": 5, "propensity": 0.5, "reward": 1}])
     with pytest.raises(ValueError, match="propensity"):
         policy.learn([{"actions": ["a"], "chosen": 0, "propensity": 0.0, "reward": 1.0}])
+    with pytest.raises(ValueError, match=r"feedback\[0\]\.context: must be an object"):
+        policy.learn([{"context": ["x"], "actions": ["a"], "chosen": 0, "propensity": 1.0, "reward": 1.0}])
+    with pytest.raises(ValueError, match=r"context\.u\.x: must be a finite number"):
+        policy.learn([{"context": {"u": {"x": float("nan")}}, "actions": ["a"], "chosen": 0,
+                       "propensity": 1.0, "reward": 1.0}])
     with pytest.raises(ValueError, match="missing reward"):
         policy.learn([{"actions": ["a"], "chosen": 0, "propensity": 1.0}])
     assert np.array_equal(load_policy(snapshot).decide({}, ["a", "b"]).pmf, policy.decide({}, ["a", "b"]).pmf)
