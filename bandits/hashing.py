@@ -32,6 +32,7 @@ CONTENT_CACHE_LIMIT = 16_384
 _STRINGS, _MIXED = "strings", "mixed"
 _BIG = 1e300
 _SCALARS = (float, int, str)
+_NUMBERS = frozenset((float, int, bool))
 
 
 class HashedSide:
@@ -99,23 +100,27 @@ class HashedSide:
             if len(self._layouts) >= LAYOUT_CACHE_LIMIT:
                 self._layouts.clear()
             self._layouts[(ns, names)] = layout
+        values = feats.values()
         if layout is _STRINGS:
-            key = (ns, tuple(feats.values()), names)
-            vec = self._contents.get(key)
+            key = (ns, tuple(values), names)
+            try:
+                vec = self._contents.get(key)
+            except TypeError:  # a list where strings were seen before
+                return None
             if vec is None:
                 vec = self._build({ns: feats}, "context", None)
                 if len(self._contents) >= CONTENT_CACHE_LIMIT:
                     self._contents.clear()
                 self._contents[key] = vec
             return vec
-        if layout is _MIXED:
+        if layout is _MIXED or not set(map(type, values)) <= _NUMBERS:  # "3.5" is categorical
             return None
         try:
-            values = np.fromiter(feats.values(), np.float64, len(names))
-        except (TypeError, ValueError, OverflowError):
+            x = np.fromiter(values, np.float64, len(names))
+        except OverflowError:
             return None
-        # NaN/inf (or overflow) shows in vᵀv: leave those to the path that reports them
-        return values @ layout if math.isfinite(values @ values) else None
+        # NaN/inf (or overflow) shows in xᵀx: leave those to the path that reports them
+        return x @ layout if math.isfinite(x @ x) else None
 
     def _layout(self, ns, feats):
         """M (n_features, width + sketch) for an all-number namespace, else a marker."""
@@ -123,13 +128,14 @@ class HashedSide:
         if all(isinstance(n, str) and n.split(".")[-1] not in self._dense_names for n in feats):
             if kinds == {str}:
                 return _STRINGS
-            if kinds <= {int, float, bool}:
+            if kinds <= _NUMBERS:
                 M = np.zeros((len(feats), self.width + self.sketch_dim))
                 for row, name in enumerate(feats):
                     if not name.startswith("_"):
                         i, s, j, t = self._slot(ns, name)
                         M[row, i] += s
-                        M[row, self.width + j] += t
+                        if self.sketch_dim:
+                            M[row, self.width + j] += t
                 return M
         return _MIXED
 

@@ -8,9 +8,12 @@ is scored with the prior (θ = 0, A⁻¹ = I/λ).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .base import Policy, chosen_pair
+from .errors import FeatureError
 from .featurizer import Features, make_featurizer
 from .inputs import check_context
 from .params import check_choice, check_number
@@ -45,7 +48,7 @@ class LinearPolicy(Policy):
 
     def decide(self, context, actions) -> Decision:
         """As :meth:`Policy.decide`; validation happens while featurizing (one pass)."""
-        return self.decide_features(self.featurizer.transform(context, actions, self._shared))
+        return self.decide_features(self.features(context, actions))
 
     # -- array path -------------------------------------------------------------------
     def features(self, context, actions) -> Features:
@@ -59,6 +62,10 @@ class LinearPolicy(Policy):
 
     def learn_features(self, feats: Features, chosen: int, reward: float) -> None:
         """Learn the reward of ``feats.ids[chosen]`` from its pre-featurized row."""
+        if not 0 <= chosen < len(feats.ids):
+            raise FeatureError("chosen", f"index {chosen} outside 0..{len(feats.ids) - 1}")
+        if not math.isfinite(reward):
+            raise FeatureError("reward", f"must be a finite number, got {reward!r}")
         self._update(feats.ids[chosen], feats.X[chosen], float(reward))
 
     # -- hooks ------------------------------------------------------------------------

@@ -177,3 +177,19 @@ def test_memoised_actions_are_still_validated():
         f.transform({}, ["b", {"id": "a", "features": {"i": {"p": float("inf")}}}])
     ids = f.transform({}, ("b", {"id": "a", "features": {"i": {"p": 1.0}}})).ids  # tuples too
     assert ids == ("b", "a")
+
+
+@pytest.mark.parametrize("interaction_dim", [0, 8])
+def test_namespace_memos_fall_back_when_the_value_types_change(interaction_dim):
+    f = Featurizer(context_dim=16, interaction_dim=interaction_dim)
+    general = Featurizer(context_dim=16, interaction_dim=interaction_dim)._ctx._build
+    numeric = {"n": {"a": 1.0, "b": 2, "c": True, "d": 0.5}}
+    strings = {"s": {"a": "x", "b": "y", "c": "z", "d": "w"}}
+    for ctx in (numeric, strings,
+                {"n": {"a": "1.0", "b": 2, "c": True, "d": 0.5}},  # a string is categorical
+                {"s": {"a": ["x"], "b": "y", "c": "z", "d": "w"}},  # a bag where strings were
+                {"s": {"a": 1.0, "b": "y", "c": "z", "d": "w"}}):
+        np.testing.assert_allclose(f._ctx.entry(ctx, "context"), general(ctx, "context", None),
+                                   rtol=0, atol=1e-12)
+    with pytest.raises(FeatureError, match=r"context\.n\.a: must be a finite"):
+        f.transform({"n": {"a": float("inf"), "b": 2, "c": True, "d": 0.5}}, ["x"])
