@@ -78,11 +78,11 @@ class HashedSide:
         namespace of only strings is memoised on its content (categorical values
         repeat). Anything else, and every first sight, goes through :meth:`_build`.
         """
-        total, rest = None, {}
+        total, rest = None, []
         for ns, feats in iter_namespaces(obj, field):
             vec = self._memo_namespace(ns, feats) if 4 <= len(feats) <= LAYOUT_MAX_FEATURES else None
             if vec is None:
-                rest[ns] = feats
+                rest.append((ns, feats))
             elif total is None:
                 total = vec.copy()
             else:
@@ -108,7 +108,7 @@ class HashedSide:
             except TypeError:  # a list where strings were seen before
                 return None
             if vec is None:
-                vec = self._build({ns: feats}, "context", None)
+                vec = self._build([(ns, feats)], "context", None)
                 if len(self._contents) >= CONTENT_CACHE_LIMIT:
                     self._contents.clear()
                 self._contents[key] = vec
@@ -176,13 +176,14 @@ class HashedSide:
         hit = self._by_id.get(action_id)
         if hit is not None and hit[0] == feats:
             return hit[1]
-        vec = self._build(feats, index, action_id if with_id else None)
+        vec = self._build(iter_namespaces(feats, f"actions[{index}].features"), index,
+                          action_id if with_id else None)
         if len(self._by_id) >= ACTION_CACHE_LIMIT:
             self._by_id.clear()
         self._by_id[action_id] = (copy.deepcopy(feats), vec)
         return vec
 
-    def _build(self, obj, field, action_id):
+    def _build(self, namespaces, field, action_id):
         """``[side vector | sketch]`` of one object. Accumulates in a Python list: for the
         tens of features of one object that beats a chain of small numpy calls."""
         if isinstance(field, int):
@@ -190,7 +191,7 @@ class HashedSide:
         width = self.width
         acc = [0.0] * (width + max(self.sketch_dim, 1))  # slot 0 takes the sketch when it is off
         memo, slot_of, dense_names = self._slots, self._slot, self._dense_names
-        for ns, feats in iter_namespaces(obj, field):
+        for ns, feats in namespaces:
             for name, value in feats.items():
                 kind = type(value)  # fast path: plain numbers and strings
                 if kind in _SCALARS and type(name) is str and name[:1] != "_" and name not in dense_names:

@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from bandits import ConfigError, FeatureError, Featurizer, make_featurizer
+from bandits.inputs import iter_namespaces
 
 from .conftest import ACTIONS, CONTEXT
+
+
+def _general_path(featurizer, context):
+    """The context vector computed feature by feature, with no namespace memo."""
+    return featurizer._ctx._build(iter_namespaces(context, "context"), "context", None)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _SCRIPT = """
@@ -160,7 +166,7 @@ def test_namespace_memos_give_the_general_path_vectors():
     ctx = {"num": {f"x{i}": float(i) - 2.5 for i in range(6)} | {"flag": True, "_m": 9},
            "cat": {"a": "1", "b": "2", "c": "3", "d": "4"},
            "mixed": {"a": 1.0, "b": "x", "c": ["t"], "d": None}}
-    general = f._ctx._build(ctx, "context", None)
+    general = _general_path(f, ctx)
     for _ in range(2):  # first sight builds the memos, second uses them
         np.testing.assert_allclose(f._ctx.entry(ctx, "context"), general, rtol=0, atol=1e-12)
     assert {key[0] for key in f._ctx._layouts} == {"num", "cat", "mixed"}
@@ -182,14 +188,21 @@ def test_memoised_actions_are_still_validated():
 @pytest.mark.parametrize("interaction_dim", [0, 8])
 def test_namespace_memos_fall_back_when_the_value_types_change(interaction_dim):
     f = Featurizer(context_dim=16, interaction_dim=interaction_dim)
-    general = Featurizer(context_dim=16, interaction_dim=interaction_dim)._ctx._build
+    fresh = Featurizer(context_dim=16, interaction_dim=interaction_dim)
     numeric = {"n": {"a": 1.0, "b": 2, "c": True, "d": 0.5}}
     strings = {"s": {"a": "x", "b": "y", "c": "z", "d": "w"}}
     for ctx in (numeric, strings,
                 {"n": {"a": "1.0", "b": 2, "c": True, "d": 0.5}},  # a string is categorical
                 {"s": {"a": ["x"], "b": "y", "c": "z", "d": "w"}},  # a bag where strings were
                 {"s": {"a": 1.0, "b": "y", "c": "z", "d": "w"}}):
-        np.testing.assert_allclose(f._ctx.entry(ctx, "context"), general(ctx, "context", None),
+        np.testing.assert_allclose(f._ctx.entry(ctx, "context"), _general_path(fresh, ctx),
                                    rtol=0, atol=1e-12)
     with pytest.raises(FeatureError, match=r"context\.n\.a: must be a finite"):
         f.transform({"n": {"a": float("inf"), "b": 2, "c": True, "d": 0.5}}, ["x"])
+
+
+def test_loose_features_and_an_empty_namespace_name_both_count():
+    f = Featurizer(context_dim=64, interaction_dim=0)
+    both = f.context_vector({"": {"a": 1.0}, "b": 2.0})
+    assert np.array_equal(both, f.context_vector({"": {"a": 1.0, "b": 2.0}}))
+    assert np.count_nonzero(both[1:]) == 2
