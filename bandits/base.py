@@ -76,10 +76,10 @@ class Policy(abc.ABC):
         meta, arrays = unpack(data)
         if meta["type"] != type_name(cls):
             raise SnapshotError(f"snapshot holds a {meta['type']!r} policy, not {type_name(cls)!r}")
-        policy = cls(**meta["params"])
         try:
+            policy = cls(**meta["params"])
             policy._set_state(meta["state"], arrays)
-        except (KeyError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"corrupt {meta['type']} snapshot: {exc}") from exc
         return policy
 

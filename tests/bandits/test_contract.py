@@ -140,3 +140,9 @@ def test_snapshot_errors():
     from bandits import EpsilonGreedy
     with pytest.raises(SnapshotError, match="holds a 'linucb' policy"):
         EpsilonGreedy.from_bytes(blob)
+    from bandits.snapshot import pack, unpack
+    meta, arrays = unpack(blob)
+    with pytest.raises(SnapshotError, match="corrupt linucb snapshot"):
+        load_policy(pack("linucb", dict(meta["params"], bogus=1), meta["state"], arrays))
+    with pytest.raises(SnapshotError, match="corrupt linucb snapshot"):
+        load_policy(pack("linucb", meta["params"], meta["state"], {"A": arrays["A"]}))
