@@ -126,9 +126,7 @@ class Featurizer:
         if not shared:
             x = self.context_vector(context)
             return np.broadcast_to(x, (len(pairs), x.size))
-        act, with_id = self._act, self.action_id
-        A = np.array([act.action_entry(aid, f, i, with_id) for i, (aid, f) in enumerate(pairs)])
-        return self._assemble(context, A)
+        return self._assemble(context, self._act.action_vectors(pairs, self.action_id))
 
     def _assemble(self, context, A):
         """Shared-model rows from the context and the (K, width + sketch) action vectors."""

@@ -164,8 +164,11 @@ class HashedSide:
                 if vecs and len(set(ids)) == len(ids):
                     return tuple(ids), np.array(vecs)
         pairs = normalize_actions(actions)
-        return (tuple(aid for aid, _ in pairs),
-                np.array([self.action_entry(aid, f, i, with_id) for i, (aid, f) in enumerate(pairs)]))
+        return tuple(aid for aid, _ in pairs), self.action_vectors(pairs, with_id)
+
+    def action_vectors(self, pairs: list, with_id: bool) -> np.ndarray:
+        """(K, width + sketch) vectors of validated ``[(id, features)]`` pairs."""
+        return np.array([self.action_entry(aid, f, i, with_id) for i, (aid, f) in enumerate(pairs)])
 
     def action_entry(self, action_id: str, feats: dict, index: int, with_id: bool) -> np.ndarray:
         """Like :meth:`entry` for an action, memoised by id and checked by dict equality.
