@@ -26,11 +26,14 @@ def greedy_pmf(scores: np.ndarray, epsilon: float) -> np.ndarray:
 
     The greedy action (when unique) gets exactly 1−ε+ε/K and every other ε/K.
     """
-    k = scores.size
-    pmf = np.full(k, epsilon / k)
-    best = np.flatnonzero(scores == scores.max())
-    pmf[best] = 1.0 - epsilon + epsilon / k if best.size == 1 else (1.0 - epsilon) / best.size + epsilon / k
-    return pmf
+    values = scores.tolist()  # K is small: Python beats a chain of numpy calls here
+    k, top = len(values), max(values)
+    floor = epsilon / k
+    best = [i for i, v in enumerate(values) if v == top]
+    pmf = [floor] * k
+    for i in best:
+        pmf[i] = (1.0 - epsilon) / len(best) + floor
+    return np.array(pmf)
 
 
 def argmax_frequencies(scores: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ LAYOUT_CACHE_LIMIT = 256
 LAYOUT_MAX_FEATURES = 256
 CONTENT_CACHE_LIMIT = 16_384
 _STRINGS, _MIXED = "strings", "mixed"
+_ABSENT = object()
 _BIG = 1e300
 _SCALARS = (float, int, str)
 _NUMBERS = frozenset((float, int, bool))
@@ -53,7 +54,8 @@ class HashedSide:
         self._slots: dict = {}
         self._layouts: dict = {}
         self._contents: dict = {}
-        self._by_id: dict = {}
+        self._by_id: dict = {}  # action id -> (features, row of self._rows)
+        self._rows = np.empty((0, self.width + sketch_dim))
 
     def _slot(self, *parts) -> tuple:
         """(index in side vector, sign, sketch slot, sketch sign) of one hashed feature."""
@@ -143,48 +145,59 @@ class HashedSide:
         """``(ids, A)``: validated ids and the (K, width + sketch) action vectors.
 
         Fast path: every action is memoised with equal features, so the memo hit is
-        the validation (only valid actions are ever stored); else the validating path.
+        the validation (only valid actions are ever stored under their string id);
+        anything else, including a missing ``features`` key, takes the validating path.
         """
-        memo, ids, vecs = self._by_id, [], []
-        if type(actions) is list:
-            for action in actions:
-                kind = type(action)
-                if kind is dict:
-                    aid, feats = action.get("id"), action.get("features")
-                elif kind is str:
-                    aid, feats = action, None
+        if type(actions) is list and actions:
+            memo = self._by_id
+            try:
+                if type(actions[0]) is str:  # bare ids: their features are empty
+                    ids = actions
+                    hits = [memo[aid] for aid in ids]
+                    same = not any([hit[0] for hit in hits])
                 else:
-                    break
-                hit = memo.get(aid) if type(aid) is str else None
-                if hit is None or hit[0] != (feats if feats is not None else {}):
-                    break
-                ids.append(aid)
-                vecs.append(hit[1])
-            else:
-                if vecs and len(set(ids)) == len(ids):
-                    return tuple(ids), np.array(vecs)
+                    ids = [action["id"] for action in actions]
+                    hits = [memo[aid] for aid in ids]
+                    same = all([hit[0] == action.get("features", _ABSENT)
+                                for hit, action in zip(hits, actions)])
+            except (KeyError, TypeError, AttributeError, IndexError):
+                same = False
+            if same and len(set(ids)) == len(ids):
+                return tuple(ids), self._rows.take([hit[1] for hit in hits], 0)
         pairs = normalize_actions(actions)
         return tuple(aid for aid, _ in pairs), self.action_vectors(pairs, with_id)
 
     def action_vectors(self, pairs: list, with_id: bool) -> np.ndarray:
         """(K, width + sketch) vectors of validated ``[(id, features)]`` pairs."""
-        return np.array([self.action_entry(aid, f, i, with_id) for i, (aid, f) in enumerate(pairs)])
+        if len(self._by_id) + len(pairs) > ACTION_CACHE_LIMIT:
+            self._by_id.clear()  # only between requests: rows already taken stay valid
+        rows = [self.action_entry(aid, f, i, with_id) for i, (aid, f) in enumerate(pairs)]
+        return self._rows.take(rows, 0)
 
-    def action_entry(self, action_id: str, feats: dict, index: int, with_id: bool) -> np.ndarray:
-        """Like :meth:`entry` for an action, memoised by id and checked by dict equality.
+    def action_entry(self, action_id: str, feats: dict, index: int, with_id: bool) -> int:
+        """Row of ``self._rows`` holding the action's vector (like :meth:`entry`),
+        memoised by id and checked by dict equality.
 
         Comparing the stored features with ``==`` is cheaper than hashing their content
-        and also works for actions holding lists.
+        and also works for actions holding lists. Rows live in one array so a request's
+        block is one ``take``.
         """
         hit = self._by_id.get(action_id)
         if hit is not None and hit[0] == feats:
             return hit[1]
         vec = self._build(iter_namespaces(feats, f"actions[{index}].features"), index,
                           action_id if with_id else None)
-        if len(self._by_id) >= ACTION_CACHE_LIMIT:
-            self._by_id.clear()
-        self._by_id[action_id] = (copy.deepcopy(feats), vec)
-        return vec
+        if hit is not None:
+            row = hit[1]
+        else:
+            row = len(self._by_id)
+            if row == len(self._rows):
+                grown = np.empty((max(64, 2 * row), self._rows.shape[1]))
+                grown[:row] = self._rows
+                self._rows = grown
+        self._rows[row] = vec
+        self._by_id[action_id] = (copy.deepcopy(feats), row)
+        return row
 
     def _build(self, namespaces, field, action_id):
         """``[side vector | sketch]`` of one object. Accumulates in a Python list: for the

@@ -84,6 +84,18 @@ def test_changed_action_features_are_not_served_from_the_memo():
     assert np.array_equal(before, again)
 
 
+def test_action_memo_overflow_keeps_every_row_right(monkeypatch):
+    from bandits import hashing
+    monkeypatch.setattr(hashing, "ACTION_CACHE_LIMIT", 5)
+    items = [{"id": f"i{j}", "features": {"i": {"p": float(j), "k": f"c{j % 3}"}}} for j in range(12)]
+    fresh = [Featurizer().transform({"u": {"x": 1.0}}, [item]).X[0] for item in items]
+    f = Featurizer()
+    # memoised rows first, then new items that overflow the memo of 5, then repeats
+    for picks in ([0, 1, 2], [0, 5, 6, 7, 8], [8, 9, 10, 11, 0], [3], [0, 1, 2, 3, 4]):
+        X = f.transform({"u": {"x": 1.0}}, [items[j] for j in picks]).X
+        assert np.array_equal(X, np.array([fresh[j] for j in picks])), picks
+
+
 def test_interactions_are_the_count_sketch_of_the_outer_product():
     f = Featurizer(context_dim=16, action_dim=8, interaction_dim=7)
     ctx = {"u": {"a": 2.0, "c": "FR"}}
