@@ -1,0 +1,91 @@
+"""The HTTP views under ``/v1``, plus ``/healthz``, ``/metrics`` and ``/openapi.json``.
+
+Views only parse, call :class:`service.loops.LoopService` and serialize; errors are
+raised as :class:`service.errors.ServiceError` and rendered by :mod:`service.app`.
+"""
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from . import metrics
+from .errors import NotFound
+from .openapi import document
+from .requests import check_event_id, parse_body, parse_rank, parse_reward
+
+bp = Blueprint("cbserve", __name__)
+
+
+def _loop(name: str):
+    loops = current_app.extensions["cbserve"]["loops"]
+    if name not in loops:
+        raise NotFound(f"unknown loop {name!r} (configured: {', '.join(sorted(loops))})")
+    return loops[name]
+
+
+def _body() -> dict:
+    config = current_app.extensions["cbserve"]["config"]
+    return parse_body(request.get_data(cache=False), request.content_type, config.max_body_bytes)
+
+
+@bp.post("/v1/loops/<loop>/rank")
+def rank(loop):
+    started = time.perf_counter()
+    service = _loop(loop)
+    config = current_app.extensions["cbserve"]["config"]
+    req = parse_rank(_body(), config.max_actions)
+    return jsonify(service.rank(req, started))
+
+
+@bp.post("/v1/loops/<loop>/events/<event_id>/reward")
+def reward(loop, event_id):
+    service = _loop(loop)
+    check_event_id(event_id)
+    value = parse_reward(_body())
+    status = service.store.reward(event_id, value)
+    return jsonify({"event_id": event_id, "value": value,
+                    "status": "accepted" if status == "ok" else "duplicate"})
+
+
+@bp.post("/v1/loops/<loop>/events/<event_id>/activate")
+def activate(loop, event_id):
+    service = _loop(loop)
+    check_event_id(event_id)
+    status = service.store.activate(event_id)
+    return jsonify({"event_id": event_id,
+                    "status": "activated" if status == "ok" else "already_active"})
+
+
+@bp.get("/v1/loops")
+def list_loops():
+    loops = current_app.extensions["cbserve"]["loops"]
+    return jsonify({"loops": [loops[name].summary() for name in sorted(loops)]})
+
+
+@bp.get("/v1/loops/<loop>")
+def get_loop(loop):
+    return jsonify(_loop(loop).summary())
+
+
+@bp.get("/healthz")
+def healthz():
+    client = current_app.extensions["cbserve"]["redis"]
+    loops = sorted(current_app.extensions["cbserve"]["loops"])
+    try:
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
+        return jsonify({"status": "unavailable", "redis": False, "loops": loops,
+                        "error": {"code": "store_unavailable", "message": f"Redis: {exc}"}}), 503
+    return jsonify({"status": "ok", "redis": True, "loops": loops})
+
+
+@bp.get("/metrics")
+def prometheus():
+    body = metrics.render(current_app.extensions["cbserve"]["loops"])
+    return Response(body, mimetype="text/plain; version=0.0.4")
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(document())

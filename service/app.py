@@ -1,0 +1,71 @@
+"""The Flask application factory: ``gunicorn 'service.app:create_app()'``.
+
+Configuration comes from the argument or the file named by ``CBSERVE_CONFIG``; Redis
+from the given client or ``REDIS_URL`` (default ``redis://localhost:6379/0``). Every
+error becomes ``{"error": {"code", "message"}}`` with its status, here and only here.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import redis
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from .api import bp
+from .config import Config, load_config
+from .errors import ServiceError
+from .loops import LoopService
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+def redis_from_env() -> redis.Redis:
+    """The Redis client named by ``REDIS_URL`` (the only place the URL is read)."""
+    return redis.Redis.from_url(os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
+
+
+def config_from_env() -> Config:
+    path = os.environ.get("CBSERVE_CONFIG")
+    if not path:
+        raise SystemExit("cbserve: set CBSERVE_CONFIG to the configuration file")
+    return load_config(path)
+
+
+def create_app(config: Config | None = None, client: redis.Redis | None = None) -> Flask:
+    """A WSGI app serving every loop of ``config`` against ``client``."""
+    config = config or config_from_env()
+    client = client or redis_from_env()
+    app = Flask("cbserve")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.json.sort_keys = False
+    loops = {name: LoopService(client, loop, config) for name, loop in config.loops.items()}
+    app.extensions["cbserve"] = {"config": config, "redis": client, "loops": loops}
+    app.register_blueprint(bp)
+    app.register_error_handler(ServiceError, _service_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    return app
+
+
+def _error(status: int, code: str, message: str):
+    return jsonify({"error": {"code": code, "message": message}}), status
+
+
+def _service_error(exc: ServiceError):
+    if exc.status >= 500:
+        log.error("%s", exc.message)
+    return _error(exc.status, exc.code, exc.message)
+
+
+def _http_error(exc: HTTPException):
+    code = (exc.name or "error").lower().replace(" ", "_")
+    return _error(exc.code or 500, code, exc.description or exc.name)
+
+
+def _unexpected(exc: Exception):
+    log.exception("unhandled error")
+    return _error(500, "internal", f"internal error ({type(exc).__name__}); see the server log")

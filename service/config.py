@@ -1,0 +1,192 @@
+"""The service's TOML configuration: loops and service-wide settings, validated at start-up.
+
+Every value has a default (:data:`SERVICE_DEFAULTS`, :data:`LOOP_DEFAULTS`); a bad file
+raises :class:`ConfigError` naming the key (``loops.recs.reward_wait``) and the problem.
+Durations are seconds or strings such as ``"250ms"``, ``"30s"``, ``"10m"``, ``"2h"``,
+``"7d"``. Secrets (the Redis URL) come only from the environment: a ``redis_url`` key in
+the file is refused.
+"""
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from bandits import ConfigError as BanditConfigError
+from bandits import FeatureError
+from bandits import make_featurizer, make_policy
+from bandits.inputs import normalize_actions
+
+from .errors import ConfigError
+
+SERVICE_DEFAULTS = {
+    "publish_events": 100,       # a new model version after this many learned events...
+    "publish_seconds": 5.0,      # ...or this long after the first unpublished one
+    "model_history": 10,         # model versions kept in Redis
+    "max_actions": 1000,         # candidates per rank request
+    "max_body_bytes": 1_000_000,
+    "data_dir": ".cbserve",      # `cbserve serve` only: the embedded Redis's files
+}
+LOOP_DEFAULTS = {
+    "policy": {"type": "linucb"},
+    "featurizer": {},
+    "actions": None,             # fixed actions (UI treatments); None: per request
+    "reward_wait": 600.0,        # seconds a reward is accepted after the decision
+    "default_reward": 0.0,       # joined when no reward came within reward_wait
+    "seed": 0,
+    "retention": 7 * 86400.0,    # seconds the decision log keeps events
+}
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_LOOP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SECRETS = ("redis_url", "password", "api_key")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """One decision loop. ``actions`` is the fixed action list or ``None``."""
+
+    name: str
+    policy: dict
+    featurizer: dict
+    actions: list | None
+    reward_wait: float
+    default_reward: float
+    seed: int
+    retention: float
+
+    def new_policy(self):
+        """A fresh (unlearned) policy built from this loop's specification."""
+        return make_policy(self.policy, self.featurizer)
+
+    def summary(self) -> dict:
+        """JSON-ready view for ``GET /v1/loops``."""
+        return {"name": self.name, "policy": self.policy, "featurizer": self.featurizer,
+                "actions": [a["id"] for a in self.actions] if self.actions else None,
+                "reward_wait": self.reward_wait, "default_reward": self.default_reward,
+                "seed": self.seed, "retention": self.retention}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole file: service-wide settings and the loops by name."""
+
+    loops: dict
+    publish_events: int = SERVICE_DEFAULTS["publish_events"]
+    publish_seconds: float = SERVICE_DEFAULTS["publish_seconds"]
+    model_history: int = SERVICE_DEFAULTS["model_history"]
+    max_actions: int = SERVICE_DEFAULTS["max_actions"]
+    max_body_bytes: int = SERVICE_DEFAULTS["max_body_bytes"]
+    data_dir: str = SERVICE_DEFAULTS["data_dir"]
+    source: str = field(default="<dict>", compare=False)
+
+
+def load_config(path: str) -> Config:
+    """Read and validate a TOML file."""
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path!r}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from exc
+    return parse_config(raw, source=path)
+
+
+def parse_config(raw: dict, source: str = "<dict>") -> Config:
+    """Validate an already parsed mapping (what the TOML file holds)."""
+    _no_unknown(raw, ("service", "loops"), "")
+    service = raw.get("service", {})
+    _table(service, "service")
+    _no_unknown(service, SERVICE_DEFAULTS, "service.")
+    s = {**SERVICE_DEFAULTS, **service}
+    loops = raw.get("loops")
+    if not isinstance(loops, dict) or not loops:
+        raise ConfigError("loops", "at least one [loops.<name>] table is required")
+    parsed = {name: _loop(name, spec) for name, spec in loops.items()}
+    return Config(
+        loops=parsed,
+        publish_events=_int(s["publish_events"], "service.publish_events", 1),
+        publish_seconds=duration(s["publish_seconds"], "service.publish_seconds"),
+        model_history=_int(s["model_history"], "service.model_history", 1),
+        max_actions=_int(s["max_actions"], "service.max_actions", 1),
+        max_body_bytes=_int(s["max_body_bytes"], "service.max_body_bytes", 1024),
+        data_dir=_str(s["data_dir"], "service.data_dir"),
+        source=source)
+
+
+def duration(value: Any, key: str) -> float:
+    """Seconds from a number or a string like ``"10m"``; must be > 0."""
+    seconds = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h|d)\s*", value)
+        if m:
+            seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(key, f"must be a positive duration (seconds, or e.g. '30s', '10m', "
+                               f"'2h', '7d'), got {value!r}")
+    return seconds
+
+
+def _loop(name: str, spec: Any) -> LoopConfig:
+    prefix = f"loops.{name}"
+    if not _LOOP_NAME.match(str(name)):
+        raise ConfigError(prefix, "loop names are 1-64 characters: letters, digits, '_', '.', '-'")
+    _table(spec, prefix)
+    _no_unknown(spec, LOOP_DEFAULTS, prefix + ".")
+    s = {**LOOP_DEFAULTS, **spec}
+    _table(s["policy"], prefix + ".policy")
+    _table(s["featurizer"], prefix + ".featurizer")
+    try:
+        make_featurizer(s["featurizer"])
+        make_policy(s["policy"], s["featurizer"])
+    except BanditConfigError as exc:
+        part = "featurizer" if str(exc.key).startswith("featurizer.") else "policy"
+        key = exc.key.partition(".")[2] if part == "featurizer" else exc.key
+        raise ConfigError(f"{prefix}.{part}.{key}", exc.message, exc.allowed) from exc
+    actions = s["actions"]
+    if actions is not None:
+        try:
+            actions = [{"id": aid, "features": feats} for aid, feats in normalize_actions(actions)]
+        except FeatureError as exc:
+            raise ConfigError(f"{prefix}.{exc.field}", str(exc).partition(": ")[2]) from exc
+    wait = duration(s["reward_wait"], prefix + ".reward_wait")
+    retention = duration(s["retention"], prefix + ".retention")
+    if retention < wait:
+        raise ConfigError(prefix + ".retention", f"must be at least reward_wait ({wait:g} s): "
+                                                 "the learner reads decisions from the log")
+    reward = s["default_reward"]
+    if isinstance(reward, bool) or not isinstance(reward, (int, float)) or not math.isfinite(reward):
+        raise ConfigError(prefix + ".default_reward", f"must be a finite number, got {reward!r}")
+    return LoopConfig(name=name, policy=dict(s["policy"]), featurizer=dict(s["featurizer"]),
+                      actions=actions, reward_wait=wait, default_reward=float(reward),
+                      seed=_int(s["seed"], prefix + ".seed", 0), retention=retention)
+
+
+def _no_unknown(table: dict, allowed, prefix: str) -> None:
+    for key in table:
+        if key in _SECRETS:
+            raise ConfigError(prefix + key, "secrets come from the environment (REDIS_URL), "
+                                            "never from the configuration file")
+        if key not in allowed:
+            raise ConfigError(prefix + key, "unknown key", list(allowed))
+
+
+def _table(value: Any, key: str) -> None:
+    if not isinstance(value, dict):
+        raise ConfigError(key, f"must be a table, got {value!r}")
+
+
+def _int(value: Any, key: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(key, f"must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def _str(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(key, f"must be a non-empty string, got {value!r}")
+    return value

@@ -1,0 +1,65 @@
+"""Every Redis key cbserve uses, built here and nowhere else.
+
+All keys of a loop share the hash tag ``{loop}`` so a loop lives in one Redis Cluster
+slot and its Lua scripts and MULTI blocks stay legal there.
+
+=============================  ========  =================================================
+key                            type      holds
+=============================  ========  =================================================
+``cb:{loop}:log``              stream    one DSJSON decision per entry (field ``j``)
+``cb:{loop}:ev:<event_id>``    hash      join state of one event (status, reward, deadline)
+``cb:{loop}:due``              zset      open events by reward deadline (ms)
+``cb:{loop}:joined``           stream    rewarded events for the learner (``e``, ``s``, ``r``, ``k``)
+``cb:{loop}:model``            hash      current model version and its metadata
+``cb:{loop}:model:<version>``  string    policy snapshot bytes of one version
+``cb:{loop}:stats``            hash      counters behind ``/metrics``
+``cb:{loop}:learner``          string    the learner's lock (one learner per loop)
+=============================  ========  =================================================
+"""
+from __future__ import annotations
+
+#: Consumer group of the learner on the joined stream.
+LEARNER_GROUP = "learner"
+#: Extra life of an event's join state after its reward window (seconds): a late
+#: reward is answered 410 (not 404) for this long.
+EVENT_GRACE_S = 86400
+
+
+def _base(loop: str) -> str:
+    return f"cb:{{{loop}}}:"
+
+
+def log(loop: str) -> str:
+    return _base(loop) + "log"
+
+
+def event(loop: str, event_id: str) -> str:
+    return _base(loop) + "ev:" + event_id
+
+
+def event_prefix(loop: str) -> str:
+    return _base(loop) + "ev:"
+
+
+def due(loop: str) -> str:
+    return _base(loop) + "due"
+
+
+def joined(loop: str) -> str:
+    return _base(loop) + "joined"
+
+
+def model(loop: str) -> str:
+    return _base(loop) + "model"
+
+
+def model_version(loop: str, version: int) -> str:
+    return _base(loop) + f"model:{version}"
+
+
+def stats(loop: str) -> str:
+    return _base(loop) + "stats"
+
+
+def learner_lock(loop: str) -> str:
+    return _base(loop) + "learner"

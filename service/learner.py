@@ -1,0 +1,208 @@
+"""The learner: joined events in, versioned model snapshots out.
+
+For each loop it closes expired events (default reward), reads joined events with the
+consumer group :data:`keys.LEARNER_GROUP`, learns them, and publishes a snapshot when
+``publish_events`` events are unpublished or ``publish_seconds`` have passed since the
+first of them. Exactly once: a batch is acknowledged in the same MULTI block that
+publishes the snapshot holding it, so after a crash the unacknowledged (pending) entries
+are exactly the ones no published model has learned; they are read again and learned
+once. The snapshot also records the last stream id it holds, and older entries are
+skipped. One learner per loop holds a lock (:data:`LOCK_S`); a second one waits.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+import redis
+
+from bandits import load_policy
+
+from . import keys
+from .config import Config, LoopConfig
+from .dsjson import to_feedback
+from .models import spec_text
+from .store import LoopStore
+
+log = logging.getLogger(__name__)
+
+#: Learner lock lifetime (seconds); renewed every cycle.
+LOCK_S = 10.0
+#: Joined entries read per round trip.
+BATCH = 500
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+"""
+
+
+def _id_tuple(sid: str) -> tuple:
+    ms, _, seq = sid.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class LoopLearner:
+    """Learner of one loop. ``step()`` does one cycle; :class:`Learner` runs many loops."""
+
+    def __init__(self, client: redis.Redis, loop: LoopConfig, config: Config, lock_s: float = LOCK_S):
+        self.r, self.loop, self.config = client, loop, config
+        self.store = LoopStore(client, loop)
+        self.name, self.lock_s = loop.name, lock_s
+        self._token = uuid.uuid4().hex
+        self._renew = client.register_script(_RENEW)
+        self._holding = False
+        self._unacked: list = []   # joined stream ids learned but not yet published
+        self._first_unpublished = None
+        self._pending_done = False
+        self.policy = None
+
+    # -- state ------------------------------------------------------------------------
+    def _load(self) -> None:
+        """Start from the published model (or a fresh one) and the group's pending list."""
+        try:
+            self.r.xgroup_create(keys.joined(self.name), keys.LEARNER_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        meta = self.store.model_meta()
+        self.version = int(meta.get("version", 0))
+        self.last_id = meta.get("last_id", "0-0")
+        blob = self.store.model_bytes(self.version) if self.version else None
+        if blob is not None and meta.get("spec") == spec_text(self.loop):
+            self.policy = load_policy(blob)
+        else:
+            if blob is not None:
+                log.warning("loop %s: policy spec changed; learning a new model from version %d",
+                            self.name, self.version + 1)
+            self.policy = self.loop.new_policy()
+        self._unacked, self._first_unpublished, self._pending_done = [], None, False
+        self._learned = 0  # events in _unacked that reached the policy
+
+    def _lock(self) -> bool:
+        held = bool(self._renew(keys=[keys.learner_lock(self.name)],
+                                args=[self._token, int(self.lock_s * 1000)]))
+        if held and not self._holding:
+            self._load()  # another learner may have published while we waited
+        self._holding = held
+        return held
+
+    # -- one cycle --------------------------------------------------------------------
+    def step(self) -> int:
+        """Sweep, learn what is joined, publish if due. Returns events learned."""
+        if not self._lock():
+            return 0
+        self.store.sweep()
+        entries = []
+        if not self._pending_done:  # entries a previous run read but never published
+            entries = self._read("0")
+            self._pending_done = len(entries) < BATCH
+        if not entries:
+            entries = self._read(">")
+        learned = self._learn(entries)
+        self._maybe_publish()
+        return learned
+
+    def _read(self, start: str) -> list:
+        rows = self.r.xreadgroup(keys.LEARNER_GROUP, "learner", {keys.joined(self.name): start},
+                                 count=BATCH)
+        return rows[0][1] if rows else []
+
+    def _learn(self, entries) -> int:
+        last = _id_tuple(self.last_id)
+        fresh = [(sid.decode(), f) for sid, f in entries if _id_tuple(sid.decode()) > last]
+        skipped = [sid.decode() for sid, f in entries if _id_tuple(sid.decode()) <= last]
+        if skipped:  # learned by a published model already; acknowledge only
+            self.r.xack(keys.joined(self.name), keys.LEARNER_GROUP, *skipped)
+        if not fresh:
+            return 0
+        events = self.store.decisions([f[b"s"].decode() for _, f in fresh])
+        batch = [to_feedback(ev, float(f[b"r"])) for ev, (_, f) in zip(events, fresh) if ev]
+        if len(batch) < len(fresh):
+            self.r.hincrby(keys.stats(self.name), "lost_decisions", len(fresh) - len(batch))
+            log.warning("loop %s: %d joined events had left the log (retention too short?)",
+                        self.name, len(fresh) - len(batch))
+        if batch:
+            self.policy.learn(batch)
+        self._unacked.extend(sid for sid, _ in fresh)
+        self.last_id = fresh[-1][0]
+        if self._first_unpublished is None:
+            self._first_unpublished = time.monotonic()
+        self._learned += len(batch)
+        return len(batch)
+
+    def _maybe_publish(self, force: bool = False) -> None:
+        if not self._unacked:
+            return
+        waited = time.monotonic() - self._first_unpublished
+        if force or len(self._unacked) >= self.config.publish_events or waited >= self.config.publish_seconds:
+            self.publish()
+
+    def publish(self) -> int:
+        """Publish the current policy as the next version, acknowledging its events."""
+        n, version = self.name, self.version + 1
+        blob = self.policy.to_bytes()
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.watch(keys.model(n))
+            current = pipe.hget(keys.model(n), "version")
+            if int(current or 0) != self.version:  # someone else published: start over
+                pipe.unwatch()
+                log.warning("loop %s: model version moved under the learner; reloading", n)
+                self._load()
+                return self.version
+            pipe.multi()
+            pipe.set(keys.model_version(n, version), blob)
+            pipe.hset(keys.model(n), mapping={
+                "version": version, "last_id": self.last_id, "spec": spec_text(self.loop),
+                "policy": getattr(self.policy, "name", type(self.policy).__name__),
+                "created": repr(time.time()), "bytes": len(blob)})
+            pipe.xack(keys.joined(n), keys.LEARNER_GROUP, *self._unacked)
+            pipe.hincrby(keys.stats(n), "learned", self._learned)
+            old = version - self.config.model_history
+            if old > 0:
+                pipe.delete(keys.model_version(n, old))
+            pipe.execute()
+        self.version = version
+        self._unacked, self._first_unpublished, self._learned = [], None, 0
+        log.info("loop %s: published model version %d", n, version)
+        return version
+
+    def release(self) -> None:
+        """Publish what is learned and give the lock up (clean shutdown)."""
+        if self._holding:
+            self._maybe_publish(force=True)
+            self.r.delete(keys.learner_lock(self.name))
+            self._holding = False
+
+
+class Learner:
+    """Runs :class:`LoopLearner` for every configured loop until stopped."""
+
+    def __init__(self, client: redis.Redis, config: Config, lock_s: float = LOCK_S):
+        self.loops = [LoopLearner(client, loop, config, lock_s) for loop in config.loops.values()]
+        self.stopped = threading.Event()
+
+    def run(self, idle_s: float = 0.05) -> None:
+        """Cycle over the loops; sleep ``idle_s`` when none had anything to learn."""
+        try:
+            while not self.stopped.is_set():
+                busy = 0
+                for loop in self.loops:
+                    try:
+                        busy += loop.step()
+                    except redis.ConnectionError as exc:
+                        log.error("loop %s: Redis unreachable (%s); retrying", loop.name, exc)
+                        self.stopped.wait(1.0)
+                if not busy:
+                    self.stopped.wait(idle_s)
+        finally:
+            for loop in self.loops:
+                try:
+                    loop.release()
+                except redis.RedisError:
+                    log.exception("loop %s: could not publish on shutdown", loop.name)
+
+    def stop(self) -> None:
+        self.stopped.set()

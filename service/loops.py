@@ -1,0 +1,85 @@
+"""One loop as the API serves it: decide, sample, log, then answer; rewards and activation.
+
+No Flask here: the views in :mod:`service.api` only parse and serialize.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+import redis
+
+from bandits import BanditError, sample_index
+from bandits.inputs import normalize_actions
+
+from . import dsjson
+from .config import Config, LoopConfig
+from .errors import BadRequest
+from .models import ServedModel
+from .requests import RankRequest
+from .store import LoopStore
+
+
+class LoopService:
+    """The decision loop of one configured loop, in one API process."""
+
+    def __init__(self, client: redis.Redis, loop: LoopConfig, config: Config):
+        self.loop, self.config = loop, config
+        self.store = LoopStore(client, loop)
+        self.model = ServedModel(self.store, loop)
+
+    def rank(self, req: RankRequest, started: float) -> dict:
+        """Choose, log (before answering) and return the response body.
+
+        ``started`` is the ``time.perf_counter()`` at which the request arrived; the
+        latency recorded in the metrics runs from there to the log write.
+        """
+        actions = req.actions if req.actions is not None else self.loop.actions
+        if actions is None:
+            raise BadRequest(f"actions: required (loop {self.loop.name!r} has no fixed actions)")
+        try:
+            pairs = normalize_actions(actions)
+        except BanditError as exc:
+            raise BadRequest(str(exc)) from exc
+        if req.exclude:
+            pairs = [(aid, f) for aid, f in pairs if aid not in req.exclude]
+            if not pairs:
+                raise BadRequest("exclude: every action is excluded")
+        if req.exclude:
+            actions = [{"id": aid, "features": feats} for aid, feats in pairs]
+        policy, version = self.model.current()
+        try:
+            with self.model.lock:
+                decision = policy.decide(req.context, actions)
+        except BanditError as exc:
+            raise BadRequest(str(exc)) from exc
+        event_id = req.event_id or uuid.uuid4().hex
+        chosen = sample_index(decision.pmf, self.loop.seed, event_id)
+        order = [chosen] + [i for i in decision.ranking() if i != chosen]
+        event = dsjson.decision_event(
+            loop=self.loop.name, event_id=event_id, epoch_s=time.time(), context=req.context,
+            actions=pairs, order=order, pmf=decision.pmf, policy=decision.policy,
+            version=version, deferred=req.defer)
+        self.store.log_decision(event_id, dsjson.dumps(event), req.defer,
+                                time.perf_counter() - started)
+        shown = order[:req.k] if req.k else order
+        return {"event_id": event_id, "chosen": pairs[chosen][0],
+                "probability": float(decision.pmf[chosen]),
+                "ranking": [{"id": pairs[i][0], "probability": float(decision.pmf[i]),
+                             "score": float(decision.scores[i])} for i in shown],
+                "model": {"policy": decision.policy, "version": version},
+                "deferred": req.defer}
+
+    def summary(self) -> dict:
+        """Configuration, model version and counters (``GET /v1/loops/<loop>``)."""
+        meta = self.store.model_meta()
+        stats = self.store.stats()
+        return {**self.loop.summary(),
+                "model": {"version": int(meta.get("version", 0)), "policy": meta.get("policy"),
+                          "created": float(meta["created"]) if "created" in meta else None},
+                "counters": {name: stats.get(name, 0.0) for name in COUNTERS}}
+
+
+#: Counters every loop reports (all start at 0).
+COUNTERS = ("decisions", "deferred", "activated", "rewards", "joined", "defaults", "expired",
+            "learned", "reward_sum", "lost_decisions")

@@ -1,0 +1,62 @@
+"""``GET /metrics``: Prometheus text built from the loops' Redis counters.
+
+The counters live in Redis (written by the same Lua scripts that log and join), so
+every API worker reports the same totals, however many there are. Rendering uses
+``prometheus_client``'s metric families and exposition format.
+"""
+from __future__ import annotations
+
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
+                                    HistogramMetricFamily)
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from .store import LATENCY_BUCKETS
+
+_COUNTERS = {
+    "decisions": "Decisions logged",
+    "rewards": "Rewards received from callers",
+    "defaults": "Events joined with the loop's default reward",
+    "joined": "Events joined and handed to the learner",
+    "expired": "Deferred events never activated within the reward window",
+    "learned": "Events learned into a published model",
+}
+
+
+class LoopsCollector:
+    """A prometheus_client collector over every loop's counters and model version."""
+
+    def __init__(self, loops: dict):
+        self.loops = loops
+
+    def collect(self):
+        counters = {k: CounterMetricFamily(f"cbserve_{k}", help_, labels=["loop"])
+                    for k, help_ in _COUNTERS.items()}
+        join_rate = GaugeMetricFamily("cbserve_join_rate", "Joined events / decisions", labels=["loop"])
+        mean = GaugeMetricFamily("cbserve_mean_reward", "Mean reward of joined events", labels=["loop"])
+        version = GaugeMetricFamily("cbserve_model_version", "Model version published", labels=["loop"])
+        latency = HistogramMetricFamily("cbserve_rank_latency_seconds",
+                                        "Rank latency from request to log write", labels=["loop"])
+        for name, service in self.loops.items():
+            stats = service.store.stats()
+            for key, family in counters.items():
+                family.add_metric([name], stats.get(key, 0.0))
+            decisions, joined = stats.get("decisions", 0.0), stats.get("joined", 0.0)
+            join_rate.add_metric([name], joined / decisions if decisions else 0.0)
+            mean.add_metric([name], stats.get("reward_sum", 0.0) / joined if joined else 0.0)
+            version.add_metric([name], service.store.model_version())
+            cumulative, buckets = 0.0, []
+            for bound in LATENCY_BUCKETS:
+                cumulative += stats.get(f"lat_le_{bound:g}", 0.0)
+                buckets.append((f"{bound:g}", cumulative))
+            buckets.append(("+Inf", cumulative + stats.get("lat_le_inf", 0.0)))
+            latency.add_metric([name], buckets, stats.get("latency_sum", 0.0))
+        yield from counters.values()
+        yield from (join_rate, mean, version, latency)
+
+
+def render(loops: dict) -> bytes:
+    """The Prometheus exposition text for these loops."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LoopsCollector(loops))
+    return generate_latest(registry)

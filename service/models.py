@@ -1,0 +1,62 @@
+"""The policy an API worker serves for one loop, swapped when the learner publishes.
+
+Workers never restart to deploy: every :data:`REFRESH_S` seconds (checked on the next
+request) a worker reads the loop's current version number, one small Redis read, and
+loads the new snapshot if it changed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+from bandits import load_policy
+
+from .config import LoopConfig
+from .store import LoopStore
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two version checks of a worker (deploy latency is at most this).
+REFRESH_S = 0.5
+
+
+def spec_text(loop: LoopConfig) -> str:
+    """The loop's policy + featurizer spec as canonical JSON: a model built from another
+    spec is not served (nor learned on) after a configuration change."""
+    return json.dumps({"policy": loop.policy, "featurizer": loop.featurizer}, sort_keys=True)
+
+
+class ServedModel:
+    """Thread-safe holder of ``(policy, version)`` for one loop in one process."""
+
+    def __init__(self, store: LoopStore, loop: LoopConfig):
+        self.store, self.loop = store, loop
+        self.lock = threading.Lock()  # decide mutates featurizer memos: one at a time
+        self.policy, self.version = loop.new_policy(), 0
+        self._spec = spec_text(loop)
+        self._checked = float("-inf")
+
+    def current(self) -> tuple:
+        """``(policy, version)``, refreshed if the last check is older than REFRESH_S."""
+        now = time.monotonic()
+        if now - self._checked >= REFRESH_S:
+            self._checked = now
+            self.refresh()
+        return self.policy, self.version
+
+    def refresh(self) -> bool:
+        """Load the published version if it is new; True when the model changed."""
+        meta = self.store.model_meta()
+        version = int(meta.get("version", 0))
+        if version == self.version or meta.get("spec") != self._spec:
+            return False
+        blob = self.store.model_bytes(version)
+        if blob is None:  # trimmed between the two reads: the next check gets a newer one
+            return False
+        policy = load_policy(blob)
+        with self.lock:
+            self.policy, self.version = policy, version
+        log.info("loop %s: serving model version %d", self.loop.name, version)
+        return True

@@ -1,0 +1,125 @@
+"""The OpenAPI 3.1 document of the HTTP API (served at ``/openapi.json``).
+
+Tests check every route of the app against it and validate every response body they
+see with its schema, so the document cannot drift from the code.
+"""
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+
+def _ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema, description):
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses):
+    text = {400: "Invalid request (the message names the field)", 404: "Unknown loop or event",
+            409: "Conflict (reused event id, or a different reward)", 410: "Reward window closed",
+            413: "Body too large", 415: "Body is not application/json",
+            503: "Redis unavailable"}
+    return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
+
+
+_LOOP = {"name": "loop", "in": "path", "required": True, "schema": {"type": "string"}}
+_EVENT = {"name": "event_id", "in": "path", "required": True,
+          "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"}}
+_NUM = {"type": "number"}
+
+SCHEMAS = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+    "Action": {"type": "object", "required": ["id"], "properties": {
+        "id": {"type": "string", "minLength": 1},
+        "features": {"type": "object", "description": "namespace -> {name: value}"}}},
+    "RankRequest": {"type": "object", "additionalProperties": False, "properties": {
+        "context": {"type": "object", "description": "namespace -> {name: value}; optional"},
+        "actions": {"type": "array", "minItems": 1,
+                    "items": {"oneOf": [_ref("Action"), {"type": "string"}]},
+                    "description": "omitted for a loop with fixed actions"},
+        "event_id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
+        "defer": {"type": "boolean", "description": "learn only after /activate"},
+        "exclude": {"type": "array", "items": {"type": "string"}},
+        "k": {"type": "integer", "minimum": 1, "description": "length of the ranking returned"}}},
+    "RankResponse": {"type": "object", "required": [
+        "event_id", "chosen", "probability", "ranking", "model", "deferred"], "properties": {
+        "event_id": {"type": "string"}, "chosen": {"type": "string"},
+        "probability": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "ranking": {"type": "array", "items": {"type": "object",
+                    "required": ["id", "probability", "score"], "properties": {
+                        "id": {"type": "string"}, "probability": _NUM, "score": _NUM}}},
+        "model": {"type": "object", "required": ["policy", "version"], "properties": {
+            "policy": {"type": "string"}, "version": {"type": "integer", "minimum": 0}}},
+        "deferred": {"type": "boolean"}}},
+    "RewardRequest": {"type": "object", "required": ["value"], "additionalProperties": False,
+                      "properties": {"value": _NUM}},
+    "RewardResponse": {"type": "object", "required": ["event_id", "value", "status"], "properties": {
+        "event_id": {"type": "string"}, "value": _NUM,
+        "status": {"enum": ["accepted", "duplicate"]}}},
+    "ActivateResponse": {"type": "object", "required": ["event_id", "status"], "properties": {
+        "event_id": {"type": "string"}, "status": {"enum": ["activated", "already_active"]}}},
+    "Loop": {"type": "object", "required": [
+        "name", "policy", "featurizer", "actions", "reward_wait", "default_reward", "seed",
+        "retention", "model", "counters"], "properties": {
+        "name": {"type": "string"}, "policy": {"type": "object"}, "featurizer": {"type": "object"},
+        "actions": {"type": ["array", "null"], "items": {"type": "string"}},
+        "reward_wait": _NUM, "default_reward": _NUM, "seed": {"type": "integer"},
+        "retention": _NUM,
+        "model": {"type": "object", "required": ["version"], "properties": {
+            "version": {"type": "integer"}, "policy": {"type": ["string", "null"]},
+            "created": {"type": ["number", "null"]}}},
+        "counters": {"type": "object", "additionalProperties": _NUM}}},
+    "Loops": {"type": "object", "required": ["loops"],
+              "properties": {"loops": {"type": "array", "items": _ref("Loop")}}},
+    "Health": {"type": "object", "required": ["status", "redis", "loops"], "properties": {
+        "status": {"enum": ["ok", "unavailable"]}, "redis": {"type": "boolean"},
+        "loops": {"type": "array", "items": {"type": "string"}}}},
+}
+
+PATHS = {
+    "/v1/loops/{loop}/rank": {"post": {
+        "summary": "Choose and rank actions; the decision is logged before the answer",
+        "parameters": [_LOOP],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RankRequest")}}},
+        "responses": {"200": _json(_ref("RankResponse"), "The decision"),
+                      **_errors(400, 404, 409, 413, 415, 503)}}},
+    "/v1/loops/{loop}/events/{event_id}/reward": {"post": {
+        "summary": "Reward a decision; idempotent for the same value",
+        "parameters": [_LOOP, _EVENT],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RewardRequest")}}},
+        "responses": {"200": _json(_ref("RewardResponse"), "Reward recorded (or repeated)"),
+                      **_errors(400, 404, 409, 410, 413, 415, 503)}}},
+    "/v1/loops/{loop}/events/{event_id}/activate": {"post": {
+        "summary": "Make a deferred decision learnable",
+        "parameters": [_LOOP, _EVENT],
+        "responses": {"200": _json(_ref("ActivateResponse"), "Activated (or already active)"),
+                      **_errors(400, 404, 410, 503)}}},
+    "/v1/loops": {"get": {"summary": "Every loop: configuration, model version, counters",
+                          "responses": {"200": _json(_ref("Loops"), "The loops"), **_errors(503)}}},
+    "/v1/loops/{loop}": {"get": {"summary": "One loop", "parameters": [_LOOP],
+                                 "responses": {"200": _json(_ref("Loop"), "The loop"),
+                                               **_errors(404, 503)}}},
+    "/healthz": {"get": {"summary": "Liveness and Redis reachability", "responses": {
+        "200": _json(_ref("Health"), "Healthy"), "503": _json(_ref("Health"), "Redis unreachable")}}},
+    "/metrics": {"get": {"summary": "Prometheus metrics of every loop", "responses": {"200": {
+        "description": "Prometheus text format 0.0.4",
+        "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+    "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {
+        "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+}
+
+
+def document() -> dict:
+    """The OpenAPI document."""
+    try:
+        v = version("cbserve")
+    except PackageNotFoundError:
+        v = "0"
+    return {"openapi": "3.1.0",
+            "info": {"title": "cbserve", "version": v,
+                     "description": "Contextual-bandit decisions: rank, reward, learn, deploy."},
+            "paths": PATHS, "components": {"schemas": SCHEMAS}}

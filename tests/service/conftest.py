@@ -1,0 +1,53 @@
+"""Fixtures: a real redis-server process per test session (flushed before each test),
+the example-style configuration, and Flask apps/clients bound to that Redis."""
+import pytest
+import redis
+
+from service.app import create_app
+from service.config import parse_config
+from service.redis_server import RedisServer
+
+RECS_ITEMS = [{"id": f"item-{j}", "features": {"item": {"price": float(j % 7), "cat": f"c{j % 3}"}}}
+              for j in range(30)]
+
+
+def make_config(**service):
+    """Two loops like config/example.toml, with short windows for tests."""
+    raw = {"service": {"publish_events": 20, "publish_seconds": 0.5, **service}, "loops": {
+        "hero": {"actions": ["hero-a", "hero-b", "hero-c", "hero-d"],
+                 "policy": {"type": "epsilon_greedy", "epsilon": 0.2, "model": "disjoint"},
+                 "featurizer": {"context_dim": 8, "interaction_dim": 0, "action_id": False},
+                 "reward_wait": "2s", "default_reward": 0.0, "seed": 1},
+        "recs": {"policy": {"type": "linucb", "alpha": 0.5, "epsilon": 0.05},
+                 "featurizer": {"context_dim": 16, "action_dim": 8, "interaction_dim": 8},
+                 "reward_wait": "30s", "default_reward": -1.0, "seed": 2}}}
+    return parse_config(raw)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def r(redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def config():
+    return make_config()
+
+
+@pytest.fixture
+def app(config, r):
+    return create_app(config, r)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
