@@ -25,6 +25,7 @@ SERVICE_DEFAULTS = {
     "publish_events": 100,       # a new model version after this many learned events...
     "publish_seconds": 5.0,      # ...or this long after the first unpublished one
     "model_history": 10,         # model versions kept in Redis
+    "learner_lock": 10.0,        # seconds a dead learner blocks its successor
     "max_actions": 1000,         # candidates per rank request
     "max_body_bytes": 1_000_000,
     "data_dir": ".cbserve",      # `cbserve serve` only: the embedded Redis's files
@@ -76,6 +77,7 @@ class Config:
     publish_events: int = SERVICE_DEFAULTS["publish_events"]
     publish_seconds: float = SERVICE_DEFAULTS["publish_seconds"]
     model_history: int = SERVICE_DEFAULTS["model_history"]
+    learner_lock: float = SERVICE_DEFAULTS["learner_lock"]
     max_actions: int = SERVICE_DEFAULTS["max_actions"]
     max_body_bytes: int = SERVICE_DEFAULTS["max_body_bytes"]
     data_dir: str = SERVICE_DEFAULTS["data_dir"]
@@ -110,6 +112,7 @@ def parse_config(raw: dict, source: str = "<dict>") -> Config:
         publish_events=_int(s["publish_events"], "service.publish_events", 1),
         publish_seconds=duration(s["publish_seconds"], "service.publish_seconds"),
         model_history=_int(s["model_history"], "service.model_history", 1),
+        learner_lock=duration(s["learner_lock"], "service.learner_lock"),
         max_actions=_int(s["max_actions"], "service.max_actions", 1),
         max_body_bytes=_int(s["max_body_bytes"], "service.max_body_bytes", 1024),
         data_dir=_str(s["data_dir"], "service.data_dir"),

@@ -7,7 +7,8 @@ first of them. Exactly once: a batch is acknowledged in the same MULTI block tha
 publishes the snapshot holding it, so after a crash the unacknowledged (pending) entries
 are exactly the ones no published model has learned; they are read again and learned
 once. The snapshot also records the last stream id it holds, and older entries are
-skipped. One learner per loop holds a lock (:data:`LOCK_S`); a second one waits.
+skipped. One learner per loop holds a lock (``service.learner_lock`` seconds, renewed
+every cycle); a second learner waits until it is free.
 """
 from __future__ import annotations
 
@@ -28,8 +29,6 @@ from .store import LoopStore
 
 log = logging.getLogger(__name__)
 
-#: Learner lock lifetime (seconds); renewed every cycle.
-LOCK_S = 10.0
 #: Joined entries read per round trip.
 BATCH = 500
 
@@ -47,10 +46,10 @@ def _id_tuple(sid: str) -> tuple:
 class LoopLearner:
     """Learner of one loop. ``step()`` does one cycle; :class:`Learner` runs many loops."""
 
-    def __init__(self, client: redis.Redis, loop: LoopConfig, config: Config, lock_s: float = LOCK_S):
+    def __init__(self, client: redis.Redis, loop: LoopConfig, config: Config):
         self.r, self.loop, self.config = client, loop, config
         self.store = LoopStore(client, loop)
-        self.name, self.lock_s = loop.name, lock_s
+        self.name, self.lock_s = loop.name, config.learner_lock
         self._token = uuid.uuid4().hex
         self._renew = client.register_script(_RENEW)
         self._holding = False
@@ -141,7 +140,10 @@ class LoopLearner:
             self.publish()
 
     def publish(self) -> int:
-        """Publish the current policy as the next version, acknowledging its events."""
+        """Publish the current policy as the next version, acknowledging its events
+        (nothing to do when no event was learned since the last version)."""
+        if not self._unacked:
+            return self.version
         n, version = self.name, self.version + 1
         blob = self.policy.to_bytes()
         with self.r.pipeline(transaction=True) as pipe:
@@ -180,8 +182,8 @@ class LoopLearner:
 class Learner:
     """Runs :class:`LoopLearner` for every configured loop until stopped."""
 
-    def __init__(self, client: redis.Redis, config: Config, lock_s: float = LOCK_S):
-        self.loops = [LoopLearner(client, loop, config, lock_s) for loop in config.loops.values()]
+    def __init__(self, client: redis.Redis, config: Config):
+        self.loops = [LoopLearner(client, loop, config) for loop in config.loops.values()]
         self.stopped = threading.Event()
 
     def run(self, idle_s: float = 0.05) -> None:
