@@ -158,6 +158,7 @@ COMMANDS = {"serve": cmd_serve, "api": cmd_api, "learner": cmd_learner, "export"
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     try:
         if not args.config:
             raise ServiceError("--config: required (or set CBSERVE_CONFIG)")
