@@ -14,7 +14,10 @@ True
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
+import math
 
 import numpy as np
 
@@ -59,13 +62,14 @@ def sample_index(pmf: np.ndarray, seed: int, event_id: str) -> int:
 
     Only indices with positive probability can be drawn.
     """
-    pmf = np.asarray(pmf, dtype=np.float64)
-    if (pmf.ndim != 1 or pmf.size == 0 or (pmf < 0).any() or not np.isfinite(pmf).all()
-            or pmf.sum() <= 0):
+    values = np.asarray(pmf, dtype=np.float64)
+    if values.ndim != 1:
         raise FeatureError("pmf", "must be a non-empty vector of non-negative numbers")
-    cdf = np.cumsum(pmf)
-    i = int(np.searchsorted(cdf, uniform(seed, event_id) * cdf[-1], side="right"))
-    i = min(i, pmf.size - 1)
-    while pmf[i] == 0.0:  # u at the very top of the cdf: step back to a real action
+    values = values.tolist()  # K is small: Python beats a chain of numpy calls here
+    cdf = list(itertools.accumulate(values))
+    if not values or min(values) < 0 or not math.isfinite(cdf[-1]) or cdf[-1] <= 0:
+        raise FeatureError("pmf", "must be a non-empty vector of non-negative numbers")
+    i = min(bisect.bisect_right(cdf, uniform(seed, event_id) * cdf[-1]), len(values) - 1)
+    while values[i] == 0.0:  # u at the very top of the cdf: step back to a real action
         i -= 1
     return i

@@ -34,7 +34,8 @@ class Decision:
 
     def ranking(self):
         """Action indices by descending score, ties broken by probability then order."""
-        return [int(i) for i in np.lexsort((np.arange(len(self.pmf)), -self.pmf, -self.scores))]
+        scores, pmf = self.scores.tolist(), self.pmf.tolist()
+        return sorted(range(len(pmf)), key=lambda i: (-scores[i], -pmf[i], i))
 
 
 @dataclass(frozen=True)

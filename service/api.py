@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from . import metrics
@@ -35,7 +36,7 @@ def rank(loop):
     service = _loop(loop)
     config = current_app.extensions["cbserve"]["config"]
     req = parse_rank(_body(), config.max_actions)
-    return jsonify(service.rank(req, started))
+    return Response(orjson.dumps(service.rank(req, started)), mimetype="application/json")
 
 
 @bp.post("/v1/loops/<loop>/events/<event_id>/reward")

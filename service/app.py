@@ -6,6 +6,7 @@ error becomes ``{"error": {"code", "message"}}`` with its status, here and only 
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 
@@ -48,6 +49,10 @@ def create_app(config: Config | None = None, client: redis.Redis | None = None) 
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
+    # Everything built so far lives as long as the process: keep it out of the cyclic
+    # GC, whose full passes over it otherwise cost tens of milliseconds (p99 spikes).
+    gc.collect()
+    gc.freeze()
     return app
 
 

@@ -102,13 +102,13 @@ def cmd_export(args, config: Config) -> int:
     rewards = store.rewards()
     opener = gzip.open if args.output.endswith(".gz") else open
     n = labelled = 0
-    with opener(args.output, "wt", encoding="utf-8") as out:
+    with opener(args.output, "wb") as out:
         for _, event in store.scan_log(start):
             joined = rewards.get(event["EventId"])
             if joined is not None:
                 event = dsjson.with_label(event, joined[0], joined[1])
                 labelled += 1
-            out.write(dsjson.dumps(event) + "\n")
+            out.write(dsjson.dumps(event) + b"\n")
             n += 1
     print(f"exported {n} decisions ({labelled} with rewards) of loop {args.loop} to {args.output}")
     return 0

@@ -17,7 +17,8 @@ and the outcome ``o``. Pure functions: no I/O.
 from __future__ import annotations
 
 import datetime as _dt
-import json
+
+import orjson
 
 from bandits import Feedback
 
@@ -46,9 +47,13 @@ def decision_event(*, loop, event_id, epoch_s, context, actions, order, pmf, pol
             "policy": {"name": policy, "version": int(version)}}
 
 
-def dumps(event: dict) -> str:
-    """Compact JSON text of an event (non-finite numbers are refused, not written)."""
-    return json.dumps(event, separators=(",", ":"), allow_nan=False)
+def dumps(event: dict) -> bytes:
+    """Compact UTF-8 JSON of an event (orjson: a decision is logged on every request)."""
+    return orjson.dumps(event)
+
+
+def loads(data: bytes | str) -> dict:
+    return orjson.loads(data)
 
 
 def chosen(event: dict) -> tuple:

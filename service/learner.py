@@ -172,8 +172,10 @@ class LoopLearner:
         return version
 
     def release(self) -> None:
-        """Publish what is learned and give the lock up (clean shutdown)."""
+        """Learn what is already joined, publish it and give the lock up (clean shutdown)."""
         if self._holding:
+            while self.step():
+                pass
             self._maybe_publish(force=True)
             self.r.delete(keys.learner_lock(self.name))
             self._holding = False

@@ -8,11 +8,10 @@ boundary to :class:`StoreError`.
 from __future__ import annotations
 
 import functools
-import json
 
 import redis
 
-from . import keys, lua
+from . import dsjson, keys, lua
 from .config import LoopConfig
 from .errors import Conflict, Gone, NotFound, StoreError
 
@@ -61,11 +60,11 @@ class LoopStore:
 
     # -- decisions and rewards --------------------------------------------------------
     @_mapped
-    def log_decision(self, event_id: str, dsjson: str, deferred: bool, latency_s: float) -> str:
+    def log_decision(self, event_id: str, event: bytes, deferred: bool, latency_s: float) -> str:
         """Append the decision to the log and open its reward window; 409 on a reused id."""
         n = self.name
         sid = self._log(keys=[keys.event(n, event_id), keys.log(n), keys.due(n), keys.stats(n)],
-                        args=[event_id, dsjson, int(deferred), self._wait_ms, self._event_ttl,
+                        args=[event_id, event, int(deferred), self._wait_ms, self._event_ttl,
                               self._retention_ms, latency_field(latency_s), repr(latency_s)])
         if sid is None:
             raise Conflict(f"event_id {event_id!r} is already in use in loop {n!r}")
@@ -117,7 +116,7 @@ class LoopStore:
         pipe = self.r.pipeline(transaction=False)
         for sid in ids:
             pipe.xrange(keys.log(self.name), sid, sid, count=1)
-        return [json.loads(rows[0][1][b"j"]) if rows else None for rows in pipe.execute()]
+        return [dsjson.loads(rows[0][1][b"j"]) if rows else None for rows in pipe.execute()]
 
     @_mapped
     def scan_log(self, start: str = "-", count: int = 1000):
@@ -126,7 +125,7 @@ class LoopStore:
         while True:
             rows = self.r.xrange(keys.log(self.name), lo, "+", count=count)
             for sid, fields in rows:
-                yield sid.decode(), json.loads(fields[b"j"])
+                yield sid.decode(), dsjson.loads(fields[b"j"])
             if len(rows) < count:
                 return
             lo = "(" + rows[-1][0].decode()

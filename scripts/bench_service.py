@@ -1,0 +1,224 @@
+"""Requests per second and latency of POST /v1/loops/recs/rank beside a bare endpoint.
+
+Starts its own redis-server and, one after the other under the same gunicorn setup
+(2 sync workers), the cbserve app and a bare Flask app whose one endpoint parses the
+same JSON body and returns a fixed answer. Drives both with ``wrk`` (Debian package
+``wrk``; without it, a Python load generator is used and the table says so) on 200
+distinct rank bodies: 20 candidates of 8 features from a 500-item catalogue, contexts
+of 32 features. Peak: ``--connections`` connections; latency (p50, p99): 1 connection,
+which runs at about half the peak rate on this setup (the rate is printed). ``lost``
+counts rank responses whose event id is missing from the decision log.
+
+Usage: python scripts/bench_service.py [--seconds S] [--connections C]
+The last line is one JSON object with every figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import redis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+from bench_policies import workload  # noqa: E402
+
+from service import keys  # noqa: E402
+from service.redis_server import RedisServer, free_port  # noqa: E402
+
+CONFIG = """
+[service]
+max_actions = 1000
+[loops.recs]
+policy = { type = "linucb", alpha = 1.0 }
+reward_wait = "10m"
+"""
+
+WRK_SCRIPT = """
+local bodies, requests, n, out = {}, {}, 0, nil
+local counter = 0
+function setup(thread) counter = counter + 1; thread:set("tid", counter) end
+function init(args)
+  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+  for i, body in ipairs(bodies) do
+    requests[i] = wrk.format("POST", args[2], {["Content-Type"] = "application/json"}, body)
+  end
+  if args[3] ~= "-" then out = io.open(args[3] .. tid, "w"); out:setvbuf("full") end
+end
+function request() n = n + 1; return requests[(n % #requests) + 1] end
+function response(status, headers, body)
+  if out and status == 200 then
+    local id = body:match('"event_id"%s*:%s*"([^"]+)"')
+    if id then out:write(id, "\\n") end
+  end
+  if out and n % 200 == 0 then out:flush() end
+end
+function done(summary, latency, requests)
+  io.write(string.format('RESULT {"requests": %d, "seconds": %f, "non2xx": %d, "errors": %d, '
+    .. '"p50_ms": %f, "p99_ms": %f}\\n', summary.requests, summary.duration / 1e6,
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def bare_app():
+    """The baseline: parse the same JSON body, answer a fixed decision."""
+    from flask import Flask, jsonify, request
+
+    app = Flask("bare")
+
+    @app.post("/v1/loops/recs/rank")
+    def rank():
+        request.get_json()
+        return jsonify({"event_id": "fixed", "chosen": "item-1", "probability": 1.0,
+                        "ranking": [], "model": {"policy": "bare", "version": 0}})
+
+    return app
+
+
+def gunicorn(app_spec, port, env, log):
+    cmd = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+           "--pythonpath", os.path.join(ROOT, "scripts"), "--log-level", "warning", app_spec]
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=2)
+        except urllib.error.HTTPError:
+            return proc  # the bare app answers 404 there: it is up
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not start; see the log")
+            time.sleep(0.2)
+            continue
+        return proc
+
+
+def drive(url, bodies_path, seconds, connections, ids_prefix, tmp):
+    """Run wrk (or the Python fallback); returns its RESULT dict."""
+    if shutil.which("wrk"):
+        script = os.path.join(tmp, "rank.lua")
+        with open(script, "w") as fh:
+            fh.write(WRK_SCRIPT)
+        cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", script,
+               url, "--", bodies_path, "/v1/loops/recs/rank", ids_prefix or "-"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
+        return {**json.loads(line[7:]), "generator": "wrk"}
+    return python_load(url, bodies_path, seconds, connections, ids_prefix)
+
+
+def python_load(url, bodies_path, seconds, connections, ids_prefix):
+    """Fallback generator: threads with keep-alive http.client connections."""
+    import http.client
+    import threading
+
+    bodies = open(bodies_path).read().splitlines()
+    host, port = url.split("//")[1].split(":")
+    lat, ids, lock, stop = [], [], threading.Lock(), time.monotonic() + seconds
+
+    def worker(t):
+        conn, i = http.client.HTTPConnection(host, int(port)), t
+        while time.monotonic() < stop:
+            start = time.perf_counter()
+            conn.request("POST", "/v1/loops/recs/rank", bodies[i % len(bodies)],
+                         {"Content-Type": "application/json"})
+            res = conn.getresponse()
+            data = res.read()
+            if res.getheader("Connection", "").lower() == "close":
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port))
+            with lock:
+                lat.append(time.perf_counter() - start)
+                if ids_prefix and res.status == 200:
+                    ids.append(json.loads(data)["event_id"])
+            i += connections
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(connections)]
+    t0 = time.monotonic()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if ids_prefix:
+        with open(ids_prefix + "1", "w") as fh:
+            fh.write("\n".join(ids) + "\n")
+    lat.sort()
+    return {"requests": len(lat), "seconds": time.monotonic() - t0, "non2xx": 0, "errors": 0,
+            "p50_ms": lat[len(lat) // 2] * 1e3, "p99_ms": lat[int(len(lat) * 0.99)] * 1e3,
+            "generator": "python (wrk not installed)"}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args(argv)
+    tmp = tempfile.mkdtemp(prefix="cbserve-bench-")
+    bodies_path = os.path.join(tmp, "bodies.jsonl")
+    with open(bodies_path, "w") as fh:
+        for ctx, actions, _, _ in workload(200, seed=7):
+            fh.write(json.dumps({"context": ctx, "actions": actions}) + "\n")
+    with open(os.path.join(tmp, "cbserve.toml"), "w") as fh:
+        fh.write(CONFIG)
+    results = {}
+    log = open(os.path.join(tmp, "gunicorn.log"), "ab")
+    with RedisServer() as srv:
+        env = {**os.environ, "REDIS_URL": srv.url, "CBSERVE_CONFIG": os.path.join(tmp, "cbserve.toml")}
+        for name, spec in (("rank", "service.app:create_app()"), ("bare", "bench_service:bare_app()")):
+            port = free_port()
+            proc = gunicorn(spec, port, env, log)
+            url = f"http://127.0.0.1:{port}"
+            try:
+                drive(url, bodies_path, 2, args.connections, None, tmp)  # warm-up
+                ids = os.path.join(tmp, f"{name}-ids-") if name == "rank" else None
+                peak = drive(url, bodies_path, args.seconds, args.connections, ids, tmp)
+                slow = drive(url, bodies_path, args.seconds, 1, None, tmp)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+            results[name] = (peak, slow)
+        client = redis.Redis.from_url(srv.url)
+        logged = {json.loads(f[b"j"])["EventId"] for _, f in client.xrange(keys.log("recs"))}
+    returned = []
+    for fname in os.listdir(tmp):
+        if fname.startswith("rank-ids-"):
+            returned += open(os.path.join(tmp, fname)).read().split()
+    lost = sum(1 for eid in returned if eid not in logged)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    (rp, rs), (bp, bs) = results["rank"], results["bare"]
+    rps = {k: v["requests"] / v["seconds"] for k, v in
+           {"rank": rp, "bare": bp, "rank_slow": rs, "bare_slow": bs}.items()}
+    print(f"gunicorn 2 sync workers, {args.connections} connections for the peak, 1 for latency; "
+          f"generator: {rp['generator']}")
+    print(f"{'endpoint':<34}{'req/s':>10}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    for label, key, res, base in (("bare Flask (parse JSON) peak", "bare", bp, rps["bare"]),
+                                  ("cbserve rank peak", "rank", rp, rps["bare"]),
+                                  ("bare Flask, 1 connection", "bare_slow", bs, rps["bare"]),
+                                  ("cbserve rank, 1 connection", "rank_slow", rs, rps["rank"])):
+        print(f"{label:<34}{rps[key]:>10.0f}{rps[key] / base:>8.2f}{res['p50_ms']:>9.2f}"
+              f"{res['p99_ms']:>9.2f}{res['non2xx'] + res['errors']:>9d}")
+    print(f"rank responses checked against the log: {len(returned)}, lost: {lost}")
+    figures = {"rank_rps": round(rps["rank"], 1), "bare_rps": round(rps["bare"], 1),
+               "ratio": round(rps["rank"] / rps["bare"], 3), "p50_ms": round(rs["p50_ms"], 3),
+               "p99_ms": round(rs["p99_ms"], 3), "latency_rate_share": round(rps["rank_slow"] / rps["rank"], 3),
+               "lost": lost, "checked": len(returned),
+               "rank_errors": rp["non2xx"] + rp["errors"] + rs["non2xx"] + rs["errors"],
+               "generator": rp["generator"]}
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
