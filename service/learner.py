@@ -110,9 +110,13 @@ class LoopLearner:
         return rows[0][1] if rows else []
 
     def _learn(self, entries) -> int:
-        last = _id_tuple(self.last_id)
-        fresh = [(sid.decode(), f) for sid, f in entries if _id_tuple(sid.decode()) > last]
-        skipped = [sid.decode() for sid, f in entries if _id_tuple(sid.decode()) <= last]
+        last, fresh, skipped = _id_tuple(self.last_id), [], []
+        for sid, fields in entries:
+            sid = sid.decode()
+            if _id_tuple(sid) > last:
+                fresh.append((sid, fields))
+            else:
+                skipped.append(sid)
         if skipped:  # learned by a published model already; acknowledge only
             self.r.xack(keys.joined(self.name), keys.LEARNER_GROUP, *skipped)
         if not fresh:

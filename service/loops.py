@@ -45,7 +45,6 @@ class LoopService:
             pairs = [(aid, f) for aid, f in pairs if aid not in req.exclude]
             if not pairs:
                 raise BadRequest("exclude: every action is excluded")
-        if req.exclude:
             actions = [{"id": aid, "features": feats} for aid, feats in pairs]
         policy, version = self.model.current()
         try:

@@ -118,29 +118,27 @@ class LoopStore:
             pipe.xrange(keys.log(self.name), sid, sid, count=1)
         return [dsjson.loads(rows[0][1][b"j"]) if rows else None for rows in pipe.execute()]
 
-    @_mapped
-    def scan_log(self, start: str = "-", count: int = 1000):
-        """Yield ``(entry id, DSJSON dict)`` from ``start`` on, ``count`` per round trip."""
-        lo = start
+    def _entries(self, key: str, start: str = "-", count: int = 2000):
+        """Yield ``(entry id, fields)`` of a stream from ``start`` on, ``count`` per round trip."""
         while True:
-            rows = self.r.xrange(keys.log(self.name), lo, "+", count=count)
-            for sid, fields in rows:
-                yield sid.decode(), dsjson.loads(fields[b"j"])
+            try:
+                rows = self.r.xrange(key, start, "+", count=count)
+            except redis.RedisError as exc:
+                raise StoreError(f"Redis: {exc}") from exc
+            yield from rows
             if len(rows) < count:
                 return
-            lo = "(" + rows[-1][0].decode()
+            start = "(" + rows[-1][0].decode()
 
-    @_mapped
+    def scan_log(self, start: str = "-"):
+        """Yield ``(entry id, DSJSON dict)`` of the decision log from ``start`` on."""
+        for sid, fields in self._entries(keys.log(self.name), start):
+            yield sid.decode(), dsjson.loads(fields[b"j"])
+
     def rewards(self) -> dict:
         """``{event id: (reward, kind)}`` of every joined event still retained."""
-        out, lo = {}, "-"
-        while True:
-            rows = self.r.xrange(keys.joined(self.name), lo, "+", count=5000)
-            for _, f in rows:
-                out[f[b"e"].decode()] = (float(f[b"r"]), f[b"k"].decode())
-            if len(rows) < 5000:
-                return out
-            lo = "(" + rows[-1][0].decode()
+        return {f[b"e"].decode(): (float(f[b"r"]), f[b"k"].decode())
+                for _, f in self._entries(keys.joined(self.name))}
 
     # -- models -----------------------------------------------------------------------
     @_mapped
