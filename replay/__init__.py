@@ -1,1 +1,21 @@
-"""cbserve replay: offline evaluation of policies on logged decisions (issue 4; not built yet)."""
+"""cbserve replay: offline evaluation of policies on logged decisions.
+
+- :mod:`replay.estimators`: IPS, SNIPS, DM, DR, SNDR on numpy arrays, with intervals;
+- :mod:`replay.readers`: the Redis stream, DSJSON (plain or gzip) and Parquet logs;
+- :mod:`replay.evaluate`: candidates and the logging policy in one table, with a
+  cross-fitted reward model and rejection-sampling replay for learning policies.
+
+No Flask here; the estimators are pure numpy.
+"""
+from .candidates import Candidate, candidate_from_mapping, load_candidate
+from .errors import CandidateError, EstimatorError, LogError, ReplayError, ReplayWarning
+from .estimators import ESTIMATORS, Estimate, dm, dr, ips, sndr, snips
+from .evaluate import LOGGING, Evaluation, evaluate
+from .readers import DSJSONLog, ParquetLog, RedisLog, open_log, write_parquet
+
+__all__ = [
+    "Candidate", "CandidateError", "DSJSONLog", "ESTIMATORS", "Estimate", "EstimatorError",
+    "Evaluation", "LOGGING", "LogError", "ParquetLog", "RedisLog", "ReplayError",
+    "ReplayWarning", "candidate_from_mapping", "dm", "dr", "evaluate", "ips", "load_candidate",
+    "open_log", "sndr", "snips", "write_parquet",
+]

@@ -1,0 +1,238 @@
+"""Evaluate candidate policies and the logging policy on one log, in one table.
+
+Two streaming passes over the log (three with ``train_fraction``, whose first pass
+only counts):
+
+1. the earlier slice (``train_fraction``) trains the candidates on the logged
+   feedback, in log order; the later slice feeds the reward model's fold statistics;
+2. on the later slice, every frozen candidate's pmf is computed for each logged context,
+   the cross-fitted reward model scores every action, and candidates with
+   ``learn = "replay"`` run through rejection sampling.
+
+The logging policy is evaluated from the logged pmfs themselves, so its IPS equals the
+mean logged reward: a built-in sanity check of the log.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bandits import BanditError, Feedback
+
+from .estimators import ESTIMATORS, MODEL_BASED
+from .errors import ReplayError
+from .logs import LoggedRounds
+from .readers import CHUNK_ROUNDS, LogSource, ReadReport
+from .rejection import RejectionReplay
+from .reward_model import CrossFitRidge
+
+#: Name of the logging policy's rows.
+LOGGING = "logging"
+DEFAULT_ESTIMATORS = ("ips", "snips", "dm", "dr", "sndr")
+
+
+@dataclass
+class Evaluation:
+    """Rows of (policy, estimator, value, low, high, level, ess, n, ci, warnings)."""
+
+    rows: list
+    report: ReadReport
+    rounds: int
+    train_rounds: int
+    dropped: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"rows": self.rows, "log": self.report.to_dict(), "rounds": self.rounds,
+                "train_rounds": self.train_rounds,
+                "dropped": [list(d) for d in self.dropped]}
+
+
+def evaluate(source: LogSource, candidates: list, *, estimators=DEFAULT_ESTIMATORS,
+             ci="normal", level=0.95, n_boot=1000, folds=5, train_fraction=None,
+             reward_featurizer=None, chunk_size=CHUNK_ROUNDS, limit=None, seed=0,
+             progress=None) -> Evaluation:
+    """Estimate every candidate's value (and the logger's) on ``source``.
+
+    ``progress(stage, rounds)`` is called after each chunk (stage ``"count"``, ``"fit"``
+    or ``"score"``).
+    """
+    unknown = [e for e in estimators if e not in ESTIMATORS]
+    if unknown or not estimators:
+        raise ReplayError(f"estimators: unknown {', '.join(unknown) or '(none given)'} "
+                          f"(allowed: {', '.join(ESTIMATORS)})")
+    names = [c.name for c in candidates]
+    if len(set(names)) != len(names) or LOGGING in names:
+        raise ReplayError(f"candidate names must be distinct and not {LOGGING!r}: {names}")
+    progress = progress or (lambda stage, rounds: None)
+    run = _Run(source, candidates, CrossFitRidge(reward_featurizer, folds), chunk_size, limit,
+               progress)
+    run.train_rounds = run.split(train_fraction)
+    run.fit()
+    arrays = run.score(seed)
+    if run.n_eval == 0:
+        raise ReplayError(f"{source.name}: no rewarded rounds to evaluate\n"
+                          + source.report.summary())
+    rows = []
+    for cand in [None] + [c for c in candidates if c.learn == "frozen"]:
+        name = LOGGING if cand is None else cand.name
+        rows += _estimate_all(name, arrays, arrays["pmf"].get(name), estimators, ci, level,
+                              n_boot, seed)
+    for name, replay in run.replays.items():
+        rows.append(_row(name, replay.estimate(level), []))
+    return Evaluation(rows, source.report, run.n_eval, run.train_rounds, sorted(run.dropped.items()))
+
+
+class _Run:
+    """The passes of one evaluation and what they accumulate."""
+
+    def __init__(self, source, candidates, model, chunk_size, limit, progress):
+        self.source, self.candidates, self.model = source, candidates, model
+        self.chunk_size, self.limit, self.progress = chunk_size, limit, progress
+        self.frozen = [c for c in candidates if c.learn == "frozen"]
+        self.replays = {}
+        self.dropped: dict = {}
+        self.train_rounds = self.n_eval = 0
+        self.min_propensity = 1.0
+
+    def chunks(self, stage):
+        """(global offset, chunk) over the log; reports progress."""
+        offset = 0
+        for rounds in self.source.chunks(self.chunk_size, self.limit):
+            yield offset, rounds
+            offset += len(rounds)
+            self.progress(stage, offset)
+
+    def split(self, train_fraction) -> int:
+        """Rounds of the training slice (0 without ``train_fraction``)."""
+        if train_fraction is None:
+            return 0
+        if not isinstance(train_fraction, (int, float)) or not 0.0 < train_fraction < 1.0:
+            raise ReplayError(f"train_fraction: must be in (0, 1), got {train_fraction!r}")
+        total = sum(len(r) for _, r in self.chunks("count"))
+        return int(total * train_fraction)
+
+    def fit(self) -> None:
+        """Pass 1: train candidates on the earlier slice, reward-model statistics on the rest."""
+        for offset, rounds in self.chunks("fit"):
+            cut = max(0, min(len(rounds), self.train_rounds - offset))
+            if cut:
+                self._train(rounds.slice(0, cut))
+            if cut < len(rounds):
+                later = rounds.slice(cut, len(rounds))
+                later, feats = self._features(later)
+                if len(later):
+                    self.model.add(later, offset + cut - self.train_rounds, feats)
+                    self.min_propensity = min(self.min_propensity, float(later.propensities.min()))
+        self.model.fit()
+
+    def _train(self, rounds: LoggedRounds) -> None:
+        batch = [Feedback(c, a, int(k), float(p), float(r)) for c, a, k, p, r in zip(
+            rounds.contexts, rounds.actions, rounds.chosen, rounds.propensities, rounds.rewards)]
+        for cand in self.candidates:
+            try:
+                cand.policy.learn(batch)
+            except BanditError as exc:
+                raise ReplayError(f"{cand.name}: cannot learn from the training slice: {exc}") from exc
+
+    def _features(self, rounds: LoggedRounds) -> tuple:
+        """Drop rounds the reward model cannot featurize; their rows for the rest."""
+        feats, keep = [], []
+        for j, (ctx, actions) in enumerate(zip(rounds.contexts, rounds.actions)):
+            try:
+                feats.append(self.model.rows(ctx, actions))
+                keep.append(j)
+            except BanditError as exc:
+                self.dropped[rounds.where[j]] = f"unusable context or actions: {exc}"
+        if len(keep) == len(rounds):
+            return rounds, feats
+        return _take(rounds, keep), feats
+
+    def score(self, seed) -> dict:
+        """Pass 2: target pmfs, q̂ and replay on the evaluation slice; the arrays."""
+        self.replays = {c.name: RejectionReplay(c.policy, self.min_propensity, seed)
+                        for c in self.candidates if c.learn == "replay"}
+        parts = []
+        for offset, rounds in self.chunks("score"):
+            cut = max(0, min(len(rounds), self.train_rounds - offset))
+            later, feats = self._features(rounds.slice(cut, len(rounds)))
+            if not len(later):
+                continue
+            pmfs, keep = self._target_pmfs(later)
+            if len(keep) < len(later):
+                later, feats = _take(later, keep), [feats[j] for j in keep]
+                pmfs = {name: pmf[keep] for name, pmf in pmfs.items()}
+            first = offset + cut - self.train_rounds
+            q_hat = self.model.predict(later, first, later.width, feats)
+            for replay in self.replays.values():
+                replay.feed(later)
+            parts.append((later, q_hat, pmfs))
+        self.n_eval = sum(len(p[0]) for p in parts)
+        return _stack(parts, [c.name for c in self.frozen])
+
+    def _target_pmfs(self, rounds: LoggedRounds) -> tuple:
+        """Each frozen candidate's pmf per round, (n, width); rounds any candidate rejects
+        are dropped for all."""
+        pmfs = {c.name: np.zeros((len(rounds), rounds.width)) for c in self.frozen}
+        keep = []
+        for j, (ctx, actions) in enumerate(zip(rounds.contexts, rounds.actions)):
+            try:
+                for cand in self.frozen:
+                    pmf = cand.policy.decide(ctx, actions).pmf
+                    pmfs[cand.name][j, :pmf.size] = pmf
+                keep.append(j)
+            except BanditError as exc:
+                self.dropped[rounds.where[j]] = f"{cand.name} cannot decide: {exc}"
+        return pmfs, keep
+
+
+def _take(rounds: LoggedRounds, keep: list) -> LoggedRounds:
+    idx = np.asarray(keep, dtype=np.intp)
+    return LoggedRounds(
+        [rounds.event_ids[j] for j in keep], [rounds.timestamps[j] for j in keep],
+        [rounds.contexts[j] for j in keep], [rounds.actions[j] for j in keep],
+        rounds.chosen[idx], rounds.propensities[idx], rounds.rewards[idx],
+        rounds.logging_pmf[idx], rounds.n_actions[idx], [rounds.where[j] for j in keep])
+
+
+def _stack(parts, names) -> dict:
+    """Concatenate the chunks' arrays, padding every (n, K) array to the widest chunk."""
+    if not parts:
+        return {"pmf": {}}
+    width = max(p[0].width for p in parts)
+
+    def cat(arrays):
+        return np.concatenate([np.pad(a, ((0, 0), (0, width - a.shape[1]))) for a in arrays])
+
+    rounds = [p[0] for p in parts]
+    pmf = {LOGGING: cat([r.logging_pmf for r in rounds])}
+    pmf.update({name: cat([p[2][name] for p in parts]) for name in names})
+    return {"rewards": np.concatenate([r.rewards for r in rounds]),
+            "propensities": np.concatenate([r.propensities for r in rounds]),
+            "actions": np.concatenate([r.chosen for r in rounds]),
+            "q_hat": cat([p[1] for p in parts]), "pmf": pmf}
+
+
+def _estimate_all(name, arrays, target_pmf, estimators, ci, level, n_boot, seed) -> list:
+    """One row per estimator for one policy; warnings are kept on the row."""
+    n = arrays["rewards"].size
+    target_probs = (arrays["propensities"] if name == LOGGING
+                    else target_pmf[np.arange(n), arrays["actions"]])
+    inputs = {"rewards": arrays["rewards"], "propensities": arrays["propensities"],
+              "target_probs": target_probs, "ci": ci, "level": level, "n_boot": n_boot,
+              "seed": seed}
+    if any(e in MODEL_BASED for e in estimators):
+        inputs.update(q_hat=arrays["q_hat"], target_pmf=target_pmf, actions=arrays["actions"],
+                      logging_pmf=None if name == LOGGING else arrays["pmf"][LOGGING])
+    rows = []
+    for est in estimators:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            estimate = ESTIMATORS[est](**inputs)
+        rows.append(_row(name, estimate, sorted({str(w.message) for w in caught})))
+    return rows
+
+
+def _row(policy, estimate, notes) -> dict:
+    return {"policy": policy, **estimate.to_dict(), "warnings": notes}

@@ -1,0 +1,204 @@
+"""Logged rounds as arrays: what the readers produce and the evaluation consumes.
+
+:func:`parse_event` turns one DSJSON decision (cbserve's own log or Vowpal Wabbit's
+decision-service JSON) into a round; :func:`build_rounds` packs many into a
+:class:`LoggedRounds`. Pure: no files, no Redis.
+
+From a DSJSON event:
+
+- actions: ``c._multi`` (each item is the action's feature namespaces); ids from
+  cbserve's ``ActionIds``, else ``"1"``..``"K"`` by position (VW logs carry no ids);
+- the logged action and its propensity: ``_labelIndex`` / ``_label_probability`` when
+  rewarded, else ``a[0] - 1`` / ``p[0]``; the reward is ``-_label_cost``;
+- the logging pmf: ``a`` (1-based indices) and ``p`` (their probabilities);
+- the context: ``c`` without ``_multi`` and without other ``_``-prefixed metadata.
+
+An event without a label is *unrewarded*: counted, not evaluated.
+"""
+from __future__ import annotations
+
+import math
+from itertools import chain
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: A logged pmf may miss 1 by this much (logs round probabilities).
+PMF_SUM_TOLERANCE = 1e-3
+
+
+class BadEvent(ValueError):
+    """One logged event cannot be used; the message names the field."""
+
+
+class Unrewarded(Exception):
+    """The event has no reward (yet): skipped and counted."""
+
+
+@dataclass
+class LoggedRounds:
+    """n logged rounds, padded to K = the largest action count among them.
+
+    ``logging_pmf[i, k]`` is 0 for k >= ``n_actions[i]``; ``actions[i]`` holds
+    ``n_actions[i]`` ``{"id", "features"}`` objects as a policy's ``decide`` takes them.
+    """
+
+    event_ids: list
+    timestamps: list
+    contexts: list
+    actions: list
+    chosen: np.ndarray        # (n,) int64, index of the logged action
+    propensities: np.ndarray  # (n,) float64, μ(a_i | x_i)
+    rewards: np.ndarray       # (n,) float64
+    logging_pmf: np.ndarray   # (n, K) float64
+    n_actions: np.ndarray     # (n,) int64
+    where: list = field(default_factory=list)  # source location of each round (for messages)
+
+    def __len__(self) -> int:
+        return len(self.event_ids)
+
+    @property
+    def width(self) -> int:
+        """K: the padded number of action columns."""
+        return self.logging_pmf.shape[1]
+
+    def slice(self, start: int, stop: int) -> "LoggedRounds":
+        """Rounds ``start:stop``, in log order."""
+        return LoggedRounds(*(getattr(self, f)[start:stop] for f in _FIELDS))
+
+
+_FIELDS = ("event_ids", "timestamps", "contexts", "actions", "chosen", "propensities",
+           "rewards", "logging_pmf", "n_actions", "where")
+
+
+def parse_event(event) -> tuple:
+    """``(event_id, timestamp, context, actions, chosen, propensity, reward, a, p)``.
+
+    Takes ownership of ``event`` (its ``c`` becomes the context). Raises
+    :class:`BadEvent` naming the field at fault, or :class:`Unrewarded`. ``a`` and ``p``
+    are checked as a pmf later, for a whole chunk at once, by :func:`build_rounds`.
+    """
+    if type(event) is not dict:
+        raise BadEvent("event: must be a JSON object")
+    event_id = event.get("EventId")
+    if type(event_id) is not str or not event_id:
+        raise BadEvent("EventId: must be a non-empty string")
+    c = event.get("c")
+    if type(c) is not dict:
+        raise BadEvent("c: must be an object (the context and its _multi actions)")
+    multi = c.pop("_multi", None)
+    if type(multi) is not list or not multi:
+        raise BadEvent("c._multi: must be a non-empty list of action feature objects")
+    k = len(multi)
+    ids = event.get("ActionIds")
+    if ids is None:
+        ids = [str(i + 1) for i in range(k)]
+    elif type(ids) is not list or len(ids) != k:
+        raise BadEvent(f"ActionIds: must be {k} strings, one per c._multi item")
+    actions = [{"id": aid, "features": feats} for aid, feats in zip(ids, multi)
+               if type(aid) is str and type(feats) is dict]
+    if len(actions) != k:
+        raise BadEvent("ActionIds and c._multi: ids must be strings and features objects")
+    a, p = event.get("a"), event.get("p")
+    if type(a) is not list or type(p) is not list or not a or len(a) != len(p):
+        raise BadEvent("a, p: must be non-empty lists of equal length (action indices and "
+                       "their probabilities)")
+    if "_label_cost" not in event:
+        raise Unrewarded(event_id)
+    cost = event["_label_cost"]
+    if type(cost) not in (int, float) or not math.isfinite(cost):
+        raise BadEvent(f"_label_cost: must be a finite number, got {cost!r}")
+    chosen = event.get("_labelIndex", a[0] - 1 if type(a[0]) is int else None)
+    if type(chosen) is not int or not 0 <= chosen < k:
+        raise BadEvent(f"_labelIndex: must be an action index in 0..{k - 1}, got {chosen!r}")
+    prob = event.get("_label_probability", p[0])
+    if type(prob) not in (int, float) or not 0.0 < prob <= 1.0:
+        raise BadEvent(f"_label_probability: must be in (0, 1], got {prob!r}")
+    return event_id, event.get("Timestamp"), c, actions, chosen, float(prob), -float(cost), a, p
+
+
+def check_pmf(a, p, k) -> None:
+    """Raise :class:`BadEvent` unless ``a``/``p`` are a pmf over k actions (1-based ``a``)."""
+    if not all(type(i) is int and 1 <= i <= k for i in a):
+        raise BadEvent(f"a: must be a non-empty list of 1-based action indices (1..{k})")
+    if len(set(a)) != len(a):
+        raise BadEvent("a: action indices must be distinct")
+    if not all(type(x) in (int, float) and 0.0 <= x <= 1.0 for x in p):
+        raise BadEvent(f"p: must be {len(a)} probabilities in [0, 1], one per entry of a")
+    if abs(sum(p) - 1.0) > PMF_SUM_TOLERANCE:
+        raise BadEvent(f"p: probabilities sum to {sum(p)!r}, not 1")
+
+
+def build_rounds(rows: list, where: list) -> tuple:
+    """Pack :func:`parse_event` tuples into arrays (pmf padded to the widest round).
+
+    Returns ``(LoggedRounds, problems)``: rows whose ``a``/``p`` are not a pmf are left
+    out and listed as ``(where, message)``. The check is vectorised over the chunk.
+    """
+    n = len(rows)
+    n_actions = np.fromiter((len(row[3]) for row in rows), np.int64, n)
+    width = int(n_actions.max()) if n else 0
+    pmf = np.zeros((n, width))
+    if n:
+        lengths = np.fromiter((len(row[7]) for row in rows), np.int64, n)
+        total = int(lengths.sum())
+        flat_rows = np.repeat(np.arange(n), lengths)
+        try:
+            cols = np.array([i for row in rows for i in row[7]]) - 1
+            probs = np.array([x for row in rows for x in row[8]], dtype=np.float64)
+        except (TypeError, ValueError):
+            cols = probs = None
+        if cols is None or cols.dtype.kind != "i" or cols.size != total:
+            bad = np.ones(n, bool)
+        else:
+            bad = _bad_pmf_rows(flat_rows, cols, probs, lengths, n_actions, width)
+        if bad.any():
+            return _without(rows, where, bad)
+        pmf[flat_rows, cols] = probs
+    return LoggedRounds(
+        event_ids=[row[0] for row in rows], timestamps=[row[1] for row in rows],
+        contexts=[row[2] for row in rows], actions=[row[3] for row in rows],
+        chosen=np.fromiter((row[4] for row in rows), np.int64, n),
+        propensities=np.fromiter((row[5] for row in rows), np.float64, n),
+        rewards=np.fromiter((row[6] for row in rows), np.float64, n),
+        logging_pmf=pmf, n_actions=n_actions, where=list(where)), []
+
+
+def _bad_pmf_rows(flat_rows, cols, probs, lengths, n_actions, width) -> np.ndarray:
+    """Rows whose indices are out of range or repeated, or whose p is not a pmf."""
+    n = lengths.size
+    bad_entry = (cols < 0) | (cols >= n_actions[flat_rows]) | ~((probs >= 0) & (probs <= 1))
+    bad = np.bincount(flat_rows[bad_entry], minlength=n) > 0
+    sums = np.bincount(flat_rows, weights=probs, minlength=n)
+    bad |= ~(np.abs(sums - 1.0) <= PMF_SUM_TOLERANCE)
+    cells = np.bincount(flat_rows * (width + 1) + np.clip(cols, 0, width), minlength=n * (width + 1))
+    bad |= (cells.reshape(n, width + 1) > 1).any(axis=1)
+    return bad
+
+
+def _without(rows, where, bad) -> tuple:
+    """Rebuild without the bad rows; each one's message comes from :func:`check_pmf`."""
+    problems = []
+    for i in np.flatnonzero(bad):
+        try:
+            check_pmf(rows[i][7], rows[i][8], len(rows[i][3]))
+        except BadEvent as exc:
+            problems.append((where[i], str(exc)))
+        else:
+            problems.append((where[i], "a, p: not a pmf over the actions"))
+    keep = np.flatnonzero(~bad)
+    rounds, _ = build_rounds([rows[i] for i in keep], [where[i] for i in keep])
+    return rounds, problems
+
+
+def concat(parts: list) -> LoggedRounds:
+    """One LoggedRounds from several, in order (pmfs re-padded to the widest)."""
+    if not parts:
+        return build_rounds([], [])[0]
+    width = max(p.width for p in parts)
+    pmfs = [np.pad(p.logging_pmf, ((0, 0), (0, width - p.width))) for p in parts]
+    return LoggedRounds(
+        *(list(chain.from_iterable(getattr(p, f) for p in parts)) for f in _FIELDS[:4]),
+        *(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS[4:7]),
+        np.concatenate(pmfs), np.concatenate([p.n_actions for p in parts]),
+        list(chain.from_iterable(p.where for p in parts)))

@@ -1,0 +1,312 @@
+"""Log readers: a loop's Redis stream, DSJSON files (plain or gzip) and Parquet files.
+
+Every reader streams :class:`~replay.logs.LoggedRounds` chunks, so a log larger than
+memory can be evaluated, and can be iterated again from the start (evaluation makes
+two passes). Malformed records are counted in the reader's :class:`ReadReport` with
+their location (line, row or stream entry) and never stop the run; events without a
+reward are counted as unrewarded.
+
+Parquet layout (one row per rewarded decision; :func:`write_parquet` writes it):
+``event_id`` string, ``timestamp`` string (nullable), ``context`` string (JSON object),
+``actions`` string (JSON list of ``{"id", "features"}``), ``chosen`` int (0-based),
+``propensity`` double, ``reward`` double (null: unrewarded), ``pmf`` list<double> (the
+logging pmf, aligned with ``actions``).
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import gzip
+import io
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+import orjson
+
+from .errors import LogError
+from .logs import BadEvent, LoggedRounds, Unrewarded, build_rounds, parse_event
+
+#: Rounds per chunk unless the caller says otherwise.
+CHUNK_ROUNDS = 10_000
+#: Problems kept with their location in a report (all are counted).
+MAX_PROBLEMS = 100
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+PARQUET_COLUMNS = ("event_id", "timestamp", "context", "actions", "chosen", "propensity",
+                   "reward", "pmf")
+
+
+@dataclass
+class ReadReport:
+    """What one pass over a log saw."""
+
+    source: str
+    records: int = 0
+    rounds: int = 0
+    unrewarded: int = 0
+    malformed: int = 0
+    problems: list = field(default_factory=list)
+
+    def problem(self, where: str, message: str) -> None:
+        self.malformed += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append((where, message))
+
+    def summary(self) -> str:
+        text = (f"{self.source}: {self.records} records, {self.rounds} rewarded rounds, "
+                f"{self.unrewarded} unrewarded, {self.malformed} malformed")
+        shown = "".join(f"\n  {where}: {msg}" for where, msg in self.problems[:10])
+        more = self.malformed - min(10, len(self.problems))
+        return text + shown + (f"\n  ... and {more} more" if more > 0 else "")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "problems": [list(p) for p in self.problems]}
+
+
+class LogSource:
+    """Base of the readers: subclasses yield ``(where, parsed tuple or exception)``."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.report = ReadReport(name)
+
+    def chunks(self, size: int = CHUNK_ROUNDS, limit: int | None = None) -> Iterator[LoggedRounds]:
+        """Rewarded rounds in log order, ``size`` per chunk (at most ``limit`` in all);
+        the report restarts with each pass."""
+        self.report = ReadReport(self.name)
+        items = iter(self._items())
+        while limit is None or self.report.rounds < limit:
+            want = size if limit is None else min(size, limit - self.report.rounds)
+            with _no_gc():
+                rows, where = self._collect(items, want)
+                rounds = self._pack(rows, where) if rows else None
+            if rounds is None:
+                return
+            yield rounds
+
+    def _collect(self, items, want) -> tuple:
+        """Up to ``want`` parsed rows from ``items``; counts what it skips."""
+        report, rows, where = self.report, [], []
+        for location, item in items:
+            report.records += 1
+            if type(item) is tuple:
+                rows.append(item)
+                where.append(location)
+                if len(rows) >= want:
+                    break
+            elif isinstance(item, Unrewarded):
+                report.unrewarded += 1
+            else:
+                report.problem(location, str(item))
+        return rows, where
+
+    def _pack(self, rows, where) -> LoggedRounds:
+        rounds, problems = build_rounds(rows, where)
+        for location, message in problems:
+            self.report.problem(location, message)
+        self.report.rounds += len(rounds)
+        return rounds
+
+    def _items(self):
+        raise NotImplementedError
+
+
+@contextlib.contextmanager
+def _no_gc():
+    """Pause the cyclic GC while parsing: parsed events hold no cycles, and collections
+    triggered by millions of fresh dicts cost more than the parsing itself."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _parsed(event):
+    try:
+        return parse_event(event)
+    except (BadEvent, Unrewarded) as exc:
+        return exc
+
+
+class DSJSONLog(LogSource):
+    """A DSJSON file, one event per line: cbserve's export or VW's own; gzip sniffed."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        if not os.path.isfile(path):
+            raise LogError(f"--log: no such file {path!r}")
+        self.path = path
+
+    def _open(self):
+        raw = open(self.path, "rb")
+        if raw.read(2) == b"\x1f\x8b":
+            raw.seek(0)
+            return io.BufferedReader(gzip.GzipFile(fileobj=raw), 1 << 20)
+        raw.seek(0)
+        return raw
+
+    def _items(self):
+        loads, number = orjson.loads, 0
+        with self._open() as fh:
+            try:
+                for number, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        event = loads(line)
+                    except orjson.JSONDecodeError as exc:
+                        yield f"line {number}", BadEvent(f"invalid JSON: {exc}")
+                        continue
+                    yield f"line {number}", _parsed(event)
+            except (OSError, EOFError) as exc:  # truncated or corrupt gzip
+                yield f"line {number + 1}", BadEvent(f"unreadable from here on: {exc}")
+
+
+class RedisLog(LogSource):
+    """A loop's decision stream in Redis, joined with its rewards (as the learner sees them)."""
+
+    PAGE = 2000
+
+    def __init__(self, url: str, loop: str | None):
+        import redis
+
+        from service import keys
+
+        if not loop:
+            raise LogError("--loop: required when --log is a Redis URL")
+        super().__init__(f"{url} loop {loop}")
+        self._redis_error = redis.RedisError
+        self._keys = keys
+        self.loop = loop
+        try:
+            self.client = redis.Redis.from_url(url)
+            if not self.client.exists(keys.log(loop)):
+                raise LogError(f"--loop: Redis at {url} has no decision log for loop {loop!r}")
+        except redis.RedisError as exc:
+            raise LogError(f"--log: cannot read Redis at {url}: {exc}") from exc
+        except ValueError as exc:
+            raise LogError(f"--log: bad Redis URL {url!r}: {exc}") from exc
+
+    def _stream(self, key):
+        start = "-"
+        while True:
+            try:
+                rows = self.client.xrange(key, start, "+", count=self.PAGE)
+            except self._redis_error as exc:
+                raise LogError(f"Redis: {exc}") from exc
+            yield from rows
+            if len(rows) < self.PAGE:
+                return
+            start = "(" + rows[-1][0].decode()
+
+    def model_bytes(self, version: int) -> bytes | None:
+        """A published model snapshot of the loop (for ``model_version`` candidates)."""
+        try:
+            return self.client.get(self._keys.model_version(self.loop, version))
+        except self._redis_error as exc:
+            raise LogError(f"Redis: {exc}") from exc
+
+    def _items(self):
+        from service.dsjson import with_label
+
+        rewards = {f[b"e"].decode(): (float(f[b"r"]), f[b"k"].decode())
+                   for _, f in self._stream(self._keys.joined(self.loop))}
+        for sid, fields in self._stream(self._keys.log(self.loop)):
+            where = f"entry {sid.decode()}"
+            try:
+                event = orjson.loads(fields[b"j"])
+            except (KeyError, orjson.JSONDecodeError) as exc:
+                yield where, BadEvent(f"invalid JSON: {exc}")
+                continue
+            joined = rewards.get(event.get("EventId")) if isinstance(event, dict) else None
+            if joined is not None:
+                event = with_label(event, *joined)
+            yield where, _parsed(event)
+
+
+class ParquetLog(LogSource):
+    """A Parquet file in the layout of :func:`write_parquet`, read in record batches."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        if not os.path.isfile(path):
+            raise LogError(f"--log: no such file {path!r}")
+        pq = _pyarrow_parquet()
+        try:
+            self._file = pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow raises its own ArrowInvalid family
+            raise LogError(f"--log: {path!r} is not a readable Parquet file: {exc}") from exc
+        missing = [c for c in PARQUET_COLUMNS if c not in self._file.schema_arrow.names]
+        if missing:
+            raise LogError(f"--log: {path!r} lacks the columns {', '.join(missing)} "
+                           f"(expected {', '.join(PARQUET_COLUMNS)})")
+
+    def _items(self):
+        number = 0
+        for batch in self._file.iter_batches(batch_size=CHUNK_ROUNDS, columns=list(PARQUET_COLUMNS)):
+            for row in batch.to_pylist():
+                number += 1
+                yield f"row {number}", _parquet_row(row)
+
+
+def _parquet_row(row: dict):
+    """A Parquet row as the DSJSON event it stands for, parsed."""
+    if row["reward"] is None:
+        return Unrewarded(row["event_id"])
+    try:
+        context = orjson.loads(row["context"] or "{}")
+        actions = orjson.loads(row["actions"] or "null")
+    except orjson.JSONDecodeError as exc:
+        return BadEvent(f"context/actions: invalid JSON: {exc}")
+    if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
+        return BadEvent("actions: must be a JSON list of {\"id\", \"features\"} objects")
+    if not isinstance(context, dict):
+        return BadEvent("context: must be a JSON object")
+    pmf = row["pmf"] or []
+    chosen = row["chosen"]
+    event = {"EventId": row["event_id"], "Timestamp": row["timestamp"],
+             "c": {**context, "_multi": [a.get("features") or {} for a in actions]},
+             "ActionIds": [a.get("id") for a in actions],
+             "a": [i + 1 for i in range(len(pmf))], "p": pmf,
+             "_label_cost": -row["reward"], "_label_probability": row["propensity"],
+             "_labelIndex": chosen}
+    return _parsed(event)
+
+
+def write_parquet(rounds: LoggedRounds, path: str) -> None:
+    """Write logged rounds in the Parquet layout :class:`ParquetLog` reads."""
+    import pyarrow as pa
+
+    pq = _pyarrow_parquet()
+    table = pa.table({
+        "event_id": pa.array(rounds.event_ids, pa.string()),
+        "timestamp": pa.array(rounds.timestamps, pa.string()),
+        "context": pa.array([orjson.dumps(c).decode() for c in rounds.contexts], pa.string()),
+        "actions": pa.array([orjson.dumps(a).decode() for a in rounds.actions], pa.string()),
+        "chosen": pa.array(rounds.chosen, pa.int64()),
+        "propensity": pa.array(rounds.propensities, pa.float64()),
+        "reward": pa.array(rounds.rewards, pa.float64()),
+        "pmf": pa.array([row[:k].tolist() for row, k in zip(rounds.logging_pmf, rounds.n_actions)],
+                        pa.list_(pa.float64())),
+    })
+    pq.write_table(table, path)
+
+
+def _pyarrow_parquet():
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise LogError("Parquet logs need pyarrow: pip install 'cbserve[replay]'") from exc
+    return pq
+
+
+def open_log(spec: str, loop: str | None = None) -> LogSource:
+    """The reader for ``spec``: a Redis URL (with ``loop``), a ``.parquet`` file or DSJSON."""
+    if spec.startswith(REDIS_SCHEMES):
+        return RedisLog(spec, loop)
+    if spec.endswith(".parquet"):
+        return ParquetLog(spec)
+    return DSJSONLog(spec)
