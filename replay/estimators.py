@@ -181,11 +181,11 @@ def _weighted(rewards, propensities, target_probs):
     t = _vector("target_probs", target_probs, r.size)
     if not p.min() > 0.0 or not p.max() <= 1.0:
         bad = int(np.flatnonzero(~((p > 0) & (p <= 1)))[0])
-        raise EstimatorError(f"propensities: must be in (0, 1], row {bad} is {p[bad]!r} "
+        raise EstimatorError(f"propensities: must be in (0, 1], row {bad} is {float(p[bad])!r} "
                              "(a logger that never explores an action cannot be evaluated for it)")
     if not t.min() >= 0.0 or not t.max() <= 1.0:
         bad = int(np.flatnonzero(~((t >= 0) & (t <= 1)))[0])
-        raise EstimatorError(f"target_probs: must be in [0, 1], row {bad} is {t[bad]!r}")
+        raise EstimatorError(f"target_probs: must be in [0, 1], row {bad} is {float(t[bad])!r}")
     w = t / p
     tiny = p < TINY_PROPENSITY
     if tiny.any():

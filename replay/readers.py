@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import gzip
-import io
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
@@ -141,12 +140,9 @@ class DSJSONLog(LogSource):
         self.path = path
 
     def _open(self):
-        raw = open(self.path, "rb")
-        if raw.read(2) == b"\x1f\x8b":
-            raw.seek(0)
-            return io.BufferedReader(gzip.GzipFile(fileobj=raw), 1 << 20)
-        raw.seek(0)
-        return raw
+        with open(self.path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+        return gzip.open(self.path, "rb") if gzipped else open(self.path, "rb")
 
     def _items(self):
         loads, number = orjson.loads, 0

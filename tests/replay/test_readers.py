@@ -1,0 +1,183 @@
+"""Readers: DSJSON (cbserve's and VW's), gzip, Parquet and the Redis stream round-trip
+into the same arrays; malformed records are counted with their location."""
+import copy
+import gzip
+
+import numpy as np
+import orjson
+import pytest
+
+from replay.errors import LogError
+from replay.logs import concat
+from replay.readers import DSJSONLog, ParquetLog, RedisLog, open_log, write_parquet
+from replay.simulated import write_dsjson
+
+
+def expected_arrays(events):
+    """What the readers must produce, computed straight from the DSJSON objects."""
+    out = {"event_ids": [], "chosen": [], "propensities": [], "rewards": [], "pmf": [],
+           "contexts": [], "actions": []}
+    for e in events:
+        out["event_ids"].append(e["EventId"])
+        out["chosen"].append(e["a"][0] - 1)
+        out["propensities"].append(e["p"][0])
+        out["rewards"].append(-e["_label_cost"])
+        pmf = np.zeros(len(e["ActionIds"]))
+        pmf[np.array(e["a"]) - 1] = e["p"]
+        out["pmf"].append(pmf)
+        out["contexts"].append({k: v for k, v in e["c"].items() if k != "_multi"})
+        out["actions"].append([{"id": i, "features": f} for i, f in zip(e["ActionIds"], e["c"]["_multi"])])
+    return out
+
+
+def assert_same(rounds, events):
+    exp = expected_arrays(events)
+    assert rounds.event_ids == exp["event_ids"]
+    assert rounds.chosen.tolist() == exp["chosen"]
+    assert rounds.propensities.tolist() == exp["propensities"]
+    assert rounds.rewards.tolist() == exp["rewards"]
+    np.testing.assert_array_equal(rounds.logging_pmf, np.stack(exp["pmf"]))
+    assert rounds.contexts == exp["contexts"]
+    assert rounds.actions == exp["actions"]
+
+
+@pytest.mark.parametrize("name", ["log.json", "log.json.gz"])
+def test_dsjson_round_trip_in_chunks(tmp_path, events, name):
+    path = str(tmp_path / name)
+    write_dsjson(events, path)
+    source = open_log(path)
+    chunks = list(source.chunks(size=128))
+    assert [len(c) for c in chunks] == [128, 128, 128, 128, 88]
+    assert_same(concat(chunks), events)
+    assert (source.report.records, source.report.rounds, source.report.malformed) == (600, 600, 0)
+    again = concat(list(source.chunks(size=1000)))  # a second pass starts over
+    assert again.event_ids == [e["EventId"] for e in events]
+    assert len(concat(list(source.chunks(size=50, limit=120)))) == 120
+
+
+def test_parquet_round_trip(tmp_path, events):
+    path = str(tmp_path / "log.parquet")
+    rounds = concat(list(DSJSONLog(_write(tmp_path, events)).chunks()))
+    write_parquet(rounds, path)
+    source = open_log(path)
+    assert isinstance(source, ParquetLog)
+    assert_same(concat(list(source.chunks(size=100))), events)
+
+
+def test_parquet_missing_columns_is_a_clear_error(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = str(tmp_path / "bad.parquet")
+    pq.write_table(pa.table({"event_id": ["a"], "reward": [1.0]}), path)
+    with pytest.raises(LogError, match="lacks the columns timestamp, context, actions"):
+        open_log(path)
+
+
+def test_malformed_lines_are_counted_with_line_numbers(tmp_path, events):
+    good = [orjson.dumps(e) for e in events[:5]]
+    no_multi = copy.deepcopy(events[5])
+    del no_multi["c"]["_multi"]
+    bad_sum = copy.deepcopy(events[6])
+    bad_sum["p"] = [0.9] * len(bad_sum["p"])
+    bad_index = copy.deepcopy(events[7])
+    bad_index["a"][1] = 99
+    unrewarded = {k: v for k, v in events[8].items() if not k.startswith("_label") and k != "o"}
+    lines = [good[0], b"{not json", good[1], b"", orjson.dumps(no_multi), good[2],
+             orjson.dumps(bad_sum), b"[1, 2]", orjson.dumps(bad_index), good[3],
+             orjson.dumps(unrewarded), good[4]]
+    path = tmp_path / "mixed.json"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    source = open_log(str(path))
+    rounds = concat(list(source.chunks()))
+    assert rounds.event_ids == [e["EventId"] for e in events[:5]]
+    rep = source.report
+    assert (rep.records, rep.rounds, rep.unrewarded, rep.malformed) == (11, 5, 1, 5)
+    where = dict(rep.problems)
+    assert "invalid JSON" in where["line 2"]
+    assert "c._multi" in where["line 5"]
+    assert "p: probabilities sum to" in where["line 7"]
+    assert "event: must be a JSON object" in where["line 8"]
+    assert "a: must be a non-empty list of 1-based action indices (1..5)" in where["line 9"]
+    assert "line 9" in rep.summary()
+
+
+def test_truncated_gzip_is_reported_not_raised(tmp_path, events):
+    path = tmp_path / "cut.json.gz"
+    data = gzip.compress(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    path.write_bytes(data[: len(data) // 2])
+    source = open_log(str(path))
+    rounds = concat(list(source.chunks()))
+    assert 0 < len(rounds) < len(events)
+    assert source.report.malformed >= 1
+    assert any("unreadable from here on" in msg for _, msg in source.report.problems)
+
+
+def test_vowpal_wabbit_dsjson_without_action_ids(tmp_path):
+    lines = [
+        {"_label_cost": -1.0, "_label_probability": 0.8, "_label_Action": 2, "_labelIndex": 1,
+         "o": [{"v": 1.0, "EventId": "vw-1"}], "Timestamp": "2024-01-01T00:00:00.000Z",
+         "Version": "1", "EventId": "vw-1", "a": [2, 1, 3], "p": [0.8, 0.1, 0.1],
+         "c": {"GUser": {"id": "a", "major": "eng"}, "_multi": [
+             {"TAction": {"topic": "sports"}}, {"TAction": {"topic": "politics"}},
+             {"TAction": {"topic": "music"}}]}, "VWState": {"m": "abc/def"}},
+        {"Version": "1", "EventId": "vw-2", "a": [1, 2, 3], "p": [0.8, 0.1, 0.1],
+         "c": {"GUser": {"id": "b"}, "_multi": [{"TAction": {"topic": "sports"}},
+                                                 {"TAction": {"topic": "politics"}},
+                                                 {"TAction": {"topic": "music"}}]}},
+    ]
+    path = tmp_path / "vw.json"
+    path.write_bytes(b"\n".join(orjson.dumps(x) for x in lines))
+    source = open_log(str(path))
+    rounds = concat(list(source.chunks()))
+    assert rounds.event_ids == ["vw-1"]
+    assert rounds.chosen.tolist() == [1] and rounds.propensities.tolist() == [0.8]
+    assert rounds.rewards.tolist() == [1.0]
+    assert [a["id"] for a in rounds.actions[0]] == ["1", "2", "3"]
+    np.testing.assert_array_equal(rounds.logging_pmf, [[0.1, 0.8, 0.1]])
+    assert source.report.unrewarded == 1
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(LogError, match="--log: no such file"):
+        open_log(str(tmp_path / "nope.json"))
+
+
+def test_redis_stream_written_by_the_service(client, redis_server):
+    """Decisions made and rewarded over the API read back with what the API returned."""
+    from tests.service.conftest import RECS_ITEMS
+
+    answers = []
+    for i in range(30):
+        ctx = {"user": {"age": 20 + i, "country": ["FR", "DE"][i % 2]}}
+        res = client.post("/v1/loops/recs/rank", json={"context": ctx, "actions": RECS_ITEMS[:6]})
+        body = res.get_json()
+        if i % 3:
+            client.post(f"/v1/loops/recs/events/{body['event_id']}/reward", json={"value": i / 10})
+            answers.append((body, i / 10))
+    source = open_log(redis_server.url, loop="recs")
+    assert isinstance(source, RedisLog)
+    rounds = concat(list(source.chunks(size=7)))
+    assert source.report.unrewarded == 10 and source.report.malformed == 0
+    assert rounds.event_ids == [b["event_id"] for b, _ in answers]
+    assert rounds.propensities.tolist() == [b["probability"] for b, _ in answers]
+    assert [rounds.actions[j][k]["id"] for j, k in enumerate(rounds.chosen)] == [b["chosen"] for b, _ in answers]
+    assert rounds.rewards.tolist() == [v for _, v in answers]
+    for j, (body, _) in enumerate(answers):
+        by_id = {a["id"]: a["probability"] for a in body["ranking"]}
+        assert rounds.logging_pmf[j].tolist() == [by_id[a["id"]] for a in rounds.actions[j]]
+
+
+def test_redis_without_the_loop_or_unreachable(redis_server):
+    with pytest.raises(LogError, match="--loop: required"):
+        open_log(redis_server.url)
+    with pytest.raises(LogError, match="no decision log for loop 'nope'"):
+        open_log(redis_server.url, loop="nope")
+    with pytest.raises(LogError, match="cannot read Redis"):
+        open_log("redis://127.0.0.1:1/0", loop="recs")
+
+
+def _write(tmp_path, events):
+    path = str(tmp_path / "src.json")
+    write_dsjson(events, path)
+    return path
