@@ -27,7 +27,7 @@ from .errors import LogError
 from .logs import BadEvent, LoggedRounds, Unrewarded, build_rounds, parse_event
 
 #: Rounds per chunk unless the caller says otherwise.
-CHUNK_ROUNDS = 10_000
+CHUNK_ROUNDS = 1_000
 #: Problems kept with their location in a report (all are counted).
 MAX_PROBLEMS = 100
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
