@@ -120,10 +120,9 @@ class _Run:
             if cut:
                 self._train(rounds.slice(0, cut))
             if cut < len(rounds):
-                later = rounds.slice(cut, len(rounds))
-                later, feats = self._features(later)
+                later, feats, keep = self._features(rounds.slice(cut, len(rounds)))
                 if len(later):
-                    self.model.add(later, offset + cut - self.train_rounds, feats)
+                    self.model.add(later, offset + cut - self.train_rounds + keep, feats)
                     self.min_propensity = min(self.min_propensity, float(later.propensities.min()))
         self.model.fit()
 
@@ -137,7 +136,8 @@ class _Run:
                 raise ReplayError(f"{cand.name}: cannot learn from the training slice: {exc}") from exc
 
     def _features(self, rounds: LoggedRounds) -> tuple:
-        """Drop rounds the reward model cannot featurize; their rows for the rest."""
+        """Drop rounds the reward model cannot featurize: ``(kept rounds, their rows,
+        their indices in rounds)``."""
         feats, keep = [], []
         for j, (ctx, actions) in enumerate(zip(rounds.contexts, rounds.actions)):
             try:
@@ -145,9 +145,8 @@ class _Run:
                 keep.append(j)
             except BanditError as exc:
                 self.dropped[rounds.where[j]] = f"unusable context or actions: {exc}"
-        if len(keep) == len(rounds):
-            return rounds, feats
-        return _take(rounds, keep), feats
+        index = np.asarray(keep, dtype=np.int64)
+        return (rounds if len(keep) == len(rounds) else _take(rounds, keep)), feats, index
 
     def score(self, seed) -> dict:
         """Pass 2: target pmfs, q̂ and replay on the evaluation slice; the arrays."""
@@ -156,15 +155,15 @@ class _Run:
         parts = []
         for offset, rounds in self.chunks("score"):
             cut = max(0, min(len(rounds), self.train_rounds - offset))
-            later, feats = self._features(rounds.slice(cut, len(rounds)))
+            later, feats, index = self._features(rounds.slice(cut, len(rounds)))
             if not len(later):
                 continue
             pmfs, keep = self._target_pmfs(later)
             if len(keep) < len(later):
-                later, feats = _take(later, keep), [feats[j] for j in keep]
+                later, feats, index = _take(later, keep), [feats[j] for j in keep], index[keep]
                 pmfs = {name: pmf[keep] for name, pmf in pmfs.items()}
-            first = offset + cut - self.train_rounds
-            q_hat = self.model.predict(later, first, later.width, feats)
+            positions = offset + cut - self.train_rounds + index  # folds follow log order
+            q_hat = self.model.predict(later, positions, later.width, feats)
             for replay in self.replays.values():
                 replay.feed(later)
             parts.append((later, q_hat, pmfs))

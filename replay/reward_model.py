@@ -50,8 +50,9 @@ class CrossFitRidge:
         """φ of every action of one round, (K_i, d)."""
         return self.featurizer.rows(context, normalize_actions(actions))
 
-    def add(self, rounds: LoggedRounds, offset: int, features=None) -> None:
-        """Accumulate the chosen rows of ``rounds`` (round ``offset + j`` is row j).
+    def add(self, rounds: LoggedRounds, positions, features=None) -> None:
+        """Accumulate the chosen rows of ``rounds``; ``positions[j]`` is row j's place in
+        the log (its fold is ``positions[j] mod F``).
 
         ``features``, if given, holds each round's (K_i, d) rows already computed.
         """
@@ -59,7 +60,7 @@ class CrossFitRidge:
         if features is None:
             features = [self.rows(c, a) for c, a in zip(rounds.contexts, rounds.actions)]
         X = np.stack([features[j][rounds.chosen[j]] for j in range(n)])
-        fold = (offset + np.arange(n)) % self.folds
+        fold = np.asarray(positions) % self.folds
         for f in range(self.folds):
             sel = fold == f
             if sel.any():
@@ -77,16 +78,17 @@ class CrossFitRidge:
                                 for f in range(self.folds)])
         return self.theta_
 
-    def predict(self, rounds: LoggedRounds, offset: int, width: int, features=None) -> np.ndarray:
-        """q̂ (n, width) for ``rounds``, each round scored by the model of its fold; 0 in
-        padded columns."""
+    def predict(self, rounds: LoggedRounds, positions, width: int, features=None) -> np.ndarray:
+        """q̂ (n, width) for ``rounds``, each round scored by the model fitted without its
+        fold (``positions`` as in :meth:`add`); 0 in padded columns."""
         if self.theta_ is None:
             self.fit()
         n = len(rounds)
         if features is None:
             features = [self.rows(c, a) for c, a in zip(rounds.contexts, rounds.actions)]
         q = np.zeros((n, width))
+        folds = np.asarray(positions) % self.folds
         for j in range(n):
-            theta = self.theta_[(offset + j) % self.folds]
+            theta = self.theta_[folds[j]]
             q[j, :len(features[j])] = features[j] @ theta
         return q

@@ -66,8 +66,8 @@ def test_reward_model_is_cross_fitted():
                      [1, 2, 3], [1 / 3] * 3))
     rounds, _ = build_rounds(rows, [str(i) for i in range(40)])
     model = CrossFitRidge({"context_dim": 8, "action_dim": 4, "interaction_dim": 4}, folds=2, l2=0.5)
-    model.add(rounds, 0)
-    q = model.predict(rounds, 0, 3)
+    model.add(rounds, np.arange(40))
+    q = model.predict(rounds, np.arange(40), 3)
     X = [model.rows(c, a) for c, a in zip(rounds.contexts, rounds.actions)]
     odd = [j for j in range(40) if j % 2 == 1]
     Xc = np.stack([X[j][rounds.chosen[j]] for j in odd])
