@@ -36,9 +36,13 @@ class LinearEnvironment:
     def context(self) -> tuple:
         """A fresh context: ``(context dict, x (n_features,))``."""
         x = self._rng.normal(size=self.n_features)
-        ctx = {"user": {f"f{i}": float(v) for i, v in enumerate(x)},
-               "device": {"os": "ios" if x[0] > 0 else "android"}}
-        return ctx, x
+        return self.as_context(x), x
+
+    @staticmethod
+    def as_context(x) -> dict:
+        """The context dict a policy sees for the feature vector ``x``."""
+        return {"user": {f"f{i}": float(v) for i, v in enumerate(x)},
+                "device": {"os": "ios" if x[0] > 0 else "android"}}
 
     def expected(self, x) -> np.ndarray:
         """Expected reward of every action, (K,)."""

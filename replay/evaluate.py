@@ -146,7 +146,7 @@ class _Run:
             except BanditError as exc:
                 self.dropped[rounds.where[j]] = f"unusable context or actions: {exc}"
         index = np.asarray(keep, dtype=np.int64)
-        return (rounds if len(keep) == len(rounds) else _take(rounds, keep)), feats, index
+        return (rounds if len(keep) == len(rounds) else rounds.take(keep)), feats, index
 
     def score(self, seed) -> dict:
         """Pass 2: target pmfs, q̂ and replay on the evaluation slice; the arrays."""
@@ -160,7 +160,7 @@ class _Run:
                 continue
             pmfs, keep = self._target_pmfs(later)
             if len(keep) < len(later):
-                later, feats, index = _take(later, keep), [feats[j] for j in keep], index[keep]
+                later, feats, index = later.take(keep), [feats[j] for j in keep], index[keep]
                 pmfs = {name: pmf[keep] for name, pmf in pmfs.items()}
             positions = offset + cut - self.train_rounds + index  # folds follow log order
             q_hat = self.model.predict(later, positions, later.width, feats)
@@ -184,15 +184,6 @@ class _Run:
             except BanditError as exc:
                 self.dropped[rounds.where[j]] = f"{cand.name} cannot decide: {exc}"
         return pmfs, keep
-
-
-def _take(rounds: LoggedRounds, keep: list) -> LoggedRounds:
-    idx = np.asarray(keep, dtype=np.intp)
-    return LoggedRounds(
-        [rounds.event_ids[j] for j in keep], [rounds.timestamps[j] for j in keep],
-        [rounds.contexts[j] for j in keep], [rounds.actions[j] for j in keep],
-        rounds.chosen[idx], rounds.propensities[idx], rounds.rewards[idx],
-        rounds.logging_pmf[idx], rounds.n_actions[idx], [rounds.where[j] for j in keep])
 
 
 def _stack(parts, names) -> dict:

@@ -66,6 +66,12 @@ class LoggedRounds:
         """Rounds ``start:stop``, in log order."""
         return LoggedRounds(*(getattr(self, f)[start:stop] for f in _FIELDS))
 
+    def take(self, keep) -> "LoggedRounds":
+        """The rounds at indices ``keep``, in that order."""
+        idx = np.asarray(keep, dtype=np.intp)
+        return LoggedRounds(*(value[idx] if isinstance(value, np.ndarray) else [value[j] for j in idx]
+                              for value in (getattr(self, f) for f in _FIELDS)))
+
 
 _FIELDS = ("event_ids", "timestamps", "contexts", "actions", "chosen", "propensities",
            "rewards", "logging_pmf", "n_actions", "where")

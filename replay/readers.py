@@ -187,16 +187,12 @@ class RedisLog(LogSource):
             raise LogError(f"--log: bad Redis URL {url!r}: {exc}") from exc
 
     def _stream(self, key):
-        start = "-"
-        while True:
-            try:
-                rows = self.client.xrange(key, start, "+", count=self.PAGE)
-            except self._redis_error as exc:
-                raise LogError(f"Redis: {exc}") from exc
-            yield from rows
-            if len(rows) < self.PAGE:
-                return
-            start = "(" + rows[-1][0].decode()
+        from service.store import stream_entries
+
+        try:
+            yield from stream_entries(self.client, key, count=self.PAGE)
+        except self._redis_error as exc:
+            raise LogError(f"Redis: {exc}") from exc
 
     def model_bytes(self, version: int) -> bytes | None:
         """A published model snapshot of the loop (for ``model_version`` candidates)."""
@@ -207,9 +203,9 @@ class RedisLog(LogSource):
 
     def _items(self):
         from service.dsjson import with_label
+        from service.store import joined_rewards
 
-        rewards = {f[b"e"].decode(): (float(f[b"r"]), f[b"k"].decode())
-                   for _, f in self._stream(self._keys.joined(self.loop))}
+        rewards = joined_rewards(self._stream(self._keys.joined(self.loop)))
         for sid, fields in self._stream(self._keys.log(self.loop)):
             where = f"entry {sid.decode()}"
             try:

@@ -42,9 +42,7 @@ def true_value(env, policy, contexts: int = 20000, seed: int = 12345) -> float:
     total = 0.0
     for _ in range(contexts):
         x = rng.normal(size=env.n_features)
-        ctx = {"user": {f"f{i}": float(v) for i, v in enumerate(x)},
-               "device": {"os": "ios" if x[0] > 0 else "android"}}
-        total += float(policy.decide(ctx, env.actions).pmf @ env.expected(x))
+        total += float(policy.decide(env.as_context(x), env.actions).pmf @ env.expected(x))
     return total / contexts
 
 

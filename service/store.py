@@ -45,6 +45,22 @@ def latency_field(seconds: float) -> str:
     return "lat_le_inf"
 
 
+def stream_entries(client: redis.Redis, key: str, start: str = "-", count: int = 2000):
+    """Yield ``(entry id, fields)`` of a stream from ``start`` on, ``count`` per round
+    trip. Redis errors propagate as raised by redis-py (callers map them)."""
+    while True:
+        rows = client.xrange(key, start, "+", count=count)
+        yield from rows
+        if len(rows) < count:
+            return
+        start = "(" + rows[-1][0].decode()
+
+
+def joined_rewards(entries) -> dict:
+    """``{event id: (reward, kind)}`` from entries of a loop's joined stream."""
+    return {f[b"e"].decode(): (float(f[b"r"]), f[b"k"].decode()) for _, f in entries}
+
+
 class LoopStore:
     """The Redis side of one loop."""
 
@@ -118,17 +134,12 @@ class LoopStore:
             pipe.xrange(keys.log(self.name), sid, sid, count=1)
         return [dsjson.loads(rows[0][1][b"j"]) if rows else None for rows in pipe.execute()]
 
-    def _entries(self, key: str, start: str = "-", count: int = 2000):
-        """Yield ``(entry id, fields)`` of a stream from ``start`` on, ``count`` per round trip."""
-        while True:
-            try:
-                rows = self.r.xrange(key, start, "+", count=count)
-            except redis.RedisError as exc:
-                raise StoreError(f"Redis: {exc}") from exc
-            yield from rows
-            if len(rows) < count:
-                return
-            start = "(" + rows[-1][0].decode()
+    def _entries(self, key: str, start: str = "-"):
+        """:func:`stream_entries` with Redis errors mapped to :class:`StoreError`."""
+        try:
+            yield from stream_entries(self.r, key, start)
+        except redis.RedisError as exc:
+            raise StoreError(f"Redis: {exc}") from exc
 
     def scan_log(self, start: str = "-"):
         """Yield ``(entry id, DSJSON dict)`` of the decision log from ``start`` on."""
@@ -137,8 +148,7 @@ class LoopStore:
 
     def rewards(self) -> dict:
         """``{event id: (reward, kind)}`` of every joined event still retained."""
-        return {f[b"e"].decode(): (float(f[b"r"]), f[b"k"].decode())
-                for _, f in self._entries(keys.joined(self.name))}
+        return joined_rewards(self._entries(keys.joined(self.name)))
 
     # -- models -----------------------------------------------------------------------
     @_mapped
