@@ -28,6 +28,7 @@ BUILTINS = {
     "linucb": "bandits.linucb:LinUCB",
     "lints": "bandits.lints:LinTS",
     "vw": "bandits.vw:VWPolicy",
+    "qnetwork": "bandits.qnetwork:QNetworkPolicy",
 }
 _INTERFACE = ("decide", "learn", "to_bytes", "from_bytes")
 

@@ -11,9 +11,9 @@ import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from . import metrics
-from .errors import NotFound
+from .errors import BadRequest, NotFound
 from .openapi import document
-from .requests import check_event_id, parse_body, parse_rank, parse_reward
+from .requests import check_event_id, parse_body, parse_end, parse_rank, parse_reward
 
 bp = Blueprint("cbserve", __name__)
 
@@ -43,10 +43,25 @@ def rank(loop):
 def reward(loop, event_id):
     service = _loop(loop)
     check_event_id(event_id)
-    value = parse_reward(_body())
-    status = service.store.reward(event_id, value)
+    value, end = parse_reward(_body())
+    if end and not service.loop.sequential:
+        raise BadRequest(f"end: loop {loop!r} is not sequential (it has no session table)")
+    status = service.store.reward(event_id, value, end)
     return jsonify({"event_id": event_id, "value": value,
                     "status": "accepted" if status == "ok" else "duplicate"})
+
+
+@bp.post("/v1/loops/<loop>/sessions/<session_id>/end")
+def end_session(loop, session_id):
+    service = _loop(loop)
+    check_event_id(session_id, "session_id")
+    if not service.loop.sequential:
+        raise BadRequest(f"loop {loop!r} is not sequential (it has no session table)")
+    if request.content_length:
+        parse_end(_body())
+    status, steps = service.store.end_session(session_id)
+    return jsonify({"session_id": session_id, "steps": steps,
+                    "status": "ended" if status == "ok" else "already_ended"})
 
 
 @bp.post("/v1/loops/<loop>/events/<event_id>/activate")

@@ -8,6 +8,7 @@ the file is refused.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import tomllib
@@ -16,7 +17,7 @@ from typing import Any
 
 from bandits import ConfigError as BanditConfigError
 from bandits import FeatureError
-from bandits import make_featurizer, make_policy
+from bandits import make_featurizer, make_policy, resolve
 from bandits.inputs import normalize_actions
 
 from .errors import ConfigError
@@ -38,6 +39,11 @@ LOOP_DEFAULTS = {
     "default_reward": 0.0,       # joined when no reward came within reward_wait
     "seed": 0,
     "retention": 7 * 86400.0,    # seconds the decision log keeps events
+    "session": None,             # a table makes the loop sequential (SESSION_DEFAULTS)
+}
+SESSION_DEFAULTS = {
+    "ttl": 1800.0,               # seconds of inactivity after which a session is forgotten
+    "history": 10,               # past steps (action, reward) kept as the session's state
 }
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _LOOP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -56,6 +62,12 @@ class LoopConfig:
     default_reward: float
     seed: int
     retention: float
+    session: dict | None = None
+
+    @property
+    def sequential(self) -> bool:
+        """True when decisions are keyed by a ``session_id`` (a ``session`` table)."""
+        return self.session is not None
 
     def new_policy(self):
         """A fresh (unlearned) policy built from this loop's specification."""
@@ -66,7 +78,7 @@ class LoopConfig:
         return {"name": self.name, "policy": self.policy, "featurizer": self.featurizer,
                 "actions": [a["id"] for a in self.actions] if self.actions else None,
                 "reward_wait": self.reward_wait, "default_reward": self.default_reward,
-                "seed": self.seed, "retention": self.retention}
+                "seed": self.seed, "retention": self.retention, "session": self.session}
 
 
 @dataclass(frozen=True)
@@ -143,19 +155,21 @@ def _loop(name: str, spec: Any) -> LoopConfig:
     s = {**LOOP_DEFAULTS, **spec}
     _table(s["policy"], prefix + ".policy")
     _table(s["featurizer"], prefix + ".featurizer")
-    try:
-        make_featurizer(s["featurizer"])
-        make_policy(s["policy"], s["featurizer"])
-    except BanditConfigError as exc:
-        part = "featurizer" if str(exc.key).startswith("featurizer.") else "policy"
-        key = exc.key.partition(".")[2] if part == "featurizer" else exc.key
-        raise ConfigError(f"{prefix}.{part}.{key}", exc.message, exc.allowed) from exc
+    session = _session(s["session"], prefix + ".session")
     actions = s["actions"]
     if actions is not None:
         try:
             actions = [{"id": aid, "features": feats} for aid, feats in normalize_actions(actions)]
         except FeatureError as exc:
             raise ConfigError(f"{prefix}.{exc.field}", str(exc).partition(": ")[2]) from exc
+    policy = _policy_spec(dict(s["policy"]), actions, session, prefix)
+    try:
+        make_featurizer(s["featurizer"])
+        make_policy(policy, s["featurizer"])
+    except BanditConfigError as exc:
+        part = "featurizer" if str(exc.key).startswith("featurizer.") else "policy"
+        key = exc.key.partition(".")[2] if part == "featurizer" else exc.key
+        raise ConfigError(f"{prefix}.{part}.{key}", exc.message, exc.allowed) from exc
     wait = duration(s["reward_wait"], prefix + ".reward_wait")
     retention = duration(s["retention"], prefix + ".retention")
     if retention < wait:
@@ -164,9 +178,39 @@ def _loop(name: str, spec: Any) -> LoopConfig:
     reward = s["default_reward"]
     if isinstance(reward, bool) or not isinstance(reward, (int, float)) or not math.isfinite(reward):
         raise ConfigError(prefix + ".default_reward", f"must be a finite number, got {reward!r}")
-    return LoopConfig(name=name, policy=dict(s["policy"]), featurizer=dict(s["featurizer"]),
+    return LoopConfig(name=name, policy=policy, featurizer=dict(s["featurizer"]),
                       actions=actions, reward_wait=wait, default_reward=float(reward),
-                      seed=_int(s["seed"], prefix + ".seed", 0), retention=retention)
+                      seed=_int(s["seed"], prefix + ".seed", 0), retention=retention,
+                      session=session)
+
+
+def _session(spec: Any, key: str) -> dict | None:
+    """The validated ``session`` table, or None for a (non-sequential) bandit loop."""
+    if spec is None:
+        return None
+    _table(spec, key)
+    _no_unknown(spec, SESSION_DEFAULTS, key + ".")
+    s = {**SESSION_DEFAULTS, **spec}
+    return {"ttl": duration(s["ttl"], key + ".ttl"), "history": _int(s["history"], key + ".history", 1)}
+
+
+def _policy_spec(policy: dict, actions: list | None, session: dict | None, prefix: str) -> dict:
+    """The policy spec, with the fixed action ids filled in for policies that take
+    ``action_ids`` (a Q-network's outputs are actions); sequential policies (class
+    attribute ``sequential = True``) need a ``session`` table."""
+    if "type" not in policy:
+        return policy  # make_policy names the missing key
+    try:
+        cls = resolve(policy["type"], "type")
+    except BanditConfigError as exc:
+        raise ConfigError(f"{prefix}.policy.{exc.key}", exc.message, exc.allowed) from exc
+    if getattr(cls, "sequential", False) and session is None:
+        raise ConfigError(f"{prefix}.session", f"required: policy {policy['type']!r} is "
+                                               "sequential (it acts on the session's history)")
+    takes_ids = "action_ids" in inspect.signature(cls.__init__).parameters
+    if takes_ids and "action_ids" not in policy and actions is not None:
+        policy["action_ids"] = [a["id"] for a in actions]
+    return policy
 
 
 def _no_unknown(table: dict, allowed, prefix: str) -> None:

@@ -9,6 +9,9 @@ One decision::
      "loop": "recs", "ActionIds": ["item-1", …], "deferred": false,
      "policy": {"name": "linucb", "version": 7}}
 
+A step of a sequential loop adds ``"session_id"`` and ``"step"`` (0-based), and its
+context carries the session state the policy saw under ``"_session"``.
+
 ``a`` holds 1-based action indices, the chosen one first; ``p`` their probabilities in
 the same order (the full pmf). Once rewarded, :func:`with_label` adds VW's label fields
 (``_label_cost`` = −reward, ``_label_probability``, ``_label_Action``, ``_labelIndex``)
@@ -32,19 +35,23 @@ def timestamp(epoch_s: float) -> str:
 
 
 def decision_event(*, loop, event_id, epoch_s, context, actions, order, pmf, policy,
-                   version, deferred) -> dict:
+                   version, deferred, session=None) -> dict:
     """The DSJSON object of one decision.
 
     ``actions`` are the validated ``[(id, features)]`` pairs in request order, ``order``
     the action indices with the chosen one first, ``pmf`` their probabilities (aligned
-    with ``actions``).
+    with ``actions``). A step of a sequential loop (``session``: its state) also
+    carries ``session_id`` and ``step``; its context holds the state under ``_session``.
     """
     c = dict(context)
     c["_multi"] = [feats for _, feats in actions]
-    return {"EventId": event_id, "Timestamp": timestamp(epoch_s), "Version": VERSION, "c": c,
+    event = {"EventId": event_id, "Timestamp": timestamp(epoch_s), "Version": VERSION, "c": c,
             "a": [i + 1 for i in order], "p": [float(pmf[i]) for i in order], "loop": loop,
             "ActionIds": [aid for aid, _ in actions], "deferred": bool(deferred),
             "policy": {"name": policy, "version": int(version)}}
+    if session is not None:
+        event["session_id"], event["step"] = session.session_id, session.step
+    return event
 
 
 def dumps(event: dict) -> bytes:

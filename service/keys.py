@@ -14,6 +14,8 @@ key                            type      holds
 ``cb:{loop}:model:<version>``  string    policy snapshot bytes of one version
 ``cb:{loop}:stats``            hash      counters behind ``/metrics``
 ``cb:{loop}:learner``          string    the learner's lock (one learner per loop)
+``cb:{loop}:sess:<session>``   hash      a session's step count and recent history (TTL)
+``cb:{loop}:ends``             stream    ended episodes (``id``, ``ep``, ``n`` steps)
 =============================  ========  =================================================
 """
 from __future__ import annotations
@@ -63,3 +65,11 @@ def stats(loop: str) -> str:
 
 def learner_lock(loop: str) -> str:
     return _base(loop) + "learner"
+
+
+def session(loop: str, session_id: str) -> str:
+    return _base(loop) + "sess:" + session_id
+
+
+def ends(loop: str) -> str:
+    return _base(loop) + "ends"

@@ -46,28 +46,41 @@ class LoopService:
             if not pairs:
                 raise BadRequest("exclude: every action is excluded")
             actions = [{"id": aid, "features": feats} for aid, feats in pairs]
+        context, state = req.context, None
+        if self.loop.sequential:
+            if req.session_id is None:
+                raise BadRequest(f"session_id: required (loop {self.loop.name!r} is sequential)")
+            state = self.store.session(req.session_id)
+            context = state.as_context(context)
+        elif req.session_id is not None:
+            raise BadRequest(f"session_id: loop {self.loop.name!r} is not sequential "
+                             "(it has no session table)")
         policy, version = self.model.current()
         try:
             with self.model.lock:
-                decision = policy.decide(req.context, actions)
+                decision = policy.decide(context, actions)
         except BanditError as exc:
             raise BadRequest(str(exc)) from exc
         event_id = req.event_id or uuid.uuid4().hex
         chosen = sample_index(decision.pmf, self.loop.seed, event_id)
         order = [chosen] + [i for i in decision.ranking() if i != chosen]
         event = dsjson.decision_event(
-            loop=self.loop.name, event_id=event_id, epoch_s=time.time(), context=req.context,
+            loop=self.loop.name, event_id=event_id, epoch_s=time.time(), context=context,
             actions=pairs, order=order, pmf=decision.pmf, policy=decision.policy,
-            version=version, deferred=req.defer)
+            version=version, deferred=req.defer, session=state)
         self.store.log_decision(event_id, dsjson.dumps(event), req.defer,
-                                time.perf_counter() - started)
+                                time.perf_counter() - started,
+                                None if state is None else (state, pairs[chosen][0]))
         shown = order[:req.k] if req.k else order
-        return {"event_id": event_id, "chosen": pairs[chosen][0],
+        body = {"event_id": event_id, "chosen": pairs[chosen][0],
                 "probability": float(decision.pmf[chosen]),
                 "ranking": [{"id": pairs[i][0], "probability": float(decision.pmf[i]),
                              "score": float(decision.scores[i])} for i in shown],
                 "model": {"policy": decision.policy, "version": version},
                 "deferred": req.defer}
+        if state is not None:
+            body["session"] = {"id": state.session_id, "step": state.step}
+        return body
 
     def summary(self) -> dict:
         """Configuration, model version and counters (``GET /v1/loops/<loop>``)."""
@@ -81,4 +94,4 @@ class LoopService:
 
 #: Counters every loop reports (all start at 0).
 COUNTERS = ("decisions", "deferred", "activated", "rewards", "joined", "defaults", "expired",
-            "learned", "reward_sum", "lost_decisions")
+            "learned", "reward_sum", "lost_decisions", "sessions", "sessions_ended")

@@ -26,11 +26,7 @@ local function join(ev, stream, due, stats, id, sid, value, kind, retention)
 end
 """
 
-#: KEYS: event, log, due, stats. ARGV: event id, DSJSON, deferred (0/1), wait ms,
-#: event ttl s, retention ms, latency bucket field, latency seconds.
-#: Returns the log entry id, or false when the event id is already in use.
-LOG_DECISION = _PRELUDE + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+_LOG = """
 local deadline = now + tonumber(ARGV[4])
 local sid = redis.call('XADD', KEYS[2], 'MINID', '~', now - tonumber(ARGV[6]), '*', 'j', ARGV[2])
 local active = '1'
@@ -42,20 +38,78 @@ redis.call('HINCRBY', KEYS[4], 'decisions', 1)
 if active == '0' then redis.call('HINCRBY', KEYS[4], 'deferred', 1) end
 redis.call('HINCRBY', KEYS[4], ARGV[7], 1)
 redis.call('HINCRBYFLOAT', KEYS[4], 'latency_sum', ARGV[8])
-return sid
+"""
+_UNUSED_ID = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'dup'} end
 """
 
-#: KEYS: event, joined, due, stats. ARGV: event id, reward (canonical text), retention ms.
-#: Returns {status[, stored reward]}: ok | same | conflict | gone | unknown.
-REWARD = _PRELUDE + _JOIN + """
-local h = redis.call('HMGET', KEYS[1], 'st', 'r', 'dl', 'act', 'sid')
+#: KEYS: event, log, due, stats. ARGV: event id, DSJSON, deferred (0/1), wait ms,
+#: event ttl s, retention ms, latency bucket field, latency seconds.
+#: Returns {'ok', log entry id}, or {'dup'} when the event id is already in use.
+LOG_DECISION = _PRELUDE + _UNUSED_ID + _LOG + "return {'ok', sid}"
+
+#: A step of a session (sequential loops): LOG_DECISION's KEYS plus the session hash,
+#: ARGV plus step expected, chosen action id, session ttl ms, steps kept, session id.
+#: The step is logged only if the session is at that step (an ended session starts
+#: a new episode at step 0); it then records the action, moves the session on and
+#: renews its TTL. Session hash fields:
+#: ``id``, ``ep`` (episode: event id of its first step), ``n`` steps taken, ``a:<i>``
+#: and ``r:<i>`` action and reward of step i (the last ``steps kept`` only), ``end``.
+#: Returns {'ok', entry id} | {'dup'} | {'step', current step}.
+LOG_STEP = _PRELUDE + _UNUSED_ID + """
+local s = redis.call('HMGET', KEYS[5], 'n', 'end', 'ep')
+local n, cur, ep = tonumber(ARGV[9]), s[1] or '0', s[3] or ARGV[1]
+if s[2] then cur, ep = '0', ARGV[1] end
+if tonumber(cur) ~= n then return {'step', cur} end
+if s[2] then redis.call('DEL', KEYS[5]) end
+""" + _LOG + """
+redis.call('HSET', KEYS[5], 'id', ARGV[13], 'ep', ep, 'n', n + 1, 'a:' .. n, ARGV[10])
+local old = n - tonumber(ARGV[12])
+if old >= 0 then redis.call('HDEL', KEYS[5], 'a:' .. old, 'r:' .. old) end
+redis.call('PEXPIRE', KEYS[5], tonumber(ARGV[11]))
+redis.call('HSET', KEYS[1], 'sk', KEYS[5], 'sx', n, 'ep', ep)
+if n == 0 then redis.call('HINCRBY', KEYS[4], 'sessions', 1) end
+return {'ok', sid}
+"""
+
+# end_session(session key, ends stream, stats, retention ms): {status, steps}
+_END = """
+local function end_session(sk, ends, stats, retention)
+  local s = redis.call('HMGET', sk, 'n', 'end', 'id', 'ep')
+  if not s[1] then return {'unknown'} end
+  if s[2] then return {'same', s[1]} end
+  redis.call('HSET', sk, 'end', '1')
+  redis.call('XADD', ends, 'MINID', '~', now - retention, '*', 'id', s[3], 'ep', s[4], 'n', s[1])
+  redis.call('HINCRBY', stats, 'sessions_ended', 1)
+  return {'ok', s[1]}
+end
+"""
+
+#: KEYS: session, ends, stats. ARGV: retention ms. Closes the episode (idempotent).
+#: Returns {ok | same, steps} or {unknown}.
+END_SESSION = _PRELUDE + _END + "return end_session(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]))"
+
+#: KEYS: event, joined, due, stats, ends. ARGV: event id, reward (canonical text),
+#: retention ms, end ('1': also close the event's session). A step's reward is also
+#: written into its session (if that episode is still live), for the next state.
+#: Returns {status[, stored reward]}: ok | same | conflict | gone | unknown | nosession.
+REWARD = _PRELUDE + _JOIN + _END + """
+local h = redis.call('HMGET', KEYS[1], 'st', 'r', 'dl', 'act', 'sid', 'sk', 'sx', 'ep')
 if not h[1] then return {'unknown'} end
+if ARGV[4] == '1' and not h[6] then return {'nosession'} end
 if h[2] then
-  if h[2] == ARGV[2] then return {'same'} end
+  if h[2] == ARGV[2] then
+    if ARGV[4] == '1' then end_session(h[6], KEYS[5], KEYS[4], tonumber(ARGV[3])) end
+    return {'same'}
+  end
   return {'conflict', h[2]}
 end
 if h[1] ~= 'open' or tonumber(h[3]) < now then return {'gone'} end
 redis.call('HSET', KEYS[1], 'r', ARGV[2])
+if h[6] and redis.call('HGET', h[6], 'ep') == h[8] and redis.call('HEXISTS', h[6], 'a:' .. h[7]) == 1 then
+  redis.call('HSET', h[6], 'r:' .. h[7], ARGV[2])
+end
+if ARGV[4] == '1' then end_session(h[6], KEYS[5], KEYS[4], tonumber(ARGV[3])) end
 redis.call('HINCRBY', KEYS[4], 'rewards', 1)
 if h[4] == '1' then join(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], h[5], ARGV[2], 'reward', tonumber(ARGV[3])) end
 return {'ok'}

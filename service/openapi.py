@@ -17,8 +17,8 @@ def _json(schema, description):
 
 
 def _errors(*statuses):
-    text = {400: "Invalid request (the message names the field)", 404: "Unknown loop or event",
-            409: "Conflict (reused event id, or a different reward)", 410: "Reward window closed",
+    text = {400: "Invalid request (the message names the field)", 404: "Unknown loop, event or session",
+            409: "Conflict (reused event id, a different reward, or a session step raced)", 410: "Reward window closed",
             413: "Body too large", 415: "Body is not application/json",
             503: "Redis unavailable"}
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
@@ -27,6 +27,8 @@ def _errors(*statuses):
 _LOOP = {"name": "loop", "in": "path", "required": True, "schema": {"type": "string"}}
 _EVENT = {"name": "event_id", "in": "path", "required": True,
           "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"}}
+_SESSION = {"name": "session_id", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"}}
 _NUM = {"type": "number"}
 
 SCHEMAS = {
@@ -44,7 +46,9 @@ SCHEMAS = {
         "event_id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
         "defer": {"type": "boolean", "description": "learn only after /activate"},
         "exclude": {"type": "array", "items": {"type": "string"}},
-        "k": {"type": "integer", "minimum": 1, "description": "length of the ranking returned"}}},
+        "k": {"type": "integer", "minimum": 1, "description": "length of the ranking returned"},
+        "session_id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$",
+                       "description": "sequential loops only (required there)"}}},
     "RankResponse": {"type": "object", "required": [
         "event_id", "chosen", "probability", "ranking", "model", "deferred"], "properties": {
         "event_id": {"type": "string"}, "chosen": {"type": "string"},
@@ -54,9 +58,17 @@ SCHEMAS = {
                         "id": {"type": "string"}, "probability": _NUM, "score": _NUM}}},
         "model": {"type": "object", "required": ["policy", "version"], "properties": {
             "policy": {"type": "string"}, "version": {"type": "integer", "minimum": 0}}},
-        "deferred": {"type": "boolean"}}},
+        "deferred": {"type": "boolean"},
+        "session": {"type": "object", "required": ["id", "step"],
+                    "description": "sequential loops only: the step this decision is",
+                    "properties": {"id": {"type": "string"},
+                                   "step": {"type": "integer", "minimum": 0}}}}},
     "RewardRequest": {"type": "object", "required": ["value"], "additionalProperties": False,
-                      "properties": {"value": _NUM}},
+                      "properties": {"value": _NUM, "end": {
+                          "type": "boolean", "description": "also end the step's session"}}},
+    "EndResponse": {"type": "object", "required": ["session_id", "steps", "status"], "properties": {
+        "session_id": {"type": "string"}, "steps": {"type": "integer", "minimum": 0},
+        "status": {"enum": ["ended", "already_ended"]}}},
     "RewardResponse": {"type": "object", "required": ["event_id", "value", "status"], "properties": {
         "event_id": {"type": "string"}, "value": _NUM,
         "status": {"enum": ["accepted", "duplicate"]}}},
@@ -64,11 +76,13 @@ SCHEMAS = {
         "event_id": {"type": "string"}, "status": {"enum": ["activated", "already_active"]}}},
     "Loop": {"type": "object", "required": [
         "name", "policy", "featurizer", "actions", "reward_wait", "default_reward", "seed",
-        "retention", "model", "counters"], "properties": {
+        "retention", "session", "model", "counters"], "properties": {
         "name": {"type": "string"}, "policy": {"type": "object"}, "featurizer": {"type": "object"},
         "actions": {"type": ["array", "null"], "items": {"type": "string"}},
         "reward_wait": _NUM, "default_reward": _NUM, "seed": {"type": "integer"},
         "retention": _NUM,
+        "session": {"type": ["object", "null"], "properties": {
+            "ttl": _NUM, "history": {"type": "integer"}}},
         "model": {"type": "object", "required": ["version"], "properties": {
             "version": {"type": "integer"}, "policy": {"type": ["string", "null"]},
             "created": {"type": ["number", "null"]}}},
@@ -98,6 +112,11 @@ PATHS = {
         "parameters": [_LOOP, _EVENT],
         "responses": {"200": _json(_ref("ActivateResponse"), "Activated (or already active)"),
                       **_errors(400, 404, 410, 503)}}},
+    "/v1/loops/{loop}/sessions/{session_id}/end": {"post": {
+        "summary": "End a session's episode (sequential loops); its next step starts a new one",
+        "parameters": [_LOOP, _SESSION],
+        "responses": {"200": _json(_ref("EndResponse"), "Ended (or already ended)"),
+                      **_errors(400, 404, 413, 415, 503)}}},
     "/v1/loops": {"get": {"summary": "Every loop: configuration, model version, counters",
                           "responses": {"200": _json(_ref("Loops"), "The loops"), **_errors(503)}}},
     "/v1/loops/{loop}": {"get": {"summary": "One loop", "parameters": [_LOOP],

@@ -15,7 +15,8 @@ from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 #: Event ids: 1-128 characters of letters, digits and ``-_.:``.
 EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-_RANK_FIELDS = ("context", "actions", "event_id", "defer", "exclude", "k")
+_RANK_FIELDS = ("context", "actions", "event_id", "defer", "exclude", "k", "session_id")
+_REWARD_FIELDS = ("value", "end")
 
 
 def parse_body(raw: bytes, content_type: str | None, limit: int) -> dict:
@@ -51,6 +52,7 @@ class RankRequest:
     defer: bool
     exclude: frozenset
     k: int | None
+    session_id: str | None = None
 
 
 def parse_rank(body: dict, max_actions: int) -> RankRequest:
@@ -81,17 +83,29 @@ def parse_rank(body: dict, max_actions: int) -> RankRequest:
     k = body.get("k")
     if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
         raise BadRequest("k: must be an integer >= 1")
-    return RankRequest(context, actions, event_id, defer, frozenset(exclude), k)
+    session_id = body.get("session_id")
+    if session_id is not None:
+        check_event_id(session_id, "session_id")
+    return RankRequest(context, actions, event_id, defer, frozenset(exclude), k, session_id)
 
 
-def parse_reward(body: dict) -> float:
-    """The reward value of a reward body."""
-    unknown = sorted(set(body) - {"value"})
+def parse_reward(body: dict) -> tuple:
+    """``(value, end)`` of a reward body; ``end`` closes the step's session."""
+    unknown = sorted(set(body) - set(_REWARD_FIELDS))
     if unknown:
-        raise BadRequest(f"{unknown[0]}: unknown field (allowed: value)")
+        raise BadRequest(f"{unknown[0]}: unknown field (allowed: {', '.join(_REWARD_FIELDS)})")
     if "value" not in body:
         raise BadRequest("value: required")
     value = body["value"]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1e308 <= value <= 1e308:
         raise BadRequest(f"value: must be a finite number, got {str(value)[:40]}")
-    return float(value)
+    end = body.get("end", False)
+    if not isinstance(end, bool):
+        raise BadRequest("end: must be true or false")
+    return float(value), end
+
+
+def parse_end(body: dict) -> None:
+    """An end-of-session body: empty, or an empty object."""
+    if body:
+        raise BadRequest(f"{sorted(body)[0]}: unknown field (the end call takes no fields)")

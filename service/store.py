@@ -13,7 +13,8 @@ import redis
 
 from . import dsjson, keys, lua
 from .config import LoopConfig
-from .errors import Conflict, Gone, NotFound, StoreError
+from .errors import BadRequest, Conflict, Gone, NotFound, StoreError
+from .sessions import SessionState, parse_state
 
 #: Latency histogram bucket bounds (seconds) of ``/metrics``.
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -67,6 +68,8 @@ class LoopStore:
     def __init__(self, client: redis.Redis, loop: LoopConfig):
         self.r, self.loop, self.name = client, loop, loop.name
         self._log = client.register_script(lua.LOG_DECISION)
+        self._log_step = client.register_script(lua.LOG_STEP)
+        self._end = client.register_script(lua.END_SESSION)
         self._reward = client.register_script(lua.REWARD)
         self._activate = client.register_script(lua.ACTIVATE)
         self._sweep = client.register_script(lua.SWEEP)
@@ -76,21 +79,63 @@ class LoopStore:
 
     # -- decisions and rewards --------------------------------------------------------
     @_mapped
-    def log_decision(self, event_id: str, event: bytes, deferred: bool, latency_s: float) -> str:
-        """Append the decision to the log and open its reward window; 409 on a reused id."""
+    def log_decision(self, event_id: str, event: bytes, deferred: bool, latency_s: float,
+                     step: tuple | None = None) -> str:
+        """Append the decision to the log and open its reward window; 409 on a reused id.
+
+        ``step`` is ``(session state, chosen action id)`` for a sequential loop: the
+        decision is then also the session's next step, refused (409) if another step
+        of the session was logged since the state was read.
+        """
         n = self.name
-        sid = self._log(keys=[keys.event(n, event_id), keys.log(n), keys.due(n), keys.stats(n)],
-                        args=[event_id, event, int(deferred), self._wait_ms, self._event_ttl,
-                              self._retention_ms, latency_field(latency_s), repr(latency_s)])
-        if sid is None:
+        ks = [keys.event(n, event_id), keys.log(n), keys.due(n), keys.stats(n)]
+        args = [event_id, event, int(deferred), self._wait_ms, self._event_ttl,
+                self._retention_ms, latency_field(latency_s), repr(latency_s)]
+        if step is None:
+            out = self._log(keys=ks, args=args)
+        else:
+            state, action_id = step
+            session = self.loop.session
+            out = self._log_step(keys=ks + [keys.session(n, state.session_id)],
+                                 args=args + [state.step, action_id, max(1, int(session["ttl"] * 1000)),
+                                              session["history"], state.session_id])
+        status = out[0].decode()
+        if status == "dup":
             raise Conflict(f"event_id {event_id!r} is already in use in loop {n!r}")
-        return sid.decode()
+        if status == "step":
+            raise Conflict(f"session {step[0].session_id!r} moved to step {int(out[1])} while "
+                           f"step {step[0].step} was decided; send one step at a time")
+        return out[1].decode()
 
     @_mapped
-    def reward(self, event_id: str, value: float) -> str:
-        """Record the reward: ``"ok"`` or ``"same"`` (a repeat); 409/410/404 otherwise."""
-        out = self._reward(keys=self._event_keys(event_id),
-                           args=[event_id, canonical_reward(value), self._retention_ms])
+    def session(self, session_id: str) -> SessionState:
+        """The session's state before its next step (step 0 for a new one)."""
+        return parse_state(session_id, self.r.hgetall(keys.session(self.name, session_id)))
+
+    @_mapped
+    def end_session(self, session_id: str) -> tuple:
+        """Close the session's episode: ``("ok" | "same", steps)``; 404 if unknown."""
+        n = self.name
+        out = self._end(keys=[keys.session(n, session_id), keys.ends(n), keys.stats(n)],
+                        args=[self._retention_ms])
+        if out[0] == b"unknown":
+            raise NotFound(f"no session {session_id!r} in loop {n!r} (never started, or idle "
+                           f"for longer than its ttl of {self.loop.session['ttl']:g} s)")
+        return out[0].decode(), int(out[1])
+
+    def ended(self) -> dict:
+        """``{(session id, episode id): steps}`` of every ended episode still retained."""
+        return {(f[b"id"].decode(), f[b"ep"].decode()): int(f[b"n"])
+                for _, f in self._entries(keys.ends(self.name))}
+
+    @_mapped
+    def reward(self, event_id: str, value: float, end: bool = False) -> str:
+        """Record the reward: ``"ok"`` or ``"same"`` (a repeat); 409/410/404 otherwise.
+        ``end`` also closes the episode of the event's session."""
+        out = self._reward(keys=self._event_keys(event_id) + [keys.ends(self.name)],
+                           args=[event_id, canonical_reward(value), self._retention_ms, int(end)])
+        if out[0] == b"nosession":
+            raise BadRequest(f"end: event {event_id!r} is not a step of a session")
         return self._status(out, event_id, "a reward")
 
     @_mapped
