@@ -14,7 +14,10 @@ POLICY_SPECS = [
     {"type": "vw", "args": "--epsilon 0.1"},
     {"type": "vw", "args": "--squarecb"},
 ]
-assert {s["type"] for s in POLICY_SPECS} == set(BUILTINS), "a registered policy has no contract spec"
+#: Covered by their own test module (a Q-network needs a model file and fixed actions).
+OWN_TESTS = {"qnetwork"}
+assert {s["type"] for s in POLICY_SPECS} == set(BUILTINS) - OWN_TESTS, \
+    "a registered policy has no contract spec"
 
 
 def spec_id(spec):
