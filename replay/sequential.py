@@ -37,10 +37,10 @@ def step_matrices(*, rewards, propensities, target_probs, episodes, gamma=1.0) -
         raise EstimatorError(f"gamma: must be in [0, 1], got {gamma!r}")
     if np.any(mu <= 0) or np.any(mu > 1):
         bad = int(np.flatnonzero((mu <= 0) | (mu > 1))[0])
-        raise EstimatorError(f"propensities: row {bad} is {mu[bad]!r}, outside (0, 1]")
+        raise EstimatorError(f"propensities: row {bad} is {float(mu[bad])!r}, outside (0, 1]")
     if np.any(pi < 0) or np.any(pi > 1):
         bad = int(np.flatnonzero((pi < 0) | (pi > 1))[0])
-        raise EstimatorError(f"target_probs: row {bad} is {pi[bad]!r}, outside [0, 1]")
+        raise EstimatorError(f"target_probs: row {bad} is {float(pi[bad])!r}, outside [0, 1]")
     ids, starts = _runs(labels)
     lengths = np.diff(np.append(starts, r.size))
     n, horizon = len(ids), int(lengths.max())

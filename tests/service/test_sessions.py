@@ -234,3 +234,20 @@ def test_exported_transitions_are_complete_and_ordered(r, redis_server, tmp_path
     assert cbserve(["export", "--config", str(cfg), "--loop", "hero", "--transitions",
                     "-o", str(out)]) == 2
     assert "--transitions: loop 'hero' is not sequential" in capsys.readouterr().err
+
+
+def test_a_sequential_plugin_plugs_in_by_configuration(r, monkeypatch):
+    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parents[2]
+                                    / "examples" / "plugins"))
+    client = create_app(shop({"type": "no_repeat:NoRepeat", "window": 2, "epsilon": 0.3}),
+                        r).test_client()
+    seen = [rank(client, "u")["chosen"] for _ in range(2)]
+    third = rank(client, "u")
+    free = set(ACTIONS) - set(seen)   # not shown in the last two steps: score 0, else -1
+    got = {a["id"]: (a["score"], a["probability"]) for a in third["ranking"]}
+    assert got == {a: (0.0, pytest.approx(0.7 / len(free) + 0.1)) if a in free else
+                   (-1.0, pytest.approx(0.1)) for a in ACTIONS}
+    assert third["model"]["policy"] == "no_repeat"
+    with pytest.raises(ConfigError, match=r"loops\.shop\.session: required"):
+        parse_config({"loops": {"shop": {"actions": ACTIONS,
+                                         "policy": {"type": "no_repeat:NoRepeat"}}}})
