@@ -8,7 +8,7 @@ PLUGIN = "tests.bandits.plugin_policy:Favourite"
 
 
 def test_builtin_names():
-    assert sorted(BUILTINS) == ["epsilon_greedy", "lints", "linucb", "vw"]
+    assert sorted(BUILTINS) == ["epsilon_greedy", "lints", "linucb", "qnetwork", "vw"]
     assert isinstance(make_policy({"type": "linucb", "alpha": 2.0}), LinUCB)
 
 
@@ -30,7 +30,7 @@ def test_plugin_policy_loads_decides_learns_and_snapshots():
 
 
 @pytest.mark.parametrize("spec, key, match", [
-    ({"type": "ucb"}, "type", r"unknown policy type 'ucb' \(allowed: epsilon_greedy, lints, linucb, vw"),
+    ({"type": "ucb"}, "type", r"unknown policy type 'ucb' \(allowed: epsilon_greedy, lints, linucb, qnetwork, vw"),
     ({"alpha": 1}, "type", "type: missing"),
     ({"type": 7}, "type", "must be a string"),
     ({"type": "no.such.module:Policy"}, "type", "cannot load plugin"),
