@@ -11,18 +11,21 @@ logged by μ, with ρ_{i,t} = Π_{k≤t} π(a_k|s_k) / μ(a_k|s_k):
   that ended earlier keep their last weight and add reward 0 (an absorbing state).
   Seeded percentile bootstrap over episodes.
 
-Both report as ESS the effective sample size of the final per-episode weights. The
+Both report as ESS the effective sample size of the final per-episode weights, and
+raise a :class:`ReplayWarning` when it is under 1% of the episodes. The
 inputs are flat per-step arrays with an ``episodes`` label per step, steps of an
 episode in order (as ``cbserve export --transitions`` writes them).
 """
 from __future__ import annotations
 
 import gzip
+import warnings
 
 import numpy as np
 
-from .errors import EstimatorError, LogError
-from .estimators import Estimate, effective_sample_size, interval_from_terms, _vector
+from .errors import EstimatorError, LogError, ReplayWarning
+from .estimators import (LOW_ESS_SHARE, Estimate, _vector, effective_sample_size,
+                         interval_from_terms)
 
 
 def step_matrices(*, rewards, propensities, target_probs, episodes, gamma=1.0) -> tuple:
@@ -58,8 +61,7 @@ def pdis(*, level=0.95, **arrays) -> Estimate:
     terms = (rho * disc).sum(axis=1)
     value = float(terms.mean())
     low, high = interval_from_terms(value, terms, level)
-    return Estimate("pdis", value, low, high, level, effective_sample_size(rho[:, -1]),
-                    len(terms), "normal")
+    return Estimate("pdis", value, low, high, level, _ess("pdis", rho), len(terms), "normal")
 
 
 def wpdis(*, level=0.95, n_boot=1000, seed=0, **arrays) -> Estimate:
@@ -71,8 +73,18 @@ def wpdis(*, level=0.95, n_boot=1000, seed=0, **arrays) -> Estimate:
                       for idx in rng.integers(0, len(rho), (n_boot, len(rho)))])
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(boots[np.isfinite(boots)], [alpha, 1.0 - alpha])
-    return Estimate("wpdis", value, float(low), float(high), level,
-                    effective_sample_size(rho[:, -1]), len(rho), "bootstrap")
+    return Estimate("wpdis", value, float(low), float(high), level, _ess("wpdis", rho),
+                    len(rho), "bootstrap")
+
+
+def _ess(name, rho) -> float:
+    """ESS of the final episode weights; warns when it is a tiny share of the episodes."""
+    ess = effective_sample_size(rho[:, -1])
+    if ess < LOW_ESS_SHARE * len(rho):
+        warnings.warn(f"{name}: effective sample size {ess:.1f} is under {LOW_ESS_SHARE:.0%} of "
+                      f"{len(rho)} episodes: the target rarely follows the logged trajectories; "
+                      "the estimate and its interval are not reliable", ReplayWarning, stacklevel=3)
+    return ess
 
 
 def _wpdis(rho, disc) -> float:

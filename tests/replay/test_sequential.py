@@ -3,7 +3,7 @@ unbiasedness check, and refused input."""
 import numpy as np
 import pytest
 
-from replay.errors import EstimatorError
+from replay.errors import EstimatorError, ReplayWarning
 from replay.sequential import pdis, step_matrices, wpdis
 
 # episode e1: (r, μ, π) = (1, .5, 1), (2, .25, .5) → ρ = 2, 4;  e2: (5, .5, .25) → ρ = .5
@@ -57,3 +57,13 @@ def test_bad_input_is_refused_naming_the_field():
         pdis(**{**HAND, "episodes": ["e1", "e1"]})
     with pytest.raises(EstimatorError, match="gamma"):
         pdis(**HAND, gamma=1.5)
+
+
+def test_a_collapsed_effective_sample_size_warns():
+    """One episode of 200 carries nearly all the weight: ESS ≈ 1."""
+    n = 200
+    target = np.full(n, 0.0001)
+    target[0] = 1.0
+    with pytest.warns(ReplayWarning, match="effective sample size 1.0 is under 1% of 200"):
+        pdis(rewards=np.ones(n), propensities=np.full(n, 0.01), target_probs=target,
+             episodes=np.arange(n))
