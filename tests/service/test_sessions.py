@@ -132,7 +132,7 @@ def test_end_call_and_end_flag_close_the_episode(r):
     assert res.status_code == 400 and "why" in res.get_json()["error"]["message"]
 
 
-def test_a_step_decided_on_a_stale_state_is_refused(r, app):
+def test_a_step_decided_on_a_stale_state_is_refused(r):
     client = create_app(shop({"type": "linucb"}), r).test_client()
     service = client.application.extensions["cbserve"]["loops"]["shop"]
     stale = service.store.session("u")
