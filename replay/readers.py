@@ -140,9 +140,7 @@ class DSJSONLog(LogSource):
         self.path = path
 
     def _open(self):
-        with open(self.path, "rb") as raw:
-            gzipped = raw.read(2) == b"\x1f\x8b"
-        return gzip.open(self.path, "rb") if gzipped else open(self.path, "rb")
+        return open_sniffed(self.path)
 
     def _items(self):
         loads, number = orjson.loads, 0
@@ -242,6 +240,13 @@ class ParquetLog(LogSource):
             for row in batch.to_pylist():
                 number += 1
                 yield f"row {number}", _parquet_row(row)
+
+
+def open_sniffed(path: str):
+    """A binary file object, gunzipped when the file starts with gzip's magic bytes."""
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
 def _parquet_row(row: dict):

@@ -18,14 +18,15 @@ episode in order (as ``cbserve export --transitions`` writes them).
 """
 from __future__ import annotations
 
-import gzip
 import warnings
 
 import numpy as np
+import orjson
 
 from .errors import EstimatorError, LogError, ReplayWarning
 from .estimators import (LOW_ESS_SHARE, Estimate, _vector, effective_sample_size,
                          interval_from_terms)
+from .readers import open_sniffed
 
 
 def step_matrices(*, rewards, propensities, target_probs, episodes, gamma=1.0) -> tuple:
@@ -109,13 +110,10 @@ def _runs(labels) -> tuple:
 
 
 def read_transitions(path: str) -> list:
-    """The records of a ``cbserve export --transitions`` file (plain or .gz)."""
-    import orjson
-
-    opener = gzip.open if path.endswith(".gz") else open
+    """The records of a ``cbserve export --transitions`` file (plain or gzip, sniffed)."""
     out = []
     try:
-        with opener(path, "rb") as fh:
+        with open_sniffed(path) as fh:
             for line_no, line in enumerate(fh, 1):
                 if line.strip():
                     out.append(orjson.loads(line))

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Context namespace that carries the session state to the policy (and into the log).
-STATE_KEY = "_session"
+from bandits.state import SESSION_KEY as STATE_KEY  # the namespace policies read the state from
 
 
 @dataclass(frozen=True)
