@@ -18,7 +18,7 @@ class EpsilonGreedy(LinearPolicy):
     epsilon : float in (0, 1]
     decay : float >= 0
     min_epsilon : float in (0, 1], floor of the decayed ε (keeps propensities > 0)
-    featurizer, model, l2 : see :class:`bandits.linear.LinearPolicy`
+    featurizer, model, l2, window : see :class:`bandits.linear.LinearPolicy`
 
     Examples
     --------
@@ -33,8 +33,8 @@ class EpsilonGreedy(LinearPolicy):
     name = "epsilon_greedy"
 
     def __init__(self, epsilon=0.1, decay=0.0, min_epsilon=0.01, featurizer=None,
-                 model="shared", l2=1.0):
-        super().__init__(featurizer, model, l2)
+                 model="shared", l2=1.0, window=0):
+        super().__init__(featurizer, model, l2, window)
         self.epsilon = check_number("epsilon", epsilon, 0.0, 1.0, low_open=True)
         self.decay = check_number("decay", decay, 0.0)
         self.min_epsilon = check_number("min_epsilon", min_epsilon, 0.0, 1.0, low_open=True)

@@ -16,7 +16,7 @@ from .base import Policy, chosen_pair
 from .errors import FeatureError
 from .featurizer import Features, make_featurizer
 from .inputs import check_context
-from .params import check_choice, check_number
+from .params import check_choice, check_int, check_number
 from .ridge import RidgeBank
 from .types import Decision
 
@@ -34,15 +34,20 @@ class LinearPolicy(Policy):
         One model for all actions, or one per action id.
     l2 : float
         Ridge penalty λ > 0: A starts at λI.
+    window : int
+        0 (default) learns from every event. W > 0 learns from the last W events
+        only (a sliding window over all actions), so the policy recovers when the
+        best action changes; choose W a few times the events it takes to learn.
     """
 
-    def __init__(self, featurizer=None, model="shared", l2=1.0):
+    def __init__(self, featurizer=None, model="shared", l2=1.0, window=0):
         self.featurizer = make_featurizer(featurizer)
         self.model = check_choice("model", model, ("shared", "disjoint"))
         self.l2 = check_number("l2", l2, 0.0, low_open=True)
         self._shared = model == "shared"
         dim = self.featurizer.dim if self._shared else self.featurizer.context_width
-        self.bank_ = RidgeBank(dim, self.l2)
+        self.window = check_int("window", window, 0)
+        self.bank_ = RidgeBank(dim, self.l2, self.window)
         if self._shared:
             self.bank_.arm(SHARED_ARM)
 
@@ -118,4 +123,5 @@ class LinearPolicy(Policy):
         return {"arm_ids": list(self.bank_.arm_ids_)}, self.bank_.arrays()
 
     def _set_state(self, state, arrays):
-        self.bank_ = RidgeBank.from_arrays(self.bank_.dim, self.l2, state["arm_ids"], arrays)
+        self.bank_ = RidgeBank.from_arrays(self.bank_.dim, self.l2, state["arm_ids"], arrays,
+                                           self.window)

@@ -36,7 +36,7 @@ class LinTS(LinearPolicy):
         Exploration floor (default 0.01) so every propensity is positive.
     seed : int
         Seed of the posterior draws.
-    featurizer, model, l2 : see :class:`bandits.linear.LinearPolicy`
+    featurizer, model, l2, window : see :class:`bandits.linear.LinearPolicy`
 
     References
     ----------
@@ -47,8 +47,8 @@ class LinTS(LinearPolicy):
     name = "lints"
 
     def __init__(self, v=0.5, n_draws=64, epsilon=0.01, seed=0, featurizer=None,
-                 model="shared", l2=1.0):
-        super().__init__(featurizer, model, l2)
+                 model="shared", l2=1.0, window=0):
+        super().__init__(featurizer, model, l2, window)
         self.v = check_number("v", v, 0.0, low_open=True)
         self.n_draws = check_int("n_draws", n_draws, 1, 100_000)
         self.epsilon = check_number("epsilon", epsilon, 0.0, 1.0, low_open=True)

@@ -21,7 +21,7 @@ class LinUCB(LinearPolicy):
         Width of the confidence bonus.
     epsilon : float in (0, 1]
         Exploration floor (default 0.01).
-    featurizer, model, l2 : see :class:`bandits.linear.LinearPolicy`
+    featurizer, model, l2, window : see :class:`bandits.linear.LinearPolicy`
 
     References
     ----------
@@ -39,8 +39,8 @@ class LinUCB(LinearPolicy):
 
     name = "linucb"
 
-    def __init__(self, alpha=1.0, epsilon=0.01, featurizer=None, model="shared", l2=1.0):
-        super().__init__(featurizer, model, l2)
+    def __init__(self, alpha=1.0, epsilon=0.01, featurizer=None, model="shared", l2=1.0, window=0):
+        super().__init__(featurizer, model, l2, window)
         self.alpha = check_number("alpha", alpha, 0.0)
         self.epsilon = check_number("epsilon", epsilon, 0.0, 1.0, low_open=True)
 

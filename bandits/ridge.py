@@ -4,6 +4,12 @@ For arm a after n updates: A = λI + Σ w x xᵀ, b = Σ w r x, θ = A⁻¹ b. T
 is updated in O(d²) per observation (no matrix inverse per update); A itself is
 kept too, so snapshots and tests can compare against the closed form.
 A shared model is a bank with one arm.
+
+With a ``window`` W > 0 the bank forgets: it keeps the last W observations (over all
+arms, in arrival order) and removes the oldest by a Sherman–Morrison downdate when a
+new one arrives, so A = λI + Σ over the window only. A policy then follows a reward
+that drifts, at the price of W stored rows; A⁻¹ is recomputed from A every W updates
+so the rank-one steps cannot drift apart from it.
 """
 from __future__ import annotations
 
@@ -19,15 +25,23 @@ class RidgeBank:
     A_inv_ : ndarray (m, d, d)
     b_ : ndarray (m, d)
     theta_ : ndarray (m, d)
-    counts_ : ndarray (m,) int, updates per arm
+    counts_ : ndarray (m,) int, updates per arm (ever, not only in the window)
+    win_arm_, win_x_, win_r_, win_w_ : the window's arms (−1: empty), rows, rewards and
+        weights, (W,), (W, d), (W,), (W,)
+    win_n_ : int, observations that have entered the window
     arm_ids_ : list of str, arm index -> id
     """
 
     #: Observations buffered before they are folded into A in one matrix product.
     PENDING_LIMIT = 256
 
-    def __init__(self, dim: int, l2: float = 1.0):
-        self.dim, self.l2 = dim, l2
+    def __init__(self, dim: int, l2: float = 1.0, window: int = 0):
+        self.dim, self.l2, self.window = dim, l2, window
+        self.win_arm_ = np.full(window, -1, dtype=np.int64)
+        self.win_x_ = np.zeros((window, dim))
+        self.win_r_ = np.zeros(window)
+        self.win_w_ = np.zeros(window)
+        self.win_n_ = 0
         self._A = np.zeros((0, dim, dim))
         self._pending: list = []
         self._outer = np.empty((dim, dim))
@@ -72,7 +86,30 @@ class RidgeBank:
         return self._A
 
     def update(self, i: int, x: np.ndarray, reward: float, weight: float = 1.0) -> None:
-        """Add one observation (x, r) with weight w to arm i: O(d²), no inverse."""
+        """Add one observation (x, r) with weight w to arm i: O(d²), no inverse.
+
+        With a window, the observation that falls out of it is removed first.
+        """
+        if self.window:
+            slot = self.win_n_ % self.window
+            old = int(self.win_arm_[slot])
+            if old >= 0:
+                self._apply(old, self.win_x_[slot], self.win_r_[slot], -self.win_w_[slot])
+            self.win_arm_[slot], self.win_x_[slot] = i, x
+            self.win_r_[slot], self.win_w_[slot] = reward, weight
+            self.win_n_ += 1
+            if self.win_n_ % self.window == 0:
+                self.refresh()
+        self._apply(i, x, reward, weight)
+        self.counts_[i] += 1
+
+    def refresh(self) -> None:
+        """Recompute A⁻¹ and θ from A and b exactly (one inverse per arm)."""
+        self.A_inv_ = np.linalg.inv(self.A_)
+        self.theta_ = np.einsum("mij,mj->mi", self.A_inv_, self.b_)
+
+    def _apply(self, i, x, reward, weight):
+        """Rank-one change of arm i by weight·x xᵀ (a negative weight removes one)."""
         Ainv = self.A_inv_[i]
         Ax = Ainv @ x
         Ainv -= np.einsum("i,j->ij", Ax * (weight / (1.0 + weight * (x @ Ax))), Ax, out=self._outer)
@@ -81,7 +118,6 @@ class RidgeBank:
             self.A_  # noqa: B018 - fold the pending rows into A
         self.b_[i] += (weight * reward) * x
         self.theta_[i] = Ainv @ self.b_[i]
-        self.counts_[i] += 1
 
     def gather(self, arms: np.ndarray):
         """(θ (K, d), A⁻¹ (K, d, d)) for arm indices; -1 gives the prior (0, I/λ).
@@ -100,12 +136,20 @@ class RidgeBank:
 
     def arrays(self) -> dict:
         """The learned state as named arrays (for snapshots)."""
-        return {"A": self.A_, "A_inv": self.A_inv_, "b": self.b_, "theta": self.theta_,
-                "counts": self.counts_}
+        out = {"A": self.A_, "A_inv": self.A_inv_, "b": self.b_, "theta": self.theta_,
+               "counts": self.counts_}
+        if self.window:
+            out.update(win_arm=self.win_arm_, win_x=self.win_x_, win_r=self.win_r_,
+                       win_w=self.win_w_, win_n=np.array([self.win_n_]))
+        return out
 
     @classmethod
-    def from_arrays(cls, dim, l2, arm_ids, arrays) -> "RidgeBank":
-        bank = cls(dim, l2)
+    def from_arrays(cls, dim, l2, arm_ids, arrays, window: int = 0) -> "RidgeBank":
+        bank = cls(dim, l2, window)
+        if window:
+            bank.win_arm_, bank.win_x_ = arrays["win_arm"], arrays["win_x"]
+            bank.win_r_, bank.win_w_ = arrays["win_r"], arrays["win_w"]
+            bank.win_n_ = int(arrays["win_n"][0])
         bank._A, bank.A_inv_, bank.b_ = arrays["A"], arrays["A_inv"], arrays["b"]
         bank.theta_, bank.counts_ = arrays["theta"], arrays["counts"]
         bank.arm_ids_ = list(arm_ids)

@@ -125,3 +125,42 @@ def test_decision_ranking_orders_by_score_then_probability():
 
     d = Decision(("a", "b", "c", "d"), np.array([0.1, 0.4, 0.4, 0.1]), np.array([1.0, 3.0, 3.0, 2.0]), "x")
     assert d.ranking() == [1, 2, 3, 0]
+
+
+@pytest.mark.parametrize("n", [5, 40, 257])
+def test_windowed_bank_is_the_closed_form_of_its_last_w_observations(n):
+    rng = np.random.default_rng(n)
+    X, r, w = rng.normal(size=(n, 6)), rng.normal(size=n), rng.uniform(0.5, 3, n)
+    arms = rng.integers(3, size=n)
+    bank = RidgeBank(6, l2=0.5, window=16)
+    for k in range(3):
+        bank.arm(f"a{k}")
+    for x, y, wt, k in zip(X, r, w, arms):
+        bank.update(int(k), x, y, wt)
+    last = np.arange(n) >= n - 16
+    for k in range(3):
+        sel = last & (arms == k)
+        A, b, theta = _closed_form(X[sel], r[sel], 0.5, w[sel])
+        np.testing.assert_allclose(bank.A_[k], A, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(bank.b_[k], b, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(bank.A_inv_[k], np.linalg.inv(A), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(bank.theta_[k], theta, rtol=0, atol=1e-9)
+    assert bank.counts_.tolist() == np.bincount(arms, minlength=3).tolist()
+
+
+def test_windowed_policy_snapshot_keeps_the_window():
+    rng = np.random.default_rng(3)
+    policy = EpsilonGreedy(epsilon=0.1, model="disjoint", window=10)
+
+    def batch(m):
+        return [Feedback({"u": {"x": float(rng.normal())}}, ACTIONS, int(rng.integers(5)), 0.2,
+                         float(rng.normal())) for _ in range(m)]
+
+    policy.learn(batch(25))
+    clone = EpsilonGreedy.from_bytes(policy.to_bytes())
+    more = batch(7)  # the clone must drop the same old rows the original drops
+    policy.learn(more)
+    clone.learn(more)
+    np.testing.assert_array_equal(clone.bank_.A_, policy.bank_.A_)
+    np.testing.assert_array_equal(clone.bank_.theta_, policy.bank_.theta_)
+    assert clone.window == 10 and clone.bank_.win_n_ == 32
