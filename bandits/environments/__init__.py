@@ -13,6 +13,8 @@ True
 """
 from __future__ import annotations
 
+import inspect
+
 from ..errors import ConfigError
 from .base import Environment, NonStationary, Round
 from .catalogue import CatalogueEnv
@@ -38,10 +40,12 @@ def make_environment(spec: dict) -> Environment:
     if kind not in ENVIRONMENTS:
         raise ConfigError("env.type", f"unknown environment {kind!r}", list(ENVIRONMENTS))
     change_at = spec.pop("change_at", None)
+    allowed = list(inspect.signature(ENVIRONMENTS[kind]).parameters)
+    for key in spec:
+        if key not in allowed:
+            raise ConfigError(f"env.{key}", f"unknown parameter of {kind!r}", allowed)
     try:
         env = ENVIRONMENTS[kind](**spec)
-    except TypeError as exc:
-        raise ConfigError("env", f"bad parameters for {kind!r}: {exc}") from exc
     except ConfigError as exc:
         raise ConfigError(f"env.{exc.key}", exc.message, exc.allowed) from exc
     return env if change_at is None else NonStationary(env, change_at)

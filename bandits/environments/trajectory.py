@@ -45,19 +45,22 @@ class Trajectory:
     def __len__(self):
         return len(self.chosen)
 
-    def best_fixed(self) -> np.ndarray:
-        """Per round, the expected reward of the best context-free choice in hindsight.
-
-        Items are ranked by their mean expected reward over the rounds they were
-        candidates; each round takes its top-ranked candidate. With a fixed action set
-        this is exactly the best single action.
-        """
+    def action_means(self) -> dict:
+        """Mean expected reward of each action id over the rounds it was a candidate."""
         totals, counts = {}, {}
         for ids, mu in self._shown:
             for a, m in zip(ids, mu.tolist()):
                 totals[a] = totals.get(a, 0.0) + m
                 counts[a] = counts.get(a, 0) + 1
-        mean = {a: totals[a] / counts[a] for a in totals}
+        return {a: totals[a] / counts[a] for a in totals}
+
+    def best_fixed(self) -> np.ndarray:
+        """Per round, the expected reward of the best context-free choice in hindsight.
+
+        Actions are ranked by :meth:`action_means`; each round takes its top-ranked
+        candidate. With a fixed action set this is exactly the best single action.
+        """
+        mean = self.action_means()
         out = np.empty(len(self._shown))
         for t, (ids, mu) in enumerate(self._shown):
             out[t] = mu[max(range(len(ids)), key=lambda i: mean[ids[i]])]

@@ -160,7 +160,7 @@ def test_make_environment_names_the_bad_key():
         make_environment({"type": "casino"})
     with pytest.raises(BanditError, match="env.n_candidates"):
         make_environment({"type": "catalogue", "n_items": 5, "n_candidates": 9})
-    with pytest.raises(BanditError, match="bad parameters"):
+    with pytest.raises(BanditError, match="env.colour: unknown parameter"):
         make_environment({"type": "linear", "colour": 3})
     with pytest.raises(BanditError, match="dataset"):
         make_environment({"type": "supervised", "dataset": "mnist"})
