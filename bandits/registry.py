@@ -11,7 +11,7 @@ Examples
 >>> make_policy({"type": "linucb", "alpah": 0.5})
 Traceback (most recent call last):
 ...
-bandits.errors.ConfigError: alpah: unknown parameter of policy 'linucb' (allowed: alpha, epsilon, featurizer, l2, model)
+bandits.errors.ConfigError: alpah: unknown parameter of policy 'linucb' (allowed: alpha, epsilon, featurizer, l2, model, window)
 """
 from __future__ import annotations
 
