@@ -42,6 +42,7 @@ from bandits.onnx_mlp import mlp_onnx
 from bandits.state import StateEncoder
 from replay.sequential import evaluate_policy, read_transitions
 from service.redis_server import RedisServer, free_port
+from service.traffic import JsonClient
 
 STATE = {"features": ["user.engagement", "user.affinity"], "history": 2, "step": True}
 EPSILON = 0.05
@@ -54,30 +55,15 @@ BANDITS = {
 }
 
 
-class Http:
-    """A keep-alive JSON client (one connection; not thread-safe)."""
-
-    def __init__(self, port: int):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
-    def post(self, path: str, body: dict) -> dict:
-        self.conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-        res = self.conn.getresponse()
-        data = json.loads(res.read())
-        if res.status != 200:
-            raise RuntimeError(f"POST {path}: {res.status} {data}")
-        return data
-
-
 def run_episodes(port: int, loop: str, n: int, seed: int, tag: str) -> list:
     """Play ``n`` sessions of the environment through the service; returns each return."""
-    client, env, returns = Http(port), EngagementEnv(seed=seed), []
+    client, env, returns = JsonClient(f"http://127.0.0.1:{port}"), EngagementEnv(seed=seed), []
     for ep in range(n):
         context, done, total, session = env.reset(), False, 0.0, f"{tag}-{ep}"
         while not done:
-            out = client.post(f"/v1/loops/{loop}/rank", {"session_id": session, "context": context})
+            out = client.call("POST", f"/v1/loops/{loop}/rank", {"session_id": session, "context": context})
             reward, done = env.step(out["chosen"])
-            client.post(f"/v1/loops/{loop}/events/{out['event_id']}/reward",
+            client.call("POST", f"/v1/loops/{loop}/events/{out['event_id']}/reward",
                         {"value": reward, "end": done})
             total += reward
             context = env.context()
