@@ -16,7 +16,8 @@ class LinTS(LinearPolicy):
 
     Thompson sampling picks the argmax of one posterior draw, but the probability of
     that event has no closed form. So the policy keeps ``n_draws`` = M posterior draws
-    per arm, seeded from (``seed``, arm id, number of updates of that arm): fixed for a
+    per arm, seeded from (``seed``, arm id, number of changes to that arm: its updates,
+    and with a ``window`` also the removals of its old events): fixed for a
     given model state, identical in every process and after a snapshot reload. The pmf
     is the share of the M draws under which each action has the highest sampled
     reward (ties split), mixed with an ε floor:
@@ -59,7 +60,7 @@ class LinTS(LinearPolicy):
         """(M, d) posterior draws of one arm for its current state, memoised."""
         bank = self.bank_
         i = bank.lookup((arm_id,))[0]
-        count = int(bank.counts_[i]) if i >= 0 else 0
+        count = int(bank.changes_[i]) if i >= 0 else 0
         hit = self._draws.get(arm_id)
         if hit is not None and hit[0] == count:
             return hit[1]

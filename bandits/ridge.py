@@ -26,6 +26,8 @@ class RidgeBank:
     b_ : ndarray (m, d)
     theta_ : ndarray (m, d)
     counts_ : ndarray (m,) int, updates per arm (ever, not only in the window)
+    changes_ : ndarray (m,) int, changes to each arm's state: equal to ``counts_``
+        without a window; with one, removals and refreshes count too
     win_arm_, win_x_, win_r_, win_w_ : the window's arms (−1: empty), rows, rewards and
         weights, (W,), (W, d), (W,), (W,)
     win_n_ : int, observations that have entered the window
@@ -49,6 +51,7 @@ class RidgeBank:
         self.b_ = np.zeros((0, dim))
         self.theta_ = np.zeros((0, dim))
         self.counts_ = np.zeros(0, dtype=np.int64)
+        self.changes_ = np.zeros(0, dtype=np.int64)
         self.arm_ids_: list = []
         self._index: dict = {}
 
@@ -68,6 +71,7 @@ class RidgeBank:
             self.b_ = np.concatenate((self.b_, np.zeros((1, d))))
             self.theta_ = np.concatenate((self.theta_, np.zeros((1, d))))
             self.counts_ = np.append(self.counts_, 0)
+            self.changes_ = np.append(self.changes_, 0)
             self.arm_ids_.append(arm_id)
             self._index[arm_id] = i
         return i
@@ -107,6 +111,7 @@ class RidgeBank:
         """Recompute A⁻¹ and θ from A and b exactly (one inverse per arm)."""
         self.A_inv_ = np.linalg.inv(self.A_)
         self.theta_ = np.einsum("mij,mj->mi", self.A_inv_, self.b_)
+        self.changes_ += 1
 
     def _apply(self, i, x, reward, weight):
         """Rank-one change of arm i by weight·x xᵀ (a negative weight removes one)."""
@@ -118,6 +123,7 @@ class RidgeBank:
             self.A_  # noqa: B018 - fold the pending rows into A
         self.b_[i] += (weight * reward) * x
         self.theta_[i] = Ainv @ self.b_[i]
+        self.changes_[i] += 1
 
     def gather(self, arms: np.ndarray):
         """(θ (K, d), A⁻¹ (K, d, d)) for arm indices; -1 gives the prior (0, I/λ).
@@ -140,7 +146,7 @@ class RidgeBank:
                "counts": self.counts_}
         if self.window:
             out.update(win_arm=self.win_arm_, win_x=self.win_x_, win_r=self.win_r_,
-                       win_w=self.win_w_, win_n=np.array([self.win_n_]))
+                       win_w=self.win_w_, win_n=np.array([self.win_n_]), changes=self.changes_)
         return out
 
     @classmethod
@@ -152,6 +158,7 @@ class RidgeBank:
             bank.win_n_ = int(arrays["win_n"][0])
         bank._A, bank.A_inv_, bank.b_ = arrays["A"], arrays["A_inv"], arrays["b"]
         bank.theta_, bank.counts_ = arrays["theta"], arrays["counts"]
+        bank.changes_ = arrays["changes"] if window else bank.counts_.copy()
         bank.arm_ids_ = list(arm_ids)
         bank._index = {a: i for i, a in enumerate(bank.arm_ids_)}
         if bank.A_.shape != (len(arm_ids), dim, dim):

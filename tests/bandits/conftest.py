@@ -13,6 +13,7 @@ POLICY_SPECS = [
     {"type": "lints", "v": 0.5, "model": "disjoint"},
     {"type": "epsilon_greedy", "epsilon": 0.1, "model": "disjoint", "window": 400},
     {"type": "linucb", "alpha": 1.0, "window": 400},
+    {"type": "lints", "v": 0.5, "model": "disjoint", "window": 400},
     {"type": "vw", "args": "--epsilon 0.1"},
     {"type": "vw", "args": "--squarecb"},
 ]

@@ -164,3 +164,21 @@ def test_windowed_policy_snapshot_keeps_the_window():
     np.testing.assert_array_equal(clone.bank_.A_, policy.bank_.A_)
     np.testing.assert_array_equal(clone.bank_.theta_, policy.bank_.theta_)
     assert clone.window == 10 and clone.bank_.win_n_ == 32
+
+
+def test_lints_redraws_an_arm_whose_old_events_left_the_window():
+    """Arm a's state changes when b's event pushes a's oldest out of the window, although
+    a itself was not updated: its posterior draws must follow (mean θ_a, 4000 draws)."""
+    policy = LinTS(v=0.5, n_draws=4000, model="disjoint", window=2)
+
+    def learn(action, reward):
+        policy.learn([Feedback({}, ["a", "b"], ["a", "b"].index(action), 0.5, reward)])
+
+    learn("a", 10.0)
+    learn("a", 0.0)
+    policy.decide({}, ["a", "b"])
+    assert policy._draws["a"][1][:, 0].mean() == pytest.approx(10 / 3, abs=0.05)
+    learn("b", 0.0)  # evicts a's reward of 10: θ_a = 0
+    policy.decide({}, ["a", "b"])
+    assert policy.bank_.theta_[0][0] == pytest.approx(0.0, abs=1e-12)
+    assert policy._draws["a"][1][:, 0].mean() == pytest.approx(0.0, abs=0.05)
