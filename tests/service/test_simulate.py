@@ -1,7 +1,6 @@
 """Simulated users over real HTTP against a real service: the log holds every decision
 with the propensity the client got; the script and ``cbserve demo`` end to end."""
 import csv
-import dataclasses
 import os
 import subprocess
 import sys
