@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 import orjson
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from . import metrics
 from .errors import BadRequest, NotFound
@@ -16,6 +16,28 @@ from .openapi import document
 from .requests import check_event_id, parse_body, parse_end, parse_rank, parse_reward
 
 bp = Blueprint("cbserve", __name__)
+
+#: The role each endpoint needs (``None``: any valid key); ``/healthz`` is public.
+ROUTE_ROLES = {"cbserve.rank": "decide", "cbserve.reward": "decide", "cbserve.activate": "decide",
+               "cbserve.end_session": "decide", "cbserve.list_loops": "admin",
+               "cbserve.get_loop": "admin", "cbserve.prometheus": "admin", "cbserve.openapi": None}
+PUBLIC = frozenset({"cbserve.healthz"})
+
+
+def authorize():
+    """App-wide ``before_request``: 401/403 before anything else (unknown routes too)."""
+    if request.endpoint in PUBLIC:
+        return
+    auth = current_app.extensions["cbserve"]["auth"]
+    g.api_key = auth.require(request.headers, ROUTE_ROLES.get(request.endpoint),
+                             (request.view_args or {}).get("loop"))
+
+
+def _visible_loops() -> dict:
+    """The loops the caller's key is scoped to."""
+    loops = current_app.extensions["cbserve"]["loops"]
+    names = current_app.extensions["cbserve"]["auth"].visible(g.get("api_key"), loops)
+    return {name: loops[name] for name in names}
 
 
 def _loop(name: str):
@@ -75,8 +97,7 @@ def activate(loop, event_id):
 
 @bp.get("/v1/loops")
 def list_loops():
-    loops = current_app.extensions["cbserve"]["loops"]
-    return jsonify({"loops": [loops[name].summary() for name in sorted(loops)]})
+    return jsonify({"loops": [service.summary() for service in _visible_loops().values()]})
 
 
 @bp.get("/v1/loops/<loop>")
@@ -98,7 +119,7 @@ def healthz():
 
 @bp.get("/metrics")
 def prometheus():
-    body = metrics.render(current_app.extensions["cbserve"]["loops"])
+    body = metrics.render(_visible_loops())
     return Response(body, mimetype="text/plain; version=0.0.4")
 
 

@@ -14,7 +14,8 @@ import redis
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from .api import bp
+from .api import authorize, bp
+from .auth import Authenticator, load_keys
 from .config import Config, load_config
 from .errors import ServiceError
 from .loops import LoopService
@@ -36,15 +37,21 @@ def config_from_env() -> Config:
     return load_config(path)
 
 
-def create_app(config: Config | None = None, client: redis.Redis | None = None) -> Flask:
-    """A WSGI app serving every loop of ``config`` against ``client``."""
+def create_app(config: Config | None = None, client: redis.Redis | None = None,
+               keys: list | None = None) -> Flask:
+    """A WSGI app serving every loop of ``config`` against ``client``; API ``keys``
+    default to those of the environment (:mod:`service.auth`)."""
     config = config or config_from_env()
     client = client or redis_from_env()
+    auth = Authenticator(load_keys() if keys is None else keys)
+    if not auth.enabled:
+        log.warning("no API keys configured: every route is open (see service.auth)")
     app = Flask("cbserve")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
     loops = {name: LoopService(client, loop, config) for name, loop in config.loops.items()}
-    app.extensions["cbserve"] = {"config": config, "redis": client, "loops": loops}
+    app.extensions["cbserve"] = {"config": config, "redis": client, "loops": loops, "auth": auth}
+    app.before_request(authorize)
     app.register_blueprint(bp)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -63,7 +70,10 @@ def _error(status: int, code: str, message: str):
 def _service_error(exc: ServiceError):
     if exc.status >= 500:
         log.error("%s", exc.message)
-    return _error(exc.status, exc.code, exc.message)
+    body, status = _error(exc.status, exc.code, exc.message)
+    if status == 401:
+        body.headers["WWW-Authenticate"] = 'Bearer realm="cbserve"'
+    return body, status
 
 
 def _http_error(exc: HTTPException):

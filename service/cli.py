@@ -19,6 +19,7 @@ import time
 from . import dsjson, transitions
 from .app import create_app, redis_from_env
 from .config import Config, load_config
+from .auth import ENV_FILE, ENV_KEYS, load_keys
 from .embedded import RunningService
 from .errors import ServiceError
 from .learner import Learner
@@ -46,6 +47,9 @@ def _redis(config: Config, embedded_ok: bool):
 
 
 def cmd_serve(args, config: Config) -> int:
+    if not load_keys():
+        log.warning("no API keys (%s or %s): every route is open; fine on localhost, "
+                    "not in production", ENV_KEYS, ENV_FILE)
     svc = RunningService(config, _redis(config, embedded_ok=True), args.host, args.port)
 
     def stop(signum, frame):
@@ -64,6 +68,9 @@ def cmd_api(args, config: Config) -> int:
     from gunicorn.app.base import BaseApplication
 
     _redis(config, embedded_ok=False)
+    if not load_keys() and not args.no_auth:
+        raise ServiceError(f"{ENV_KEYS} / {ENV_FILE}: no API key configured; the production "
+                           "API does not run open (pass --no-auth behind your own gateway)")
     os.environ["CBSERVE_CONFIG"] = os.path.abspath(args.config)
 
     class _App(BaseApplication):
@@ -157,6 +164,8 @@ def parser() -> argparse.ArgumentParser:
     a = sub.add_parser("api", parents=[common], help="API workers under gunicorn (REDIS_URL)")
     a.add_argument("--bind", default="0.0.0.0:8080")
     a.add_argument("--workers", type=int, default=2)
+    a.add_argument("--no-auth", action="store_true",
+                   help="serve without API keys (only behind a gateway that authenticates)")
     sub.add_parser("learner", parents=[common], help="the learner (REDIS_URL)")
     e = sub.add_parser("export", parents=[common], help="write a loop's DSJSON log")
     e.add_argument("--loop", required=True)

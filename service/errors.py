@@ -36,6 +36,18 @@ class BadRequest(ServiceError):
     status, code = 400, "bad_request"
 
 
+class Unauthorized(ServiceError):
+    """No API key, or one that matches no configured key."""
+
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ServiceError):
+    """A valid key used outside its loops or its role."""
+
+    status, code = 403, "forbidden"
+
+
 class NotFound(ServiceError):
     """Unknown loop or event."""
 

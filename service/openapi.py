@@ -17,7 +17,8 @@ def _json(schema, description):
 
 
 def _errors(*statuses):
-    text = {400: "Invalid request (the message names the field)", 404: "Unknown loop, event or session",
+    text = {400: "Invalid request (the message names the field)",
+            401: "No API key, or an unknown one", 403: "The key's loops or role do not cover this route", 404: "Unknown loop, event or session",
             409: "Conflict (reused event id, a different reward, or a session step raced)", 410: "Reward window closed",
             413: "Body too large", 415: "Body is not application/json",
             503: "Redis unavailable"}
@@ -94,41 +95,46 @@ SCHEMAS = {
         "loops": {"type": "array", "items": {"type": "string"}}}},
 }
 
+#: API keys (see service.auth); without configured keys the service runs open.
+SECURITY = {"bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
+
 PATHS = {
     "/v1/loops/{loop}/rank": {"post": {
         "summary": "Choose and rank actions; the decision is logged before the answer",
         "parameters": [_LOOP],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RankRequest")}}},
         "responses": {"200": _json(_ref("RankResponse"), "The decision"),
-                      **_errors(400, 404, 409, 413, 415, 503)}}},
+                      **_errors(401, 403, 400, 404, 409, 413, 415, 503)}}},
     "/v1/loops/{loop}/events/{event_id}/reward": {"post": {
         "summary": "Reward a decision; idempotent for the same value",
         "parameters": [_LOOP, _EVENT],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RewardRequest")}}},
         "responses": {"200": _json(_ref("RewardResponse"), "Reward recorded (or repeated)"),
-                      **_errors(400, 404, 409, 410, 413, 415, 503)}}},
+                      **_errors(401, 403, 400, 404, 409, 410, 413, 415, 503)}}},
     "/v1/loops/{loop}/events/{event_id}/activate": {"post": {
         "summary": "Make a deferred decision learnable",
         "parameters": [_LOOP, _EVENT],
         "responses": {"200": _json(_ref("ActivateResponse"), "Activated (or already active)"),
-                      **_errors(400, 404, 410, 503)}}},
+                      **_errors(401, 403, 400, 404, 410, 503)}}},
     "/v1/loops/{loop}/sessions/{session_id}/end": {"post": {
         "summary": "End a session's episode (sequential loops); its next step starts a new one",
         "parameters": [_LOOP, _SESSION],
         "responses": {"200": _json(_ref("EndResponse"), "Ended (or already ended)"),
-                      **_errors(400, 404, 413, 415, 503)}}},
+                      **_errors(401, 403, 400, 404, 413, 415, 503)}}},
     "/v1/loops": {"get": {"summary": "Every loop: configuration, model version, counters",
-                          "responses": {"200": _json(_ref("Loops"), "The loops"), **_errors(503)}}},
+                          "responses": {"200": _json(_ref("Loops"), "The loops"), **_errors(401, 403, 503)}}},
     "/v1/loops/{loop}": {"get": {"summary": "One loop", "parameters": [_LOOP],
                                  "responses": {"200": _json(_ref("Loop"), "The loop"),
-                                               **_errors(404, 503)}}},
-    "/healthz": {"get": {"summary": "Liveness and Redis reachability", "responses": {
+                                               **_errors(401, 403, 404, 503)}}},
+    "/healthz": {"get": {"summary": "Liveness and Redis reachability (no key needed)", "security": [], "responses": {
         "200": _json(_ref("Health"), "Healthy"), "503": _json(_ref("Health"), "Redis unreachable")}}},
-    "/metrics": {"get": {"summary": "Prometheus metrics of every loop", "responses": {"200": {
+    "/metrics": {"get": {"summary": "Prometheus metrics of the key's loops (admin)", "responses": {"200": {
         "description": "Prometheus text format 0.0.4",
-        "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-    "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {
-        "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "content": {"text/plain": {"schema": {"type": "string"}}}}, **_errors(401, 403)}}},
+    "/openapi.json": {"get": {"summary": "This document (any valid key)", "responses": {"200": {
+        "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}},
+        **_errors(401)}}},
 }
 
 
@@ -141,4 +147,5 @@ def document() -> dict:
     return {"openapi": "3.1.0",
             "info": {"title": "cbserve", "version": v,
                      "description": "Contextual-bandit decisions: rank, reward, learn, deploy."},
-            "paths": PATHS, "components": {"schemas": SCHEMAS}}
+            "paths": PATHS, "security": [{"bearer": []}, {"apiKey": []}],
+            "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY}}
