@@ -25,7 +25,7 @@ import sys
 import time
 
 from bandits import BanditError, make_policy
-from bandits.environments import ENVIRONMENTS, make_environment, run_policy
+from bandits.environments import ENVIRONMENTS, NonStationary, make_environment, run_policy
 from service.config import load_config
 from service.demo import env_for_loop, progress_bar
 from service.errors import ServiceError
@@ -63,15 +63,12 @@ def environment(args, action_ids=None, loop=None):
     """The ``--env`` environment, or the one that fits the loop's actions."""
     if args.env:
         spec = {"type": args.env, "seed": args.seed, **env_args(args.env_arg)}
-        if args.env == "treatments" and action_ids and "actions" not in spec:
-            spec["actions"] = action_ids
+        if args.env == "treatments" and action_ids:
+            spec.setdefault("actions", action_ids)
+        env = make_environment(spec)
     else:
         env = env_for_loop(loop or "sim", action_ids, args.seed)
-        spec = None
-    if spec is not None:
-        env = make_environment(spec)
     if args.change_at is not None:
-        from bandits.environments import NonStationary
         env = NonStationary(env, args.change_at)
     return env
 
