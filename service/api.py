@@ -43,7 +43,8 @@ def _visible_loops() -> dict:
 def _loop(name: str):
     loops = current_app.extensions["cbserve"]["loops"]
     if name not in loops:
-        raise NotFound(f"unknown loop {name!r} (configured: {', '.join(sorted(loops))})")
+        shown = name if len(name) <= 64 else name[:64] + "..."
+        raise NotFound(f"unknown loop {shown!r} (configured: {', '.join(sorted(loops))})")
     return loops[name]
 
 
@@ -57,7 +58,7 @@ def rank(loop):
     started = time.perf_counter()
     service = _loop(loop)
     config = current_app.extensions["cbserve"]["config"]
-    req = parse_rank(_body(), config.max_actions)
+    req = parse_rank(_body(), config.limits)
     return Response(orjson.dumps(service.rank(req, started)), mimetype="application/json")
 
 

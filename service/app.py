@@ -11,7 +11,7 @@ import logging
 import os
 
 import redis
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from .api import authorize, bp
@@ -79,7 +79,11 @@ def _service_error(exc: ServiceError):
 
 def _http_error(exc: HTTPException):
     code = (exc.name or "error").lower().replace(" ", "_")
-    return _error(exc.code or 500, code, exc.description or exc.name)
+    message = exc.description or exc.name
+    if exc.code == 413:  # werkzeug's own check of Content-Length (or a chunked body)
+        limit = current_app.extensions["cbserve"]["config"].max_body_bytes
+        message = f"body exceeds service.max_body_bytes = {limit}"
+    return _error(exc.code or 500, code, message)
 
 
 def _unexpected(exc: Exception):

@@ -13,6 +13,7 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from bandits import ConfigError as BanditConfigError
@@ -21,6 +22,7 @@ from bandits import make_featurizer, make_policy, resolve
 from bandits.inputs import normalize_actions
 
 from .errors import ConfigError
+from .limits import Limits
 
 SERVICE_DEFAULTS = {
     "publish_events": 100,       # a new model version after this many learned events...
@@ -28,7 +30,10 @@ SERVICE_DEFAULTS = {
     "model_history": 10,         # model versions kept in Redis
     "learner_lock": 10.0,        # seconds a dead learner blocks its successor
     "max_actions": 1000,         # candidates per rank request
-    "max_body_bytes": 1_000_000,
+    "max_body_bytes": 1_000_000,   # request body (more: 413)
+    "max_features": 1000,        # entries per namespace, object or list (more: 422)
+    "max_string_length": 1024,   # characters of an id, a feature name or value
+    "max_depth": 8,              # nesting of the rank body (a valid one needs 6)
     "data_dir": ".cbserve",      # `cbserve serve` only: the embedded Redis's files
 }
 LOOP_DEFAULTS = {
@@ -92,8 +97,17 @@ class Config:
     learner_lock: float = SERVICE_DEFAULTS["learner_lock"]
     max_actions: int = SERVICE_DEFAULTS["max_actions"]
     max_body_bytes: int = SERVICE_DEFAULTS["max_body_bytes"]
+    max_features: int = SERVICE_DEFAULTS["max_features"]
+    max_string_length: int = SERVICE_DEFAULTS["max_string_length"]
+    max_depth: int = SERVICE_DEFAULTS["max_depth"]
     data_dir: str = SERVICE_DEFAULTS["data_dir"]
     source: str = field(default="<dict>", compare=False)
+
+    @cached_property
+    def limits(self) -> Limits:
+        """The request limits (:mod:`service.limits`)."""
+        return Limits(self.max_body_bytes, self.max_actions, self.max_features,
+                      self.max_string_length, self.max_depth)
 
 
 def load_config(path: str) -> Config:
@@ -127,6 +141,9 @@ def parse_config(raw: dict, source: str = "<dict>") -> Config:
         learner_lock=duration(s["learner_lock"], "service.learner_lock"),
         max_actions=_int(s["max_actions"], "service.max_actions", 1),
         max_body_bytes=_int(s["max_body_bytes"], "service.max_body_bytes", 1024),
+        max_features=_int(s["max_features"], "service.max_features", 1),
+        max_string_length=_int(s["max_string_length"], "service.max_string_length", 128),
+        max_depth=_int(s["max_depth"], "service.max_depth", 2),
         data_dir=_str(s["data_dir"], "service.data_dir"),
         source=source)
 

@@ -82,3 +82,9 @@ class StoreError(ServiceError):
     """Redis is unreachable or refused a command."""
 
     status, code = 503, "store_unavailable"
+
+
+class LimitExceeded(ServiceError):
+    """A rank body over one of the configured limits (:mod:`service.limits`)."""
+
+    status, code = 422, "limit_exceeded"

@@ -20,7 +20,8 @@ def _errors(*statuses):
     text = {400: "Invalid request (the message names the field)",
             401: "No API key, or an unknown one", 403: "The key's loops or role do not cover this route", 404: "Unknown loop, event or session",
             409: "Conflict (reused event id, a different reward, or a session step raced)", 410: "Reward window closed",
-            413: "Body too large", 415: "Body is not application/json",
+            413: "Body over service.max_body_bytes", 415: "Body is not application/json",
+            422: "Over a configured limit (actions, features, string length, depth)",
             503: "Redis unavailable"}
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
@@ -105,7 +106,7 @@ PATHS = {
         "parameters": [_LOOP],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RankRequest")}}},
         "responses": {"200": _json(_ref("RankResponse"), "The decision"),
-                      **_errors(401, 403, 400, 404, 409, 413, 415, 503)}}},
+                      **_errors(401, 403, 400, 404, 409, 413, 415, 422, 503)}}},
     "/v1/loops/{loop}/events/{event_id}/reward": {"post": {
         "summary": "Reward a decision; idempotent for the same value",
         "parameters": [_LOOP, _EVENT],

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import orjson
 
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from .limits import Limits, check_rank_body
 
 #: Event ids: 1-128 characters of letters, digits and ``-_.:``.
 EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -25,7 +26,7 @@ def parse_body(raw: bytes, content_type: str | None, limit: int) -> dict:
     if mimetype != "application/json":
         raise UnsupportedMediaType(f"Content-Type must be application/json, got {content_type!r}")
     if len(raw) > limit:
-        raise PayloadTooLarge(f"body of {len(raw)} bytes exceeds the limit of {limit}")
+        raise PayloadTooLarge(f"body of {len(raw)} bytes exceeds service.max_body_bytes = {limit}")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -55,8 +56,8 @@ class RankRequest:
     session_id: str | None = None
 
 
-def parse_rank(body: dict, max_actions: int) -> RankRequest:
-    """Validate the rank body's fields; unknown fields are refused."""
+def parse_rank(body: dict, limits: Limits) -> RankRequest:
+    """Validate the rank body's fields and sizes; unknown fields are refused."""
     unknown = sorted(set(body) - set(_RANK_FIELDS))
     if unknown:
         raise BadRequest(f"{unknown[0]}: unknown field (allowed: {', '.join(_RANK_FIELDS)})")
@@ -69,8 +70,6 @@ def parse_rank(body: dict, max_actions: int) -> RankRequest:
     if actions is not None:
         if not isinstance(actions, list) or not actions:
             raise BadRequest("actions: must be a non-empty list of actions")
-        if len(actions) > max_actions:
-            raise BadRequest(f"actions: {len(actions)} actions exceed the limit of {max_actions}")
     event_id = body.get("event_id")
     if event_id is not None:
         check_event_id(event_id)
@@ -86,6 +85,7 @@ def parse_rank(body: dict, max_actions: int) -> RankRequest:
     session_id = body.get("session_id")
     if session_id is not None:
         check_event_id(session_id, "session_id")
+    check_rank_body(body, limits)
     return RankRequest(context, actions, event_id, defer, frozenset(exclude), k, session_id)
 
 
