@@ -11,6 +11,8 @@ import logging
 import os
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -25,9 +27,22 @@ log = logging.getLogger(__name__)
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 
+#: Client defaults: fail fast (a rank answers 503 within seconds, never hangs) and never
+#: resend a command whose reply was lost (a resent log write could answer 409 for its
+#: own decision). Query parameters of the URL override them (``?socket_timeout=5``).
+CLIENT_DEFAULTS = {"socket_connect_timeout": 1.0, "socket_timeout": 2.0,
+                   "retry": Retry(NoBackoff(), 0), "health_check_interval": 0}
+
+
+def connect(url: str) -> redis.Redis:
+    """A client for ``url`` with :data:`CLIENT_DEFAULTS`. It reconnects by itself: a
+    connection that died with its server is replaced when next taken from the pool."""
+    return redis.Redis.from_url(url, **CLIENT_DEFAULTS)
+
+
 def redis_from_env() -> redis.Redis:
     """The Redis client named by ``REDIS_URL`` (the only place the URL is read)."""
-    return redis.Redis.from_url(os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
+    return connect(os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
 
 
 def config_from_env() -> Config:
@@ -74,6 +89,8 @@ def _service_error(exc: ServiceError):
     body, status = _error(exc.status, exc.code, exc.message)
     if status == 401:
         body.headers["WWW-Authenticate"] = 'Bearer realm="cbserve"'
+    if status == 503:
+        body.headers["Retry-After"] = "1"
     return body, status
 
 

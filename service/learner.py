@@ -200,7 +200,7 @@ class Learner:
                 for loop in self.loops:
                     try:
                         busy += loop.step()
-                    except redis.ConnectionError as exc:
+                    except (redis.ConnectionError, redis.TimeoutError) as exc:
                         log.error("loop %s: Redis unreachable (%s); retrying", loop.name, exc)
                         self.stopped.wait(1.0)
                 if not busy:

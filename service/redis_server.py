@@ -37,7 +37,9 @@ def free_port() -> int:
 
 class RedisServer:
     """``with RedisServer() as srv: redis.Redis.from_url(srv.url)``; stopped and its
-    directory removed on exit. No persistence unless ``appendonly=True``."""
+    directory removed on exit. No persistence unless ``appendonly=True`` (then every
+    write is fsynced before its reply: ``appendfsync always``). :meth:`kill` and
+    :meth:`start` again simulate a crash: same port, same files."""
 
     def __init__(self, appendonly: bool = False):
         self.appendonly = appendonly
@@ -48,18 +50,25 @@ class RedisServer:
 
     def start(self) -> "RedisServer":
         args = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", self.dir, "--save", "", "--appendonly", "yes" if self.appendonly else "no"]
+                "--dir", self.dir, "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+                "--appendfsync", "always"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
-        for _ in range(200):
+        for _ in range(500):
             try:
                 client.ping()
                 return self
-            except redis.ConnectionError:
+            except redis.ConnectionError:  # refused, or still loading its append-only file
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
                 time.sleep(0.02)
-        raise RuntimeError("redis-server did not answer within 4 s")
+        raise RuntimeError("redis-server did not answer within 10 s")
+
+    def kill(self) -> None:
+        """SIGKILL the server (no shutdown save); its files stay for :meth:`start`."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -29,8 +29,15 @@ def _mapped(fn):
         try:
             return fn(*args, **kwargs)
         except redis.RedisError as exc:
-            raise StoreError(f"Redis: {exc}") from exc
+            raise store_error(exc) from exc
     return wrapper
+
+
+def store_error(exc: redis.RedisError) -> StoreError:
+    """The 503 for a Redis failure; says that nothing was stored, so a retry is safe."""
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return StoreError(f"Redis unreachable ({exc}); nothing was stored, retry later")
+    return StoreError(f"Redis refused the command ({exc}); nothing was stored, retry later")
 
 
 def canonical_reward(value: float) -> str:
@@ -193,7 +200,7 @@ class LoopStore:
         try:
             yield from stream_entries(self.r, key, start)
         except redis.RedisError as exc:
-            raise StoreError(f"Redis: {exc}") from exc
+            raise store_error(exc) from exc
 
     def scan_log(self, start: str = "-"):
         """Yield ``(entry id, DSJSON dict)`` of the decision log from ``start`` on."""

@@ -1,0 +1,99 @@
+"""Redis faults: killed (SIGKILL) under a running app, every route answers a 503 that
+says nothing was stored; restarted from its append-only file, the same app and the
+same learner carry on by themselves, and nothing acknowledged before the kill is lost."""
+import threading
+import time
+
+import pytest
+
+from service import dsjson, keys
+from service.app import connect, create_app
+from service.learner import Learner
+from service.redis_server import RedisServer
+from service.store import stream_entries
+
+from .conftest import RECS_ITEMS, make_config
+from .test_api import call
+
+RANK = "/v1/loops/recs/rank"
+GOOD = {"context": {"user": {"age": 31}}, "actions": RECS_ITEMS[:5]}
+
+
+@pytest.fixture
+def crashable():
+    with RedisServer(appendonly=True) as server:
+        yield server
+
+
+def _reward(app, event_id, value=1.0):
+    return call(app, "post", f"/v1/loops/recs/events/{event_id}/reward", json={"value": value})
+
+
+def test_redis_killed_gives_503s_then_the_same_app_recovers(crashable):
+    client = connect(crashable.url)
+    app = create_app(make_config(), client).test_client()
+    before = [call(app, "post", RANK, json=GOOD).get_json()["event_id"] for _ in range(5)]
+    assert _reward(app, before[0]).status_code == 200
+
+    crashable.kill()
+    down = [call(app, "post", RANK, json=GOOD), _reward(app, before[1]),
+            call(app, "post", f"/v1/loops/recs/events/{before[2]}/activate"),
+            call(app, "get", "/v1/loops/recs"), call(app, "get", "/healthz")]
+    for res in down:
+        assert res.status_code == 503, res.get_data(as_text=True)
+        assert res.get_json()["error"]["code"] == "store_unavailable"
+    for res in down[:4]:
+        assert res.headers["Retry-After"] == "1"
+        assert "Redis unreachable" in res.get_json()["error"]["message"]
+        assert "nothing was stored" in res.get_json()["error"]["message"]
+
+    crashable.start()  # same port, same append-only file; the app is not restarted
+    assert call(app, "get", "/healthz").status_code == 200
+    after = call(app, "post", RANK, json=GOOD)
+    assert after.status_code == 200
+    # every decision acknowledged before the kill survived it, and can be rewarded
+    assert _reward(app, before[0]).get_json()["status"] == "duplicate"
+    assert all(_reward(app, e).get_json()["status"] == "accepted" for e in before[1:])
+    logged = {e["EventId"] for e in _log(client)}
+    assert logged == set(before) | {after.get_json()["event_id"]}
+    assert client.hget(keys.stats("recs"), "rewards") == b"5"
+
+
+def _log(client):
+    return [dsjson.loads(f[b"j"]) for _, f in stream_entries(client, keys.log("recs"))]
+
+
+def test_the_learner_rides_out_a_redis_crash(crashable):
+    config = make_config(publish_events=5, publish_seconds=0.2)
+    client = connect(crashable.url)
+    app = create_app(config, client).test_client()
+    learner = Learner(connect(crashable.url), config)
+    thread = threading.Thread(target=learner.run, daemon=True)
+    thread.start()
+    try:
+        version = _learned(app, client, 10)
+        crashable.kill()
+        time.sleep(0.5)  # the learner's reads fail meanwhile; it must not die
+        assert thread.is_alive()
+        crashable.start()
+        assert _learned(app, client, 10) > version
+        assert thread.is_alive()
+        assert client.hget(keys.stats("recs"), "learned") == b"20"
+    finally:
+        learner.stop()
+        thread.join(10)
+
+
+def _learned(app, client, n):
+    """Rank and reward ``n`` events; wait (5 s at most) until all are learned and a
+    version holding them is published; return that version."""
+    target = int(client.hget(keys.stats("recs"), "learned") or 0) + n
+    for _ in range(n):
+        event = call(app, "post", RANK, json=GOOD).get_json()["event_id"]
+        assert _reward(app, event).status_code == 200
+    deadline = time.monotonic() + 5
+    while int(client.hget(keys.stats("recs"), "learned") or 0) < target:
+        assert time.monotonic() < deadline, "the learner did not catch up"
+        time.sleep(0.05)
+    time.sleep(0.4)  # publish_seconds
+    return int(client.hget(keys.model("recs"), "version") or 0)
