@@ -18,12 +18,10 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import redis
 
@@ -33,7 +31,8 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from bench_policies import workload  # noqa: E402
 
 from service import keys  # noqa: E402
-from service.redis_server import RedisServer, free_port  # noqa: E402
+from service.procs import Gunicorn  # noqa: E402
+from service.redis_server import RedisServer  # noqa: E402
 
 CONFIG = """
 [service]
@@ -84,24 +83,6 @@ def bare_app():
                         "ranking": [], "model": {"policy": "bare", "version": 0}})
 
     return app
-
-
-def gunicorn(app_spec, port, env, log):
-    cmd = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-           "--pythonpath", os.path.join(ROOT, "scripts"), "--log-level", "warning", app_spec]
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=2)
-        except urllib.error.HTTPError:
-            return proc  # the bare app answers 404 there: it is up
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not start; see the log")
-            time.sleep(0.2)
-            continue
-        return proc
 
 
 def drive(url, bodies_path, seconds, connections, ids_prefix, tmp):
@@ -176,17 +157,11 @@ def main(argv=None) -> int:
     with RedisServer() as srv:
         env = {**os.environ, "REDIS_URL": srv.url, "CBSERVE_CONFIG": os.path.join(tmp, "cbserve.toml")}
         for name, spec in (("rank", "service.app:create_app()"), ("bare", "bench_service:bare_app()")):
-            port = free_port()
-            proc = gunicorn(spec, port, env, log)
-            url = f"http://127.0.0.1:{port}"
-            try:
-                drive(url, bodies_path, 2, args.connections, None, tmp)  # warm-up
+            with Gunicorn(spec, env, workers=2, pythonpath=os.path.join(ROOT, "scripts"), log=log) as api:
+                drive(api.url, bodies_path, 2, args.connections, None, tmp)  # warm-up
                 ids = os.path.join(tmp, f"{name}-ids-") if name == "rank" else None
-                peak = drive(url, bodies_path, args.seconds, args.connections, ids, tmp)
-                slow = drive(url, bodies_path, args.seconds, 1, None, tmp)
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=30)
+                peak = drive(api.url, bodies_path, args.seconds, args.connections, ids, tmp)
+                slow = drive(api.url, bodies_path, args.seconds, 1, None, tmp)
             results[name] = (peak, slow)
         client = redis.Redis.from_url(srv.url)
         logged = {json.loads(f[b"j"])["EventId"] for _, f in client.xrange(keys.log("recs"))}

@@ -4,6 +4,7 @@ No Flask here: the views in :mod:`service.api` only parse and serialize.
 """
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -83,12 +84,18 @@ class LoopService:
         return body
 
     def summary(self) -> dict:
-        """Configuration, model version and counters (``GET /v1/loops/<loop>``)."""
+        """Configuration, model version and counters (``GET /v1/loops/<loop>``).
+
+        ``model`` is the latest published version; ``served`` the one this worker
+        (process id ``worker``) serves, refreshed as a rank would refresh it.
+        """
         meta = self.store.model_meta()
         stats = self.store.stats()
+        _, served = self.model.current()
         return {**self.loop.summary(),
                 "model": {"version": int(meta.get("version", 0)), "policy": meta.get("policy"),
                           "created": float(meta["created"]) if "created" in meta else None},
+                "served": {"version": served, "worker": os.getpid()},
                 "counters": {name: stats.get(name, 0.0) for name in COUNTERS}}
 
 

@@ -78,7 +78,7 @@ SCHEMAS = {
         "event_id": {"type": "string"}, "status": {"enum": ["activated", "already_active"]}}},
     "Loop": {"type": "object", "required": [
         "name", "policy", "featurizer", "actions", "reward_wait", "default_reward", "seed",
-        "retention", "session", "model", "counters"], "properties": {
+        "retention", "session", "model", "served", "counters"], "properties": {
         "name": {"type": "string"}, "policy": {"type": "object"}, "featurizer": {"type": "object"},
         "actions": {"type": ["array", "null"], "items": {"type": "string"}},
         "reward_wait": _NUM, "default_reward": _NUM, "seed": {"type": "integer"},
@@ -88,6 +88,8 @@ SCHEMAS = {
         "model": {"type": "object", "required": ["version"], "properties": {
             "version": {"type": "integer"}, "policy": {"type": ["string", "null"]},
             "created": {"type": ["number", "null"]}}},
+        "served": {"type": "object", "required": ["version", "worker"], "properties": {
+            "version": {"type": "integer"}, "worker": {"type": "integer"}}},
         "counters": {"type": "object", "additionalProperties": _NUM}}},
     "Loops": {"type": "object", "required": ["loops"],
               "properties": {"loops": {"type": "array", "items": _ref("Loop")}}},

@@ -1,0 +1,118 @@
+"""The production topology as child processes: gunicorn API workers and a separate
+learner, on one Redis. Used by the worker tests and by the benchmark, fault and soak
+scripts, so each exercises the same deployment the README documents.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import psutil
+
+from .redis_server import free_port
+
+
+class Gunicorn:
+    """``gunicorn APP_SPEC`` with ``workers`` sync workers on a free local port.
+
+    ``env`` is the workers' environment (``REDIS_URL``, ``CBSERVE_CONFIG``...);
+    ``pythonpath`` lets the spec name a module outside the package (a baseline app).
+    A context manager: started and healthy on entry, stopped (SIGTERM) on exit.
+    """
+
+    def __init__(self, app_spec: str, env: dict, workers: int = 2, pythonpath: str | None = None,
+                 log=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind",
+                    f"127.0.0.1:{self.port}", "--log-level", "warning", app_spec]
+        if pythonpath:
+            self.cmd[3:3] = ["--pythonpath", pythonpath]
+        self.env, self.workers, self.log = env, workers, log or subprocess.DEVNULL
+        self.proc = None
+
+    def start(self, timeout: float = 60.0) -> "Gunicorn":
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"gunicorn did not start: {' '.join(self.cmd)}")
+            time.sleep(0.2)
+        while len(self.worker_pids()) < self.workers and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            urllib.request.urlopen(self.url + "/healthz", timeout=2)
+        except urllib.error.HTTPError:
+            return True  # any HTTP answer (a baseline app's 404, a 503) means it is up
+        except OSError:
+            return False
+        return True
+
+    def worker_pids(self) -> list:
+        """The pids of the live workers (children of the gunicorn master)."""
+        try:
+            return [p.pid for p in psutil.Process(self.proc.pid).children()]
+        except psutil.NoSuchProcess:
+            return []
+
+    def worker_rss_mb(self) -> dict:
+        """``{pid: resident set size in MB}`` of every live worker."""
+        out = {}
+        for pid in self.worker_pids():
+            try:
+                out[pid] = psutil.Process(pid).memory_info().rss / 2 ** 20
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class LearnerProcess:
+    """``cbserve learner --config CONFIG`` as a child process (SIGTERM on exit)."""
+
+    def __init__(self, config_path: str, env: dict, log=None):
+        self.cmd = [sys.executable, "-m", "service.cli", "learner", "--config", config_path]
+        self.env, self.log = env, log or subprocess.DEVNULL
+        self.proc = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self.log, stderr=self.log)
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def service_env(redis_url: str, config_path: str, **extra) -> dict:
+    """The environment of API workers and learner: this one plus Redis and config."""
+    return {**os.environ, "REDIS_URL": redis_url, "CBSERVE_CONFIG": config_path,
+            "PYTHONUNBUFFERED": "1", **extra}
