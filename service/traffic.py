@@ -138,6 +138,12 @@ class LogCheck:
 def check_log(redis_client, loop: str, traj: Trajectory, since_ms: int = 0) -> LogCheck:
     """Compare every decision of ``traj`` with the loop's Redis log (from ``since_ms``)."""
     got = {e: (a, p) for e, a, p in zip(traj.event_ids, traj.chosen, traj.probability)}
+    return check_decisions(redis_client, loop, got, since_ms)
+
+
+def check_decisions(redis_client, loop: str, got: dict, since_ms: int = 0) -> LogCheck:
+    """Compare ``{event id: (chosen action id, probability)}``, as clients received
+    them, with the loop's Redis log (from ``since_ms``)."""
     check = LogCheck(checked=len(got))
     found = set()
     for _, fields in stream_entries(redis_client, keys.log(loop), f"{since_ms}-0"):
