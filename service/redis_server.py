@@ -38,11 +38,11 @@ def free_port() -> int:
 class RedisServer:
     """``with RedisServer() as srv: redis.Redis.from_url(srv.url)``; stopped and its
     directory removed on exit. No persistence unless ``appendonly=True`` (then every
-    write is fsynced before its reply: ``appendfsync always``). :meth:`kill` and
+    write is fsynced before its reply: ``appendfsync always``, unless told otherwise). :meth:`kill` and
     :meth:`start` again simulate a crash: same port, same files."""
 
-    def __init__(self, appendonly: bool = False):
-        self.appendonly = appendonly
+    def __init__(self, appendonly: bool = False, appendfsync: str = "always"):
+        self.appendonly, self.appendfsync = appendonly, appendfsync
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.dir = tempfile.mkdtemp(prefix="cbserve-redis-")
@@ -51,7 +51,7 @@ class RedisServer:
     def start(self) -> "RedisServer":
         args = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", self.dir, "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-                "--appendfsync", "always"]
+                "--appendfsync", self.appendfsync]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
         for _ in range(500):

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Soak: a steady rank + reward load at half the peak rate, 4 workers, 60 s.
+
+The production topology (gunicorn workers and a learner process on a redis-server
+with ``appendfsync always``). First the peak rank rate is measured as bench_service
+measures it (wrk, 8 connections, the same 20-candidate bodies) on this same setup,
+unless ``--rate`` gives the rate directly. Then requests are sent open-loop at half
+that rate: request i is due at i / rate, whatever happened to earlier ones, and its
+latency counts from when it was due (a stalled server cannot hide queueing). Most
+are ranks; ``--reward-share`` rewards per rank (default 0.3, a click-through loop)
+reward earlier decisions. Requests are prebuilt bytes on raw sockets, so the
+generator leaves the (shared) CPU to the service. Worker memory is sampled every second.
+
+Last line: JSON with ``requests``, ``errors``, ``p99_ms`` (rank, from when due),
+``rss_mb_max`` (the largest worker) and the rest of the table. Targets: errors 0,
+p99_ms <= 20, rss_mb_max <= 200.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+from bench_policies import workload  # noqa: E402
+from bench_service import drive  # noqa: E402
+
+from service import keys  # noqa: E402
+from service.app import connect  # noqa: E402
+from service.procs import Gunicorn, LearnerProcess, service_env  # noqa: E402
+from service.redis_server import RedisServer  # noqa: E402
+
+CONFIG = """
+[service]
+publish_events = 500
+publish_seconds = 2.0
+[loops.recs]
+policy = { type = "linucb", alpha = 1.0 }
+reward_wait = "10m"
+"""
+EVENT_ID = re.compile(rb'"event_id":"([^"]+)"')
+
+
+class Recorder:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.rank_ms, self.service_ms, self.reward_ms = [], [], []
+        self.errors, self.late = {}, 0
+
+    def error(self, what):
+        with self.lock:
+            self.errors[what] = self.errors.get(what, 0) + 1
+
+
+def http_request(method: str, path: str, body: dict | None = None) -> bytes:
+    """A complete HTTP/1.1 request, built once: the load generator only sends bytes."""
+    data = json.dumps(body).encode() if body is not None else b""
+    head = (f"{method} {path} HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n")
+    return head.encode() + data
+
+
+def send(address, request: bytes) -> tuple:
+    """``(status, body bytes)``; a connection per request, as gunicorn's sync workers
+    close it after each response. Cheap enough to leave the CPU to the service."""
+    with socket.create_connection(address, timeout=30) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    raw = b"".join(chunks)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head[9:12]), body
+
+
+def steady(address, ranks, rate, seconds, threads, reward_share, rec: Recorder) -> None:
+    """Open-loop load of ``rate`` requests/s: slot i is due at start + i / rate; a
+    slot is a rank, or (``reward_share`` of them) the reward of an earlier rank."""
+    total, start, next_slot, lock = int(rate * seconds), time.monotonic() + 0.5, [0], threading.Lock()
+    to_reward = []
+
+    def sender(seed):
+        rng = random.Random(seed)
+        while True:
+            with lock:
+                i = next_slot[0]
+                next_slot[0] += 1
+                event = to_reward.pop() if to_reward and rng.random() < reward_share / (1 + reward_share) else None
+            if i >= total:
+                return
+            due = start + i / rate
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            sent = time.monotonic()
+            if event is None:
+                request = rng.choice(ranks)
+            else:
+                request = http_request("POST", f"/v1/loops/recs/events/{event}/reward",
+                                       {"value": float(rng.random() < 0.3)})
+            try:
+                status, body = send(address, request)
+            except OSError as exc:
+                rec.error(f"{'rank' if event is None else 'reward'} {type(exc).__name__}")
+                continue
+            done = time.monotonic()
+            if status != 200:
+                rec.error(f"{'rank' if event is None else 'reward'} {status}")
+                continue
+            with rec.lock:
+                rec.late += wait < 0
+                if event is None:
+                    rec.rank_ms.append((done - due) * 1e3)
+                    rec.service_ms.append((done - sent) * 1e3)
+                else:
+                    rec.reward_ms.append((done - due) * 1e3)
+            if event is None:
+                match = EVENT_ID.search(body)
+                with lock:
+                    to_reward.append(match.group(1).decode())
+
+    pool = [threading.Thread(target=sender, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+
+
+def sample_rss(api: Gunicorn, stop: threading.Event, out: list) -> None:
+    while not stop.wait(1.0):
+        out.append(api.worker_rss_mb())
+
+
+def pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--rate", type=float, help="requests per second (default: half the peak)")
+    parser.add_argument("--reward-share", type=float, default=0.3,
+                        help="rewards sent per rank (default 0.3: a click-through loop)")
+    parser.add_argument("--threads", type=int, default=16, help="sender threads")
+    parser.add_argument("--appendfsync", choices=("always", "everysec"), default="always",
+                        help="Redis's fsync policy (always: no acknowledged write is lost)")
+    args = parser.parse_args(argv)
+    tmp = tempfile.mkdtemp(prefix="cbserve-soak-")
+    config = os.path.join(tmp, "cbserve.toml")
+    with open(config, "w") as fh:
+        fh.write(CONFIG)
+    pairs = workload(300, seed=13)
+    bodies = [{"context": c, "actions": a} for c, a, _, _ in pairs]
+    bodies_path = os.path.join(tmp, "bodies.jsonl")
+    with open(bodies_path, "w") as fh:
+        fh.writelines(json.dumps(b) + "\n" for b in bodies)
+    rec, rss, stop = Recorder(), [], threading.Event()
+    with RedisServer(appendonly=True, appendfsync=args.appendfsync) as redis_server:
+        env = service_env(redis_server.url, config)
+        log = open(os.path.join(tmp, "service.log"), "ab")
+        with Gunicorn("service.app:create_app()", env, workers=args.workers, log=log) as api, \
+                LearnerProcess(config, env, log=log):
+            peak = None
+            if args.rate is None:
+                drive(api.url, bodies_path, 2, 8, None, tmp)  # warm-up
+                probe = drive(api.url, bodies_path, 5, 8, None, tmp)
+                peak = probe["requests"] / probe["seconds"]
+            rate = args.rate or peak / 2
+            print(f"peak rank rate {peak:.0f}/s; soaking at {rate:.0f}/s" if peak else
+                  f"soaking at {rate:.0f}/s (--rate)")
+            sampler = threading.Thread(target=sample_rss, args=(api, stop, rss), daemon=True)
+            sampler.start()
+            began = time.monotonic()
+            ranks = [http_request("POST", "/v1/loops/recs/rank", b) for b in bodies]
+            steady(("127.0.0.1", api.port), ranks, rate, args.seconds, args.threads,
+                   args.reward_share, rec)
+            elapsed = time.monotonic() - began
+            stop.set()
+            sampler.join()
+            client = connect(redis_server.url)
+            learned = int(client.hget(keys.stats("recs"), "learned") or 0)
+            version = int(client.hget(keys.model("recs"), "version") or 0)
+    per_worker = {}
+    for sample in rss:
+        for pid, mb in sample.items():
+            per_worker[pid] = max(per_worker.get(pid, 0.0), mb)
+    figures = {
+        "requests": len(rec.rank_ms) + len(rec.reward_ms) + sum(rec.errors.values()),
+        "errors": sum(rec.errors.values()), "p99_ms": round(pct(rec.rank_ms, 0.99), 2),
+        "rss_mb_max": round(max(per_worker.values()), 1) if per_worker else None,
+        "rate": round(rate, 1), "peak_rps": round(peak, 1) if peak else None,
+        "achieved_rps": round((len(rec.rank_ms) + len(rec.reward_ms)) / elapsed, 1),
+        "p50_ms": round(pct(rec.rank_ms, 0.5), 2), "p999_ms": round(pct(rec.rank_ms, 0.999), 2),
+        "service_p99_ms": round(pct(rec.service_ms, 0.99), 2),
+        "reward_p99_ms": round(pct(rec.reward_ms, 0.99), 2), "late_sends": rec.late,
+        "reward_share": args.reward_share,
+        "rss_mb_by_worker": {str(p): round(v, 1) for p, v in sorted(per_worker.items())},
+        "rss_mb_first": round(max(rss[0].values()), 1) if rss else None,
+        "learned": learned, "model_version": version, "error_kinds": rec.errors,
+        "seconds": round(elapsed, 1), "workers": args.workers, "appendfsync": args.appendfsync}
+    _table(figures)
+    print(json.dumps(figures))
+    ok = figures["errors"] == 0 and figures["p99_ms"] <= 20 and (figures["rss_mb_max"] or 0) <= 200
+    return 0 if ok else 1
+
+
+def _table(f):
+    print(f"\n{f['workers']} gunicorn workers + learner, {f['seconds']} s at {f['rate']} requests/s "
+          f"(peak rank rate {f['peak_rps']}), {f['reward_share']:g} rewards per rank")
+    rows = [("requests (rank + reward)", f["requests"], ""), ("errors", f["errors"], "target 0"),
+            ("requests/s achieved", f["achieved_rps"], ""),
+            ("rank p50 ms (from due time)", f["p50_ms"], ""),
+            ("rank p99 ms (from due time)", f["p99_ms"], "target <= 20"),
+            ("rank p99.9 ms (from due time)", f["p999_ms"], ""),
+            ("rank p99 ms (from send)", f["service_p99_ms"], ""),
+            ("reward p99 ms (from due time)", f["reward_p99_ms"], ""),
+            ("worker RSS max MB (first second)", f"{f['rss_mb_max']} ({f['rss_mb_first']})", "target <= 200"),
+            ("events learned / model version", f"{f['learned']} / {f['model_version']}", "")]
+    for label, value, note in rows:
+        print(f"{label:<36}{value!s:>18}  {note}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
