@@ -2,14 +2,15 @@
 """Soak: a steady rank + reward load at half the peak rate, 4 workers, 60 s.
 
 The production topology (gunicorn workers and a learner process on a redis-server
-with ``appendfsync always``). First the peak rank rate is measured as bench_service
-measures it (wrk, 8 connections, the same 20-candidate bodies) on this same setup,
-unless ``--rate`` gives the rate directly. Then requests are sent open-loop at half
-that rate: request i is due at i / rate, whatever happened to earlier ones, and its
-latency counts from when it was due (a stalled server cannot hide queueing). Most
-are ranks; ``--reward-share`` rewards per rank (default 0.3, a click-through loop)
-reward earlier decisions. Requests are prebuilt bytes on raw sockets, so the
-generator leaves the (shared) CPU to the service. Worker memory is sampled every second.
+with an append-only file, ``--appendfsync everysec`` unless told ``always``). First
+the peak rank rate is measured as bench_service measures it (wrk, 8 connections,
+the same 20-candidate bodies) on this same setup, unless ``--rate`` gives the rate
+directly. Then requests are sent open-loop at half that rate: request i is due at
+i / rate, whatever happened to earlier ones, and its latency counts from when it was
+due (a stalled server cannot hide queueing). Most are ranks; ``--reward-share``
+rewards per rank (default 0.3, a click-through loop) reward earlier decisions.
+Requests are prebuilt bytes on raw sockets, so the generator leaves the (shared) CPU
+to the service. Worker memory is sampled every second.
 
 Last line: JSON with ``requests``, ``errors``, ``p99_ms`` (rank, from when due),
 ``rss_mb_max`` (the largest worker) and the rest of the table. Targets: errors 0,
@@ -153,8 +154,10 @@ def main(argv=None) -> int:
     parser.add_argument("--reward-share", type=float, default=0.3,
                         help="rewards sent per rank (default 0.3: a click-through loop)")
     parser.add_argument("--threads", type=int, default=16, help="sender threads")
-    parser.add_argument("--appendfsync", choices=("always", "everysec"), default="always",
-                        help="Redis's fsync policy (always: no acknowledged write is lost)")
+    parser.add_argument("--appendfsync", choices=("always", "everysec"), default="everysec",
+                        help="Redis's fsync policy (default everysec: a killed Redis loses "
+                             "nothing acknowledged; always: nor does a power cut, at an fsync "
+                             "per write)")
     args = parser.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="cbserve-soak-")
     config = os.path.join(tmp, "cbserve.toml")
