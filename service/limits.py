@@ -59,6 +59,8 @@ def _common_ok(body: dict, limits: Limits) -> bool:
     means "look closer" (:func:`_walk` finds the limit, if any)."""
     if limits.max_depth < 6:
         return False
+    if body.get("exclude"):
+        return False  # rare: the full walk bounds it
     context, actions = body.get("context"), body.get("actions")
     if context is not None and not _namespaces_ok(context, limits):
         return False
@@ -72,7 +74,7 @@ def _common_ok(body: dict, limits: Limits) -> bool:
             if len(action) > longest:
                 return False
             continue
-        if type(action) is not dict or len(action) > 2:
+        if type(action) is not dict or not action.keys() <= _ACTION_KEYS:
             return False
         aid, features = action.get("id"), action.get("features")
         if type(aid) is not str or len(aid) > longest:
@@ -80,6 +82,9 @@ def _common_ok(body: dict, limits: Limits) -> bool:
         if features is not None and not _namespaces_ok(features, limits):
             return False
     return True
+
+
+_ACTION_KEYS = frozenset({"id", "features"})
 
 
 def _namespaces_ok(namespaces, limits: Limits) -> bool:

@@ -52,6 +52,12 @@ OVER = [
      "actions[1].id: string of 129 characters exceeds service.max_string_length = 128"),
     ("bare action id", _body(actions=["a", "b" * 129]), 422,
      "actions[1]: string of 129 characters exceeds service.max_string_length = 128"),
+    ("excluded ids", {**_body(), "exclude": [f"x{j}" for j in range(5)]}, 422,
+     "exclude: 5 items exceed service.max_features = 4"),
+    ("excluded id length", {**_body(), "exclude": ["x" * 129]}, 422,
+     "exclude[0]: string of 129 characters exceeds service.max_string_length = 128"),
+    ("unknown key of an action", _body(actions=[ITEM, {"id": "i1", "k" * 129: 1}]), 422,
+     f"actions[1].{'k' * 32}...: name of 129 characters exceeds service.max_string_length = 128"),
     ("nesting", _body({"user": {"age": 1}, "_meta": {"a": {"b": {"c": {"d": {"e": 1}}}}}}), 422,
      "context._meta.a.b.c.d: nesting deeper than service.max_depth = 6"),
     ("body bytes", _body({"user": {f"f{j}": "x" * 120 for j in range(4)}},
@@ -134,7 +140,9 @@ def test_fast_path_never_passes_a_body_the_full_walk_refuses():
                                                    _random_value(rng, 3)])
                             for j in range(rng.randint(0, 5))},
                 "actions": [rng.choice([f"a{j}", {"id": f"a{j}", "features": {
-                    "item": _random_value(rng, 5)}}]) for j in range(rng.randint(1, 5))]}
+                    "item": _random_value(rng, 5)}}] * 4 + [{"id": f"a{j}", "x" * 130: 1}])
+                            for j in range(rng.randint(1, 5))],
+                "exclude": rng.choice([[]] * 7 + [["a0"], ["y" * 130], ["z"] * 6])}
         try:
             _walk(body, 1, limits, top=True)
             within = True
@@ -147,4 +155,4 @@ def test_fast_path_never_passes_a_body_the_full_walk_refuses():
         if not within:
             with pytest.raises(LimitExceeded):
                 check_rank_body(body, limits)
-    assert fast > 150 and total_within > 900  # both branches well exercised (186, 983)
+    assert fast > 50 and total_within > 500  # both branches well exercised (98, 576 of 3000)
