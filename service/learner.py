@@ -24,6 +24,7 @@ from bandits import load_policy
 from . import keys
 from .config import Config, LoopConfig
 from .dsjson import to_feedback
+from .errors import StoreError
 from .models import spec_text
 from .store import LoopStore
 
@@ -87,6 +88,12 @@ class LoopLearner:
             self._load()  # another learner may have published while we waited
         self._holding = held
         return held
+
+    def restart(self) -> None:
+        """After a failed cycle: start again from what Redis holds once it answers (the
+        published model, then the pending entries), so events read but never published
+        are learned again and none twice."""
+        self._holding = False
 
     # -- one cycle --------------------------------------------------------------------
     def step(self) -> int:
@@ -200,8 +207,9 @@ class Learner:
                 for loop in self.loops:
                     try:
                         busy += loop.step()
-                    except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    except (redis.ConnectionError, redis.TimeoutError, StoreError) as exc:
                         log.error("loop %s: Redis unreachable (%s); retrying", loop.name, exc)
+                        loop.restart()
                         self.stopped.wait(1.0)
                 if not busy:
                     self.stopped.wait(idle_s)
@@ -209,7 +217,7 @@ class Learner:
             for loop in self.loops:
                 try:
                     loop.release()
-                except redis.RedisError:
+                except (redis.RedisError, StoreError):
                     log.exception("loop %s: could not publish on shutdown", loop.name)
 
     def stop(self) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from service import dsjson, keys
 from service.app import connect, create_app
-from service.learner import Learner
+from service.learner import Learner, LoopLearner
 from service.redis_server import RedisServer
 from service.store import stream_entries
 
@@ -97,3 +97,19 @@ def _learned(app, client, n):
         time.sleep(0.05)
     time.sleep(0.4)  # publish_seconds
     return int(client.hget(keys.model("recs"), "version") or 0)
+
+
+def test_a_cycle_cut_short_by_redis_is_learned_again_and_only_once(r):
+    """A learner whose cycle failed after reading entries (they sit in its pending list,
+    learned in memory, unpublished) starts over from Redis: each event learned once."""
+    config = make_config(publish_events=1000, publish_seconds=60)
+    app = create_app(config, r).test_client()
+    for _ in range(12):
+        event = call(app, "post", RANK, json=GOOD).get_json()["event_id"]
+        assert _reward(app, event).status_code == 200
+    learner = LoopLearner(r, config.loops["recs"], config)
+    assert learner.step() == 12  # read and learned, nothing published yet
+    learner.restart()            # what Learner.run does after a Redis error
+    assert learner.step() == 12 and learner.policy.n_learned == 12  # from the pending list
+    assert learner.publish() == 1
+    assert r.hget(keys.stats("recs"), "learned") == b"12"
