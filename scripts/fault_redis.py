@@ -23,7 +23,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -35,8 +34,7 @@ from bench_policies import workload  # noqa: E402
 
 from service import keys  # noqa: E402
 from service.app import connect  # noqa: E402
-from service.procs import Gunicorn, LearnerProcess, service_env  # noqa: E402
-from service.redis_server import RedisServer  # noqa: E402
+from service.procs import production  # noqa: E402
 from service.store import joined_rewards, stream_entries  # noqa: E402
 from service.traffic import JsonClient, check_decisions  # noqa: E402
 
@@ -119,36 +117,29 @@ def main(argv=None) -> int:
     parser.add_argument("--appendfsync", choices=("always", "everysec"), default="always",
                         help="Redis's fsync policy (the guarantee is made for always)")
     args = parser.parse_args(argv)
-    tmp = tempfile.mkdtemp(prefix="cbserve-fault-")
-    config = os.path.join(tmp, "cbserve.toml")
-    with open(config, "w") as fh:
-        fh.write(CONFIG)
     bodies = [{"context": c, "actions": a} for c, a, _, _ in workload(300, seed=11)]
     audit, stop = Audit(), threading.Event()
-    with RedisServer(appendonly=True, appendfsync=args.appendfsync) as redis_server:
-        env = service_env(redis_server.url, config)
-        log = open(os.path.join(tmp, "service.log"), "ab")
-        with Gunicorn("service.app:create_app()", env, workers=args.workers, log=log) as api, \
-                LearnerProcess(config, env, log=log):
-            threads = [threading.Thread(target=load, args=(api.url, bodies, audit, stop, i))
-                       for i in range(args.clients)]
-            started = time.monotonic()
-            for t in threads:
-                t.start()
-            for at in (0.25, 0.60):
-                time.sleep(max(0.0, started + at * args.seconds - time.monotonic()))
-                redis_server.kill()
-                print(f"{time.monotonic() - started:6.1f} s  redis-server killed (SIGKILL)")
-                time.sleep(args.down)
-                with audit.lock:
-                    audit.restarts.append(time.monotonic())
-                redis_server.start()
-                print(f"{time.monotonic() - started:6.1f} s  redis-server restarted from its append-only file")
-            time.sleep(max(0.0, started + args.seconds - time.monotonic()))
-            stop.set()
-            for t in threads:
-                t.join()
-            figures = _audit(connect(redis_server.url), audit)
+    with production(CONFIG, args.workers, appendfsync=args.appendfsync) as deployed:
+        redis_server, api = deployed.redis, deployed.api
+        threads = [threading.Thread(target=load, args=(api.url, bodies, audit, stop, i))
+                   for i in range(args.clients)]
+        started = time.monotonic()
+        for t in threads:
+            t.start()
+        for at in (0.25, 0.60):
+            time.sleep(max(0.0, started + at * args.seconds - time.monotonic()))
+            redis_server.kill()
+            print(f"{time.monotonic() - started:6.1f} s  redis-server killed (SIGKILL)")
+            time.sleep(args.down)
+            with audit.lock:
+                audit.restarts.append(time.monotonic())
+            redis_server.start()
+            print(f"{time.monotonic() - started:6.1f} s  redis-server restarted from its append-only file")
+        time.sleep(max(0.0, started + args.seconds - time.monotonic()))
+        stop.set()
+        for t in threads:
+            t.join()
+        figures = _audit(connect(redis_server.url), audit)
     return _report(figures, args)
 
 
@@ -198,7 +189,8 @@ def _report(f: dict, args) -> int:
     for label, value in rows:
         print(f"{label:<56}{value!s:>16}")
     print(json.dumps(f))
-    bad = f["lost"] or f["double_counted_rewards"] or f["lost_rewards"] or f["learned_twice"]
+    bad = (f["lost"] or f["double_counted_rewards"] or f["lost_rewards"] or f["learned_twice"]
+           or f["learned"] < f["joined"])  # a learner that stopped learning
     return 1 if bad or f["other_errors"] else 0
 
 

@@ -25,7 +25,6 @@ import random
 import re
 import socket
 import sys
-import tempfile
 import threading
 import time
 
@@ -37,8 +36,7 @@ from bench_service import drive  # noqa: E402
 
 from service import keys  # noqa: E402
 from service.app import connect  # noqa: E402
-from service.procs import Gunicorn, LearnerProcess, service_env  # noqa: E402
-from service.redis_server import RedisServer  # noqa: E402
+from service.procs import Gunicorn, production  # noqa: E402
 
 CONFIG = """
 [service]
@@ -159,41 +157,34 @@ def main(argv=None) -> int:
                              "nothing acknowledged; always: nor does a power cut, at an fsync "
                              "per write)")
     args = parser.parse_args(argv)
-    tmp = tempfile.mkdtemp(prefix="cbserve-soak-")
-    config = os.path.join(tmp, "cbserve.toml")
-    with open(config, "w") as fh:
-        fh.write(CONFIG)
     pairs = workload(300, seed=13)
     bodies = [{"context": c, "actions": a} for c, a, _, _ in pairs]
-    bodies_path = os.path.join(tmp, "bodies.jsonl")
-    with open(bodies_path, "w") as fh:
-        fh.writelines(json.dumps(b) + "\n" for b in bodies)
     rec, rss, stop = Recorder(), [], threading.Event()
-    with RedisServer(appendonly=True, appendfsync=args.appendfsync) as redis_server:
-        env = service_env(redis_server.url, config)
-        log = open(os.path.join(tmp, "service.log"), "ab")
-        with Gunicorn("service.app:create_app()", env, workers=args.workers, log=log) as api, \
-                LearnerProcess(config, env, log=log):
-            peak = None
-            if args.rate is None:
-                drive(api.url, bodies_path, 2, 8, None, tmp)  # warm-up
-                probe = drive(api.url, bodies_path, 5, 8, None, tmp)
-                peak = probe["requests"] / probe["seconds"]
-            rate = args.rate or peak / 2
-            print(f"peak rank rate {peak:.0f}/s; soaking at {rate:.0f}/s" if peak else
-                  f"soaking at {rate:.0f}/s (--rate)")
-            sampler = threading.Thread(target=sample_rss, args=(api, stop, rss), daemon=True)
-            sampler.start()
-            began = time.monotonic()
-            ranks = [http_request("POST", "/v1/loops/recs/rank", b) for b in bodies]
-            steady(("127.0.0.1", api.port), ranks, rate, args.seconds, args.threads,
-                   args.reward_share, rec)
-            elapsed = time.monotonic() - began
-            stop.set()
-            sampler.join()
-            client = connect(redis_server.url)
-            learned = int(client.hget(keys.stats("recs"), "learned") or 0)
-            version = int(client.hget(keys.model("recs"), "version") or 0)
+    with production(CONFIG, args.workers, appendfsync=args.appendfsync) as deployed:
+        api, tmp = deployed.api, deployed.tmp
+        bodies_path = os.path.join(tmp, "bodies.jsonl")
+        with open(bodies_path, "w") as fh:
+            fh.writelines(json.dumps(b) + "\n" for b in bodies)
+        peak = None
+        if args.rate is None:
+            drive(api.url, bodies_path, 2, 8, None, tmp)  # warm-up
+            probe = drive(api.url, bodies_path, 5, 8, None, tmp)
+            peak = probe["requests"] / probe["seconds"]
+        rate = args.rate or peak / 2
+        print(f"peak rank rate {peak:.0f}/s; soaking at {rate:.0f}/s" if peak else
+              f"soaking at {rate:.0f}/s (--rate)")
+        sampler = threading.Thread(target=sample_rss, args=(api, stop, rss), daemon=True)
+        sampler.start()
+        began = time.monotonic()
+        ranks = [http_request("POST", "/v1/loops/recs/rank", b) for b in bodies]
+        steady(("127.0.0.1", api.port), ranks, rate, args.seconds, args.threads,
+               args.reward_share, rec)
+        elapsed = time.monotonic() - began
+        stop.set()
+        sampler.join()
+        client = connect(deployed.redis_url)
+        learned = int(client.hget(keys.stats("recs"), "learned") or 0)
+        version = int(client.hget(keys.model("recs"), "version") or 0)
     per_worker = {}
     for sample in rss:
         for pid, mb in sample.items():

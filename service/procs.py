@@ -5,16 +5,20 @@ scripts, so each exercises the same deployment the README documents.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import psutil
 
-from .redis_server import free_port
+from .redis_server import RedisServer, free_port
 
 
 class Gunicorn:
@@ -115,3 +119,39 @@ def service_env(redis_url: str, config_path: str, **extra) -> dict:
     """The environment of API workers and learner: this one plus Redis and config."""
     return {**os.environ, "REDIS_URL": redis_url, "CBSERVE_CONFIG": config_path,
             "PYTHONUNBUFFERED": "1", **extra}
+
+
+@dataclass
+class Topology:
+    """A running deployment: its Redis (``redis`` is None when an outside one was
+    given), its API, the configuration file and a scratch directory."""
+
+    redis: RedisServer | None
+    redis_url: str
+    api: Gunicorn
+    config: str
+    tmp: str
+
+
+@contextmanager
+def production(config_text: str, workers: int = 4, redis_url: str | None = None,
+               appendfsync: str = "always"):
+    """gunicorn with ``workers`` workers and a learner process for ``config_text``,
+    on a new redis-server with an append-only file (or on ``redis_url``). Processes
+    log to ``<tmp>/service.log``; everything is stopped and removed on exit."""
+    tmp = tempfile.mkdtemp(prefix="cbserve-")
+    config = os.path.join(tmp, "cbserve.toml")
+    with open(config, "w") as fh:
+        fh.write(config_text)
+    server = None if redis_url else RedisServer(appendonly=True, appendfsync=appendfsync).start()
+    url = redis_url or server.url
+    env = service_env(url, config)
+    try:
+        with open(os.path.join(tmp, "service.log"), "ab") as log, \
+                Gunicorn("service.app:create_app()", env, workers=workers, log=log) as api, \
+                LearnerProcess(config, env, log=log):
+            yield Topology(server, url, api, config, tmp)
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -4,7 +4,7 @@ Every worker serves a newly published version within one second of its publicati
 import time
 
 from service import keys
-from service.procs import Gunicorn, LearnerProcess, service_env
+from service.procs import production
 from service.traffic import JsonClient
 
 from .conftest import RECS_ITEMS
@@ -31,32 +31,29 @@ def _served(url, n):
     return seen
 
 
-def test_four_workers_serve_a_new_version_within_one_second(redis_server, r, tmp_path):
-    config = tmp_path / "cbserve.toml"
-    config.write_text(CONFIG)
-    env = service_env(redis_server.url, str(config))
-    with Gunicorn("service.app:create_app()", env, workers=WORKERS) as api:
+def test_four_workers_serve_a_new_version_within_one_second(redis_server, r):
+    with production(CONFIG, WORKERS, redis_url=redis_server.url) as deployed:
+        api = deployed.api
         pids = set(api.worker_pids())
         assert len(pids) == WORKERS
-        before = _served(api.url, 40)
+        before = _served(api.url, 40)  # nothing learned yet: the learner publishes nothing
         assert all(v == {0} for v in before.values())
-        with LearnerProcess(str(config), env):
-            client = JsonClient(api.url)
-            for i in range(60):
-                res = client.call("POST", "/v1/loops/recs/rank",
-                                  {"context": {"user": {"age": i % 7}}, "actions": RECS_ITEMS[:6]})
-                client.call("POST", f"/v1/loops/recs/events/{res['event_id']}/reward",
-                            {"value": float(res["chosen"] in ("item-1", "item-2"))})
-            deadline = time.monotonic() + 20
-            while int(r.hget(keys.stats("recs"), "learned") or 0) < 60:
-                assert time.monotonic() < deadline, "the learner process did not learn the events"
-                time.sleep(0.1)
-            time.sleep(0.5)  # publish_seconds: the version with all 60 events is out
-            meta = {k.decode(): v.decode() for k, v in r.hgetall(keys.model("recs")).items()}
-            version, created = int(meta["version"]), float(meta["created"])
-            assert version >= 1
-            time.sleep(max(0.0, created + 1.0 - time.time()))
-            after = _served(api.url, 200)
+        client = JsonClient(api.url)
+        for i in range(60):
+            res = client.call("POST", "/v1/loops/recs/rank",
+                              {"context": {"user": {"age": i % 7}}, "actions": RECS_ITEMS[:6]})
+            client.call("POST", f"/v1/loops/recs/events/{res['event_id']}/reward",
+                        {"value": float(res["chosen"] in ("item-1", "item-2"))})
+        deadline = time.monotonic() + 20
+        while int(r.hget(keys.stats("recs"), "learned") or 0) < 60:
+            assert time.monotonic() < deadline, "the learner process did not learn the events"
+            time.sleep(0.1)
+        time.sleep(0.5)  # publish_seconds: the version with all 60 events is out
+        meta = {k.decode(): v.decode() for k, v in r.hgetall(keys.model("recs")).items()}
+        version, created = int(meta["version"]), float(meta["created"])
+        assert version >= 1
+        time.sleep(max(0.0, created + 1.0 - time.time()))
+        after = _served(api.url, 200)
         # one second after its publication, every worker answers with that version
         assert set(after) == pids, "some worker got no request: rerun with more"
         assert all(v == {version} for v in after.values()), after
