@@ -137,14 +137,15 @@ class Topology:
 def production(config_text: str, workers: int = 4, redis_url: str | None = None,
                appendfsync: str = "always"):
     """gunicorn with ``workers`` workers and a learner process for ``config_text``,
-    on a new redis-server with an append-only file (or on ``redis_url``). Processes
+    on a new redis-server with an append-only file, reached on its unix socket (or
+    on ``redis_url``). Processes
     log to ``<tmp>/service.log``; everything is stopped and removed on exit."""
     tmp = tempfile.mkdtemp(prefix="cbserve-")
     config = os.path.join(tmp, "cbserve.toml")
     with open(config, "w") as fh:
         fh.write(config_text)
     server = None if redis_url else RedisServer(appendonly=True, appendfsync=appendfsync).start()
-    url = redis_url or server.url
+    url = redis_url or server.unix_url  # co-located: the unix socket is the cheaper way in
     env = service_env(url, config)
     try:
         with open(os.path.join(tmp, "service.log"), "ab") as log, \

@@ -46,11 +46,14 @@ class RedisServer:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.dir = tempfile.mkdtemp(prefix="cbserve-redis-")
+        self.socket = os.path.join(self.dir, "redis.sock")
+        #: The same server on its unix socket: a co-located client's cheaper way in.
+        self.unix_url = f"unix://{self.socket}?db=0"
         self.proc = None
 
     def start(self) -> "RedisServer":
         args = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", self.dir, "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+                "--dir", self.dir, "--unixsocket", self.socket, "--unixsocketperm", "700", "--save", "", "--appendonly", "yes" if self.appendonly else "no",
                 "--appendfsync", self.appendfsync]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)

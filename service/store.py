@@ -14,6 +14,7 @@ import redis
 from . import dsjson, keys, lua
 from .config import LoopConfig
 from .errors import BadRequest, Conflict, Gone, NotFound, StoreError
+from .scriptcall import LuaScript
 from .sessions import SessionState, parse_state
 
 #: Latency histogram bucket bounds (seconds) of ``/metrics``.
@@ -74,12 +75,12 @@ class LoopStore:
 
     def __init__(self, client: redis.Redis, loop: LoopConfig):
         self.r, self.loop, self.name = client, loop, loop.name
-        self._log = client.register_script(lua.LOG_DECISION)
-        self._log_step = client.register_script(lua.LOG_STEP)
-        self._end = client.register_script(lua.END_SESSION)
-        self._reward = client.register_script(lua.REWARD)
-        self._activate = client.register_script(lua.ACTIVATE)
-        self._sweep = client.register_script(lua.SWEEP)
+        self._log = LuaScript(client, lua.LOG_DECISION)
+        self._log_step = LuaScript(client, lua.LOG_STEP)
+        self._end = LuaScript(client, lua.END_SESSION)
+        self._reward = LuaScript(client, lua.REWARD)
+        self._activate = LuaScript(client, lua.ACTIVATE)
+        self._sweep = LuaScript(client, lua.SWEEP)
         self._retention_ms = int(loop.retention * 1000)
         self._wait_ms = int(loop.reward_wait * 1000)
         self._event_ttl = int(loop.reward_wait) + 1 + keys.EVENT_GRACE_S
