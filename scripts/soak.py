@@ -9,8 +9,12 @@ directly. Then requests are sent open-loop at half that rate: request i is due a
 i / rate, whatever happened to earlier ones, and its latency counts from when it was
 due (a stalled server cannot hide queueing). Most are ranks; ``--reward-share``
 rewards per rank (default 0.3, a click-through loop) reward earlier decisions.
-Requests are prebuilt bytes on raw sockets, so the generator leaves the (shared) CPU
-to the service. Worker memory is sampled every second.
+Requests are prebuilt bytes sent by one thread on non-blocking sockets
+(:mod:`openloop`), so the generator leaves the (shared) CPU to the service. They
+reach gunicorn on its unix socket, as from nginx on the API host, or with
+``--front tcp`` on the loopback (each TCP connection costs both ends ~0.2 ms of CPU
+on the 2-core VM: a tenth of a core at this rate). Worker memory is sampled every
+second.
 
 Last line: JSON with ``requests``, ``errors``, ``p99_ms`` (rank, from when due),
 ``rss_mb_max`` (the largest worker) and the rest of the table. Targets: errors 0,
@@ -23,7 +27,6 @@ import json
 import os
 import random
 import re
-import socket
 import sys
 import threading
 import time
@@ -32,6 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 from bench_policies import workload  # noqa: E402
+import openloop  # noqa: E402
 from bench_service import drive  # noqa: E402
 
 from service import keys  # noqa: E402
@@ -51,13 +55,11 @@ EVENT_ID = re.compile(rb'"event_id":"([^"]+)"')
 
 class Recorder:
     def __init__(self):
-        self.lock = threading.Lock()
         self.rank_ms, self.service_ms, self.reward_ms = [], [], []
         self.errors, self.late = {}, 0
 
     def error(self, what):
-        with self.lock:
-            self.errors[what] = self.errors.get(what, 0) + 1
+        self.errors[what] = self.errors.get(what, 0) + 1
 
 
 def http_request(method: str, path: str, body: dict | None = None) -> bytes:
@@ -68,70 +70,31 @@ def http_request(method: str, path: str, body: dict | None = None) -> bytes:
     return head.encode() + data
 
 
-def send(address, request: bytes) -> tuple:
-    """``(status, body bytes)``; a connection per request, as gunicorn's sync workers
-    close it after each response. Cheap enough to leave the CPU to the service."""
-    with socket.create_connection(address, timeout=30) as sock:
-        sock.sendall(request)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    raw = b"".join(chunks)
-    head, _, body = raw.partition(b"\r\n\r\n")
-    return int(head[9:12]), body
+def steady(address, ranks, rate, seconds, reward_share, rec: Recorder) -> None:
+    """Open-loop load of ``rate`` requests/s (:mod:`openloop`); a slot is a rank, or
+    (``reward_share`` of them) the reward of an earlier rank."""
+    rng, to_reward = random.Random(0), []
 
+    def next_request(i):
+        if to_reward and rng.random() < reward_share / (1 + reward_share):
+            event = to_reward.pop()
+            return http_request("POST", f"/v1/loops/recs/events/{event}/reward",
+                                {"value": float(rng.random() < 0.3)}), "reward"
+        return rng.choice(ranks), "rank"
 
-def steady(address, ranks, rate, seconds, threads, reward_share, rec: Recorder) -> None:
-    """Open-loop load of ``rate`` requests/s: slot i is due at start + i / rate; a
-    slot is a rank, or (``reward_share`` of them) the reward of an earlier rank."""
-    total, start, next_slot, lock = int(rate * seconds), time.monotonic() + 0.5, [0], threading.Lock()
-    to_reward = []
+    def on_done(kind, due, sent, done, status, body):
+        if status != 200:
+            rec.error(f"{kind} {status or type(body).__name__}")
+            return
+        rec.late += sent - due > 0.001
+        if kind == "rank":
+            rec.rank_ms.append((done - due) * 1e3)
+            rec.service_ms.append((done - sent) * 1e3)
+            to_reward.append(EVENT_ID.search(body).group(1).decode())
+        else:
+            rec.reward_ms.append((done - due) * 1e3)
 
-    def sender(seed):
-        rng = random.Random(seed)
-        while True:
-            with lock:
-                i = next_slot[0]
-                next_slot[0] += 1
-                event = to_reward.pop() if to_reward and rng.random() < reward_share / (1 + reward_share) else None
-            if i >= total:
-                return
-            due = start + i / rate
-            wait = due - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            sent = time.monotonic()
-            if event is None:
-                request = rng.choice(ranks)
-            else:
-                request = http_request("POST", f"/v1/loops/recs/events/{event}/reward",
-                                       {"value": float(rng.random() < 0.3)})
-            try:
-                status, body = send(address, request)
-            except OSError as exc:
-                rec.error(f"{'rank' if event is None else 'reward'} {type(exc).__name__}")
-                continue
-            done = time.monotonic()
-            if status != 200:
-                rec.error(f"{'rank' if event is None else 'reward'} {status}")
-                continue
-            with rec.lock:
-                rec.late += wait < 0
-                if event is None:
-                    rec.rank_ms.append((done - due) * 1e3)
-                    rec.service_ms.append((done - sent) * 1e3)
-                else:
-                    rec.reward_ms.append((done - due) * 1e3)
-            if event is None:
-                match = EVENT_ID.search(body)
-                with lock:
-                    to_reward.append(match.group(1).decode())
-
-    pool = [threading.Thread(target=sender, args=(k,)) for k in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    openloop.run(address, rate, int(rate * seconds), next_request, on_done)
 
 
 def sample_rss(api: Gunicorn, stop: threading.Event, out: list) -> None:
@@ -151,7 +114,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rate", type=float, help="requests per second (default: half the peak)")
     parser.add_argument("--reward-share", type=float, default=0.3,
                         help="rewards sent per rank (default 0.3: a click-through loop)")
-    parser.add_argument("--threads", type=int, default=16, help="sender threads")
+    parser.add_argument("--front", choices=("unix", "tcp"), default="unix",
+                        help="how requests reach gunicorn: its unix socket, as from a proxy on "
+                             "the host such as nginx (default), or TCP on the loopback")
     parser.add_argument("--appendfsync", choices=("always", "everysec"), default="everysec",
                         help="Redis's fsync policy (default everysec: a killed Redis loses "
                              "nothing acknowledged; always: nor does a power cut, at an fsync "
@@ -177,8 +142,8 @@ def main(argv=None) -> int:
         sampler.start()
         began = time.monotonic()
         ranks = [http_request("POST", "/v1/loops/recs/rank", b) for b in bodies]
-        steady(("127.0.0.1", api.port), ranks, rate, args.seconds, args.threads,
-               args.reward_share, rec)
+        front = api.unix_socket if args.front == "unix" else ("127.0.0.1", api.port)
+        steady(front, ranks, rate, args.seconds, args.reward_share, rec)
         elapsed = time.monotonic() - began
         stop.set()
         sampler.join()
@@ -202,7 +167,8 @@ def main(argv=None) -> int:
         "rss_mb_by_worker": {str(p): round(v, 1) for p, v in sorted(per_worker.items())},
         "rss_mb_first": round(max(rss[0].values()), 1) if rss else None,
         "learned": learned, "model_version": version, "error_kinds": rec.errors,
-        "seconds": round(elapsed, 1), "workers": args.workers, "appendfsync": args.appendfsync}
+        "seconds": round(elapsed, 1), "workers": args.workers, "appendfsync": args.appendfsync,
+        "front": args.front}
     _table(figures)
     print(json.dumps(figures))
     ok = figures["errors"] == 0 and figures["p99_ms"] <= 20 and (figures["rss_mb_max"] or 0) <= 200
@@ -210,7 +176,8 @@ def main(argv=None) -> int:
 
 
 def _table(f):
-    print(f"\n{f['workers']} gunicorn workers + learner, {f['seconds']} s at {f['rate']} requests/s "
+    print(f"\n{f['workers']} gunicorn workers + learner ({f['front']} front), {f['seconds']} s at "
+          f"{f['rate']} requests/s "
           f"(peak rank rate {f['peak_rps']}), {f['reward_share']:g} rewards per rank")
     rows = [("requests (rank + reward)", f["requests"], ""), ("errors", f["errors"], "target 0"),
             ("requests/s achieved", f["achieved_rps"], ""),

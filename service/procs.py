@@ -22,7 +22,8 @@ from .redis_server import RedisServer, free_port
 
 
 class Gunicorn:
-    """``gunicorn APP_SPEC`` with ``workers`` sync workers on a free local port.
+    """``gunicorn APP_SPEC`` with ``workers`` sync workers on a free local port (and on
+    ``unix_socket``, if given).
 
     ``env`` is the workers' environment (``REDIS_URL``, ``CBSERVE_CONFIG``...);
     ``pythonpath`` lets the spec name a module outside the package (a baseline app).
@@ -30,13 +31,17 @@ class Gunicorn:
     """
 
     def __init__(self, app_spec: str, env: dict, workers: int = 2, pythonpath: str | None = None,
-                 log=None):
+                 log=None, unix_socket: str | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        #: Also listening here when given, as behind a proxy on the same host.
+        self.unix_socket = unix_socket
         self.cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind",
                     f"127.0.0.1:{self.port}", "--log-level", "warning", app_spec]
         if pythonpath:
             self.cmd[3:3] = ["--pythonpath", pythonpath]
+        if unix_socket:
+            self.cmd[3:3] = ["--bind", f"unix:{unix_socket}"]
         self.env, self.workers, self.log = env, workers, log or subprocess.DEVNULL
         self.proc = None
 
@@ -89,15 +94,19 @@ class Gunicorn:
 
 
 class LearnerProcess:
-    """``cbserve learner --config CONFIG`` as a child process (SIGTERM on exit)."""
+    """``cbserve learner --config CONFIG`` as a child process (SIGTERM on exit), at
+    CPU priority ``nice`` (as ``nice -n NICE``): on a host it shares with the API, the
+    learner should take only the CPU the API leaves, its bursts of learning would
+    otherwise queue requests."""
 
-    def __init__(self, config_path: str, env: dict, log=None):
+    def __init__(self, config_path: str, env: dict, log=None, nice: int = 0):
         self.cmd = [sys.executable, "-m", "service.cli", "learner", "--config", config_path]
-        self.env, self.log = env, log or subprocess.DEVNULL
+        self.env, self.log, self.nice = env, log or subprocess.DEVNULL, nice
         self.proc = None
 
     def __enter__(self):
-        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self.log, stderr=self.log,
+                                     preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None)
         return self
 
     def __exit__(self, *exc):
@@ -135,10 +144,11 @@ class Topology:
 
 @contextmanager
 def production(config_text: str, workers: int = 4, redis_url: str | None = None,
-               appendfsync: str = "always"):
-    """gunicorn with ``workers`` workers and a learner process for ``config_text``,
-    on a new redis-server with an append-only file, reached on its unix socket (or
-    on ``redis_url``). Processes
+               appendfsync: str = "always", learner_nice: int = 10):
+    """gunicorn with ``workers`` workers and a learner process (at CPU priority
+    ``learner_nice``) for ``config_text``, on a new redis-server with an append-only
+    file, reached on its unix socket (or on ``redis_url``). The API listens on a local
+    port and on ``<tmp>/api.sock`` (the way a proxy on the host reaches it). Processes
     log to ``<tmp>/service.log``; everything is stopped and removed on exit."""
     tmp = tempfile.mkdtemp(prefix="cbserve-")
     config = os.path.join(tmp, "cbserve.toml")
@@ -149,8 +159,9 @@ def production(config_text: str, workers: int = 4, redis_url: str | None = None,
     env = service_env(url, config)
     try:
         with open(os.path.join(tmp, "service.log"), "ab") as log, \
-                Gunicorn("service.app:create_app()", env, workers=workers, log=log) as api, \
-                LearnerProcess(config, env, log=log):
+                Gunicorn("service.app:create_app()", env, workers=workers, log=log,
+                         unix_socket=os.path.join(tmp, "api.sock")) as api, \
+                LearnerProcess(config, env, log=log, nice=learner_nice):
             yield Topology(server, url, api, config, tmp)
     finally:
         if server is not None:
