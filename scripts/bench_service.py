@@ -1,15 +1,19 @@
 """Requests per second and latency of POST /v1/loops/recs/rank beside a bare endpoint.
 
-Starts its own redis-server and, one after the other under the same gunicorn setup
-(2 sync workers), the cbserve app and a bare Flask app whose one endpoint parses the
-same JSON body and returns a fixed answer. Drives both with ``wrk`` (Debian package
-``wrk``; without it, a Python load generator is used and the table says so) on 200
-distinct rank bodies: 20 candidates of 8 features from a 500-item catalogue, contexts
-of 32 features. Peak: ``--connections`` connections; latency (p50, p99): 1 connection,
-which runs at about half the peak rate on this setup (the rate is printed). ``lost``
-counts rank responses whose event id is missing from the decision log.
+Starts its own redis-server and, side by side under the same gunicorn setup (2 sync
+workers each), the cbserve app with Redis on its unix socket, the cbserve app with
+Redis over TCP, and a bare Flask app whose one endpoint parses the same JSON body and
+returns a fixed answer. Drives them with ``wrk`` (Debian package ``wrk``; without it,
+a Python load generator is used and the table says so) on 200 distinct rank bodies:
+20 candidates of 8 features from a 500-item catalogue, contexts of 32 features.
+Peak: ``--connections`` connections, in ``--rounds`` alternating rounds of
+``--seconds`` each, best round per server (a VM whose speed drifts hits all three
+alike); ``ratio`` is rank (unix socket) / bare, ``ratio_tcp`` the same over TCP.
+Latency (p50, p99): 1 connection, which runs at about half the peak rate on this
+setup (the rate is printed). ``lost`` counts rank responses whose event id is
+missing from the decision log.
 
-Usage: python scripts/bench_service.py [--seconds S] [--connections C]
+Usage: python scripts/bench_service.py [--seconds S] [--rounds R] [--connections C]
 The last line is one JSON object with every figure.
 """
 from __future__ import annotations
