@@ -32,10 +32,14 @@ def greedy_pmf(scores: np.ndarray, epsilon: float) -> np.ndarray:
     values = scores.tolist()  # K is small: Python beats a chain of numpy calls here
     k, top = len(values), max(values)
     floor = epsilon / k
-    best = [i for i, v in enumerate(values) if v == top]
-    pmf = [floor] * k
-    for i in best:
-        pmf[i] = (1.0 - epsilon) / len(best) + floor
+    pmf, ties = [floor] * k, values.count(top)
+    if ties == 1:
+        pmf[values.index(top)] = 1.0 - epsilon + floor
+    else:
+        share = (1.0 - epsilon) / ties + floor
+        for i, v in enumerate(values):
+            if v == top:
+                pmf[i] = share
     return np.array(pmf)
 
 

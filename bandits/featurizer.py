@@ -138,7 +138,7 @@ class Featurizer:
         X[:, int(self.intercept):c0] = c[:ctx.width]
         X[:, c0:c0 + act.width] = A[:, :act.width]
         if self.interaction_dim:
-            X[:, c0 + act.width:] = A[:, act.width:] @ c[ctx.width:].take(self._circulant)
+            np.matmul(A[:, act.width:], c[ctx.width:].take(self._circulant), out=X[:, c0 + act.width:])
         return X
 
 

@@ -73,25 +73,28 @@ class HashedSide:
         return slot
 
     def entry(self, obj: dict, field) -> np.ndarray:
-        """Vector ``[side vector | sketch]`` of a context, namespace by namespace.
+        """Vector ``[side vector | sketch]`` of a context, namespace by namespace; do
+        not write into it (it may be a memoised vector).
 
         A namespace of only numbers is computed as ``values @ M`` with M memoised per
         (namespace, feature names): one small product instead of a Python loop. A
         namespace of only strings is memoised on its content (categorical values
         repeat). Anything else, and every first sight, goes through :meth:`_build`.
         """
-        total, rest = None, []
+        vecs, rest = [], []
         for ns, feats in iter_namespaces(obj, field):
             vec = self._memo_namespace(ns, feats) if 4 <= len(feats) <= LAYOUT_MAX_FEATURES else None
             if vec is None:
                 rest.append((ns, feats))
-            elif total is None:
-                total = vec.copy()
             else:
-                total += vec
-        if rest or total is None:
-            built = self._build(rest, field, None)
-            return built if total is None else total + built
+                vecs.append(vec)
+        if rest or not vecs:
+            vecs.append(self._build(rest, field, None))
+        if len(vecs) == 1:
+            return vecs[0]  # possibly a memo entry: read-only
+        total = vecs[0] + vecs[1]
+        for vec in vecs[2:]:
+            total += vec
         return total
 
     def _memo_namespace(self, ns, feats):
@@ -149,23 +152,36 @@ class HashedSide:
         anything else, including a missing ``features`` key, takes the validating path.
         """
         if type(actions) is list and actions:
-            memo = self._by_id
-            try:
-                if type(actions[0]) is str:  # bare ids: their features are empty
-                    ids = actions
-                    hits = [memo[aid] for aid in ids]
-                    same = not any([hit[0] for hit in hits])
-                else:
-                    ids = [action["id"] for action in actions]
-                    hits = [memo[aid] for aid in ids]
-                    same = all([hit[0] == action.get("features", _ABSENT)
-                                for hit, action in zip(hits, actions)])
-            except (KeyError, TypeError, AttributeError, IndexError):
-                same = False
-            if same and len(set(ids)) == len(ids):
-                return tuple(ids), self._rows.take([hit[1] for hit in hits], 0)
+            hit = self._memo_block(actions)
+            if hit is not None:
+                return hit
         pairs = normalize_actions(actions)
         return tuple(aid for aid, _ in pairs), self.action_vectors(pairs, with_id)
+
+    def _memo_block(self, actions):
+        """``(ids, A)`` when every action is memoised with equal features, else None."""
+        memo, ids, rows = self._by_id, [], []
+        try:
+            if type(actions[0]) is str:  # bare ids: their features are empty
+                for aid in actions:
+                    feats, row = memo[aid]
+                    if feats:
+                        return None
+                    ids.append(aid)
+                    rows.append(row)
+            else:
+                for action in actions:
+                    aid = action["id"]
+                    feats, row = memo[aid]
+                    if feats != action.get("features", _ABSENT):
+                        return None
+                    ids.append(aid)
+                    rows.append(row)
+        except (KeyError, TypeError, AttributeError, IndexError):
+            return None
+        if len(set(ids)) != len(ids):
+            return None
+        return tuple(ids), self._rows.take(rows, 0)
 
     def action_vectors(self, pairs: list, with_id: bool) -> np.ndarray:
         """(K, width + sketch) vectors of validated ``[(id, features)]`` pairs."""

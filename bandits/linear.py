@@ -116,7 +116,8 @@ class LinearPolicy(Policy):
             means, XA = X @ theta, X @ A_inv
         else:
             means, XA = np.einsum("kd,kd->k", X, theta), np.matmul(A_inv, X[:, :, None])[:, :, 0]
-        return means, np.sqrt(np.maximum(np.einsum("kd,kd->k", XA, X), 0.0))
+        squared = np.einsum("kd,kd->k", XA, X)
+        return means, np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)
 
     # -- snapshot ---------------------------------------------------------------------
     def _get_state(self):
