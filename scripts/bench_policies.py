@@ -101,8 +101,9 @@ def side_by_side(policy, requests, repeat) -> dict:
     """LinUCB from dicts, from arrays, and the bare numpy baseline, timed in alternation.
 
     The baseline is θᵀx + α√(xᵀA⁻¹x) on the same rows and state, in bare numpy.
-    Alternating the three passes (best of ``repeat`` each) keeps the ratios honest
-    on a machine whose speed drifts.
+    Alternating the three passes keeps the ratios honest on a machine whose speed
+    drifts; each is the best of ``3 * repeat`` passes (a pass is about 0.1 s), so a
+    few seconds of a busy neighbour do not decide the figure.
     """
     theta, A_inv, alpha = policy.bank_.theta_[0].copy(), policy.bank_.A_inv_[0].copy(), policy.alpha
     feats = [policy.features(c, a) for c, a, _, _ in requests]
@@ -120,7 +121,7 @@ def side_by_side(policy, requests, repeat) -> dict:
         return per_call_us(policy.decide, requests) * len(requests) / 1e6
 
     best = {"baseline": float("inf"), "arrays": float("inf"), "dicts": float("inf")}
-    for _ in range(repeat):
+    for _ in range(3 * repeat):
         for name, fn in (("baseline", baseline), ("arrays", arrays), ("dicts", dicts)):
             best[name] = min(best[name], best_of(1, fn, len(requests)))
     return best
