@@ -112,7 +112,7 @@ def parse_event(event) -> tuple:
     if "_label_cost" not in event:
         raise Unrewarded(event_id)
     cost = event["_label_cost"]
-    if type(cost) not in (int, float) or not math.isfinite(cost):
+    if type(cost) not in (int, float) or not _finite(cost):
         raise BadEvent(f"_label_cost: must be a finite number, got {cost!r}")
     chosen = event.get("_labelIndex", a[0] - 1 if type(a[0]) is int else None)
     if type(chosen) is not int or not 0 <= chosen < k:
@@ -121,6 +121,14 @@ def parse_event(event) -> tuple:
     if type(prob) not in (int, float) or not 0.0 < prob <= 1.0:
         raise BadEvent(f"_label_probability: must be in (0, 1], got {prob!r}")
     return event_id, event.get("Timestamp"), c, actions, chosen, float(prob), -float(cost), a, p
+
+
+def _finite(x) -> bool:
+    """True for a number that is finite as a float (an integer too large is not)."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def check_pmf(a, p, k) -> None:
@@ -133,6 +141,14 @@ def check_pmf(a, p, k) -> None:
         raise BadEvent(f"p: must be {len(a)} probabilities in [0, 1], one per entry of a")
     if abs(sum(p) - 1.0) > PMF_SUM_TOLERANCE:
         raise BadEvent(f"p: probabilities sum to {sum(p)!r}, not 1")
+
+
+def _is_pmf(a, p, k) -> bool:
+    try:
+        check_pmf(a, p, k)
+    except BadEvent:
+        return False
+    return True
 
 
 def build_rounds(rows: list, where: list) -> tuple:
@@ -149,14 +165,15 @@ def build_rounds(rows: list, where: list) -> tuple:
         lengths = np.fromiter((len(row[7]) for row in rows), np.int64, n)
         total = int(lengths.sum())
         flat_rows = np.repeat(np.arange(n), lengths)
-        try:
-            cols = np.array([i for row in rows for i in row[7]]) - 1
-            probs = np.array([x for row in rows for x in row[8]], dtype=np.float64)
-        except (TypeError, ValueError):
+        try:  # numbers only: a string such as "0.2" would silently convert
+            cols = np.array([i for row in rows for i in row[7]])
+            probs = np.array([x for row in rows for x in row[8]])
+        except (TypeError, ValueError, OverflowError):
             cols = probs = None
-        if cols is None or cols.dtype.kind != "i" or cols.size != total:
-            bad = np.ones(n, bool)
+        if cols is None or cols.dtype.kind != "i" or probs.dtype.kind not in "if" or cols.size != total:
+            bad = np.array([not _is_pmf(row[7], row[8], len(row[3])) for row in rows])  # which rows
         else:
+            cols, probs = cols - 1, probs.astype(np.float64)
             bad = _bad_pmf_rows(flat_rows, cols, probs, lengths, n_actions, width)
         if bad.any():
             return _without(rows, where, bad)

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from replay.errors import LogError
-from replay.logs import concat
+from replay.logs import BadEvent, concat, parse_event
 from replay.readers import DSJSONLog, ParquetLog, RedisLog, open_log, write_parquet
 from replay.simulated import write_dsjson
 
@@ -181,3 +181,28 @@ def _write(tmp_path, events):
     path = str(tmp_path / "src.json")
     write_dsjson(events, path)
     return path
+
+
+def test_one_unpackable_pmf_leaves_the_rest_of_its_chunk(tmp_path, events):
+    """Strings among the indices or probabilities are that line's problem: the other
+    rounds of the chunk are kept, and a pmf written as strings is not taken as one."""
+    text_p = copy.deepcopy(events[1])
+    text_p["p"] = [str(x) for x in text_p["p"]]  # a pmf, but of strings
+    text_a = copy.deepcopy(events[2])
+    text_a["a"][1] = "2"
+    lines = [orjson.dumps(events[0]), orjson.dumps(text_p), orjson.dumps(text_a), orjson.dumps(events[3])]
+    path = tmp_path / "p.json"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    source = open_log(str(path))
+    rounds = concat(list(source.chunks()))
+    assert rounds.event_ids == [events[0]["EventId"], events[3]["EventId"]]
+    where = dict(source.report.problems)
+    assert "p: must be 5 probabilities in [0, 1]" in where["line 2"]
+    assert "a: must be a non-empty list of 1-based action indices" in where["line 3"]
+
+
+def test_integer_cost_too_large_for_a_float_is_a_bad_event(events):
+    event = copy.deepcopy(events[0])
+    event["_label_cost"] = 10 ** 400
+    with pytest.raises(BadEvent, match="_label_cost: must be a finite number"):
+        parse_event(event)
