@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import math
 
 import numpy as np
 
 from .errors import FeatureError
-from .inputs import (NUMBER, NUMBERS, SKIP, STRING, STRINGS, classify, feature_field,
-                     iter_namespaces, normalize_actions)
+from .inputs import (MAX_ABS_VALUE, NUMBER, NUMBERS, SKIP, STRING, STRINGS, classify,
+                     feature_field, iter_namespaces, normalize_actions, number_message)
 
 #: Hashed feature keys memoised per side before the memo is cleared.
 CACHE_LIMIT = 100_000
@@ -31,7 +30,8 @@ LAYOUT_MAX_FEATURES = 256
 CONTENT_CACHE_LIMIT = 16_384
 _STRINGS, _MIXED = "strings", "mixed"
 _ABSENT = object()
-_BIG = 1e300
+_BIG = MAX_ABS_VALUE
+_BIG_SQUARED = MAX_ABS_VALUE ** 2
 _SCALARS = (float, int, str)
 _NUMBERS = frozenset((float, int, bool))
 
@@ -124,8 +124,9 @@ class HashedSide:
             x = np.fromiter(values, np.float64, len(names))
         except OverflowError:
             return None
-        # NaN/inf (or overflow) shows in xᵀx: leave those to the path that reports them
-        return x @ layout if math.isfinite(x @ x) else None
+        # NaN, inf or a value past ±MAX_ABS_VALUE shows in xᵀx (NaN compares false):
+        # leave those to the path that reports them
+        return x @ layout if x @ x <= _BIG_SQUARED else None
 
     def _layout(self, ns, feats):
         """M (n_features, width + sketch) for an all-number namespace, else a marker."""
@@ -229,13 +230,12 @@ class HashedSide:
                 if kind in _SCALARS and type(name) is str and name[:1] != "_" and name not in dense_names:
                     if kind is str:
                         value, slot = 1.0, memo.get((ns, name, value)) or slot_of(ns, name, value)
-                    elif value - value == 0 and -_BIG < value < _BIG:  # finite, fits a float
+                    elif value - value == 0 and -_BIG <= value <= _BIG:  # finite, bounded
                         if not value:
                             continue
                         slot = memo.get((ns, name)) or slot_of(ns, name)
                     else:
-                        raise FeatureError(feature_field(field, ns, name),
-                                           f"must be a finite number, got {value!r}")
+                        raise FeatureError(feature_field(field, ns, name), number_message(value))
                     i, s, j, t = slot
                     acc[i] += s * value
                     acc[width + j] += t * value

@@ -10,12 +10,20 @@ from __future__ import annotations
 import math
 from typing import Any, Iterator, Mapping
 
+import numpy as np
+
 from .errors import FeatureError
 
 #: Namespace under which top-level (namespace-less) context features are grouped.
 DEFAULT_NAMESPACE = ""
 
 NUMBER, STRING, STRINGS, NUMBERS, SKIP = "number", "string", "strings", "numbers", "skip"
+
+#: Largest magnitude of a numeric feature or a reward. Far beyond any real feature
+#: (millisecond timestamps are 1.7e12), and small enough that a linear model's
+#: statistics (Σxxᵀ, Σrx over a trillion events) stay finite: one request with 1e299
+#: would otherwise turn a shared model's state to NaN for every later decision.
+MAX_ABS_VALUE = 1e15
 
 
 def normalize_actions(actions: Any, field: str = "actions") -> list:
@@ -108,8 +116,8 @@ def classify(value: Any, field: str) -> str:
     if value is None:
         return SKIP
     if isinstance(value, (int, float)):
-        if not _finite(value):
-            raise FeatureError(field, f"must be a finite number, got {value!r}")
+        if not bounded(value):
+            raise FeatureError(field, number_message(value))
         return NUMBER
     if isinstance(value, str):
         return STRING
@@ -117,19 +125,32 @@ def classify(value: Any, field: str) -> str:
         if all(isinstance(v, str) for v in value):
             return STRINGS
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            if not all(_finite(v) for v in value):
-                raise FeatureError(field, "embedding holds NaN or Infinity")
+            if not all(bounded(v) for v in value):
+                raise FeatureError(field, "embedding holds NaN, Infinity or a number of "
+                                          f"magnitude above {MAX_ABS_VALUE:g}")
             return NUMBERS
         raise FeatureError(field, "a list must hold only strings or only numbers")
     raise FeatureError(field, f"unsupported feature value of type {type(value).__name__}")
 
 
-def _finite(value) -> bool:
-    """True for a number that is finite as a float (huge ints are not)."""
+def bounded(value) -> bool:
+    """True for a number within ±:data:`MAX_ABS_VALUE` (NaN, infinities and huge ints are not)."""
     try:
-        return math.isfinite(value) and abs(value) < 1e300
+        return math.isfinite(value) and abs(value) <= MAX_ABS_VALUE
     except OverflowError:
         return False
+
+
+def check_value(value, field: str) -> float:
+    """``value`` as a float if it is a number within ±:data:`MAX_ABS_VALUE` (not a
+    bool), else :class:`FeatureError` naming ``field``; for rewards."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not bounded(value):
+        raise FeatureError(field, number_message(value))
+    return float(value)
+
+
+def number_message(value) -> str:
+    return f"must be a finite number of magnitude at most {MAX_ABS_VALUE:g}, got {str(value)[:40]}"
 
 
 def feature_field(side: str, ns: str, name: str) -> str:

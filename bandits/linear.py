@@ -8,14 +8,12 @@ is scored with the prior (θ = 0, A⁻¹ = I/λ).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .base import Policy, chosen_pair
 from .errors import FeatureError
 from .featurizer import Features, make_featurizer
-from .inputs import check_context
+from .inputs import check_context, check_value
 from .params import check_choice, check_int, check_number
 from .ridge import RidgeBank
 from .types import Decision
@@ -69,20 +67,22 @@ class LinearPolicy(Policy):
         """Learn the reward of ``feats.ids[chosen]`` from its pre-featurized row."""
         if not 0 <= chosen < len(feats.ids):
             raise FeatureError("chosen", f"index {chosen} outside 0..{len(feats.ids) - 1}")
-        if not math.isfinite(reward):
-            raise FeatureError("reward", f"must be a finite number, got {reward!r}")
-        self._update(feats.ids[chosen], feats.X[chosen], float(reward))
+        self._update(feats.ids[chosen], feats.X[chosen], check_value(reward, "reward"))
 
     # -- hooks ------------------------------------------------------------------------
     def _decide(self, context, pairs):
         return self._score(tuple(aid for aid, _ in pairs), self.featurizer.rows(context, pairs, self._shared))
 
     def _learn(self, batch):
+        """All or nothing: every row is featurized (and so validated) before any update."""
+        rows = []
         for i, fb in enumerate(batch):
             aid, feats = chosen_pair(fb, f"feedback[{i}]")
             x = self.featurizer.rows(check_context(fb.context, f"feedback[{i}].context"),
                                      [(aid, feats)], self._shared)[0]
-            self._update(aid, x, fb.reward)
+            rows.append((aid, x, fb.reward))
+        for aid, x, reward in rows:
+            self._update(aid, x, reward)
 
     def _update(self, action_id, x, reward):
         arm = 0 if self._shared else self.bank_.arm(action_id)

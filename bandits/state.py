@@ -24,12 +24,12 @@ Examples
 """
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np
 
-from .errors import ConfigError, FeatureError
+from .errors import ConfigError
+from .inputs import check_value
 from .params import check_bool, check_int
 
 #: Context namespace holding the session state (set by the service, never a feature).
@@ -63,9 +63,7 @@ class StateEncoder:
         x = np.zeros(self.dim)
         for j, (ns, name) in enumerate(self.features):
             value = (context.get(ns) or {}).get(name, 0.0)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise FeatureError(f"context.{ns}.{name}", f"must be a finite number, got {value!r}")
-            x[j] = value
+            x[j] = check_value(value, f"context.{ns}.{name}")
         session = context.get(SESSION_KEY) or {}
         at = len(self.features)
         if self.step:

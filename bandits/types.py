@@ -1,13 +1,13 @@
 """The records that cross the policy interface: Decision out, Feedback in."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .errors import FeatureError
+from .inputs import check_value
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,4 @@ class Feedback:
         p = self.propensity
         if not isinstance(p, (int, float)) or not 0.0 < p <= 1.0:
             raise FeatureError("propensity", f"must be in (0, 1], got {p!r}")
-        r = self.reward
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r):
-            raise FeatureError("reward", f"must be a finite number, got {r!r}")
+        check_value(self.reward, "reward")

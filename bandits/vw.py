@@ -136,6 +136,8 @@ class VWPolicy(Policy):
         return pmf.copy(), pmf
 
     def _learn(self, batch):
+        """Every example is written (and so validated) before VW learns any of them."""
+        examples = []
         for i, fb in enumerate(batch):
             pairs = normalize_actions(fb.actions, f"feedback[{i}].actions")
             context = check_context(fb.context, f"feedback[{i}].context")
@@ -145,6 +147,8 @@ class VWPolicy(Policy):
                 if k == fb.chosen:
                     text = f"0:{-float(fb.reward)!r}:{float(fb.propensity)!r} {text}"
                 lines.append(text)
+            examples.append(lines)
+        for i, lines in enumerate(examples):
             try:
                 self._ws.learn(lines)
             except RuntimeError as exc:

@@ -19,7 +19,7 @@ from typing import Any
 from bandits import ConfigError as BanditConfigError
 from bandits import FeatureError
 from bandits import make_featurizer, make_policy, resolve
-from bandits.inputs import normalize_actions
+from bandits.inputs import bounded, normalize_actions, number_message
 
 from .errors import ConfigError
 from .limits import Limits
@@ -193,8 +193,8 @@ def _loop(name: str, spec: Any) -> LoopConfig:
         raise ConfigError(prefix + ".retention", f"must be at least reward_wait ({wait:g} s): "
                                                  "the learner reads decisions from the log")
     reward = s["default_reward"]
-    if isinstance(reward, bool) or not isinstance(reward, (int, float)) or not math.isfinite(reward):
-        raise ConfigError(prefix + ".default_reward", f"must be a finite number, got {reward!r}")
+    if isinstance(reward, bool) or not isinstance(reward, (int, float)) or not bounded(reward):
+        raise ConfigError(prefix + ".default_reward", number_message(reward))
     return LoopConfig(name=name, policy=policy, featurizer=dict(s["featurizer"]),
                       actions=actions, reward_wait=wait, default_reward=float(reward),
                       seed=_int(s["seed"], prefix + ".seed", 0), retention=retention,

@@ -19,7 +19,7 @@ import uuid
 
 import redis
 
-from bandits import load_policy
+from bandits import BanditError, load_policy
 
 from . import keys
 from .config import Config, LoopConfig
@@ -129,19 +129,49 @@ class LoopLearner:
         if not fresh:
             return 0
         events = self.store.decisions([f[b"s"].decode() for _, f in fresh])
-        batch = [to_feedback(ev, float(f[b"r"])) for ev, (_, f) in zip(events, fresh) if ev]
-        if len(batch) < len(fresh):
-            self.r.hincrby(keys.stats(self.name), "lost_decisions", len(fresh) - len(batch))
+        found = [(ev, float(f[b"r"])) for ev, (_, f) in zip(events, fresh) if ev]
+        if len(found) < len(fresh):
+            self.r.hincrby(keys.stats(self.name), "lost_decisions", len(fresh) - len(found))
             log.warning("loop %s: %d joined events had left the log (retention too short?)",
-                        self.name, len(fresh) - len(batch))
-        if batch:
-            self.policy.learn(batch)
+                        self.name, len(fresh) - len(found))
+        batch = self._learn_batch(found)
         self._unacked.extend(sid for sid, _ in fresh)
         self.last_id = fresh[-1][0]
         if self._first_unpublished is None:
             self._first_unpublished = time.monotonic()
         self._learned += len(batch)
         return len(batch)
+
+    def _learn_batch(self, found) -> list:
+        """Learn ``[(event, reward)]``; returns what was learned. An event the policy
+        refuses (a log written before a validation rule existed, a hand-made entry) is
+        skipped, counted as ``unlearnable`` and logged, instead of stopping the learner
+        on it forever. Built-in policies learn a batch all or nothing, so learning the
+        rest one by one after a refusal learns none of them twice."""
+        batch, bad = [], []
+        for event, reward in found:
+            try:
+                batch.append((event.get("EventId"), to_feedback(event, reward)))
+            except BanditError as exc:
+                bad.append((event.get("EventId"), exc))
+        try:
+            if batch:
+                self.policy.learn([fb for _, fb in batch])
+        except BanditError:
+            kept = []
+            for event_id, fb in batch:
+                try:
+                    self.policy.learn([fb])
+                    kept.append((event_id, fb))
+                except BanditError as exc:
+                    bad.append((event_id, exc))
+            batch = kept
+        if bad:
+            self.r.hincrby(keys.stats(self.name), "unlearnable", len(bad))
+            for event_id, exc in bad[:3]:
+                log.warning("loop %s: event %s skipped, the policy refuses it: %s",
+                            self.name, event_id, exc)
+        return batch
 
     def _maybe_publish(self, force: bool = False) -> None:
         if not self._unacked:

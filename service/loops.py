@@ -101,4 +101,4 @@ class LoopService:
 
 #: Counters every loop reports (all start at 0).
 COUNTERS = ("decisions", "deferred", "activated", "rewards", "joined", "defaults", "expired",
-            "learned", "reward_sum", "lost_decisions", "sessions", "sessions_ended")
+            "learned", "reward_sum", "lost_decisions", "unlearnable", "sessions", "sessions_ended")

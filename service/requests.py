@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from bandits.inputs import MAX_ABS_VALUE, number_message
+
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from .limits import Limits, check_rank_body
 
@@ -97,8 +99,8 @@ def parse_reward(body: dict) -> tuple:
     if "value" not in body:
         raise BadRequest("value: required")
     value = body["value"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1e308 <= value <= 1e308:
-        raise BadRequest(f"value: must be a finite number, got {str(value)[:40]}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+        raise BadRequest(f"value: {number_message(value)}")
     end = body.get("end", False)
     if not isinstance(end, bool):
         raise BadRequest("end: must be true or false")

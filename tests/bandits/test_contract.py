@@ -133,6 +133,26 @@ def test_bad_feedback_is_refused_before_learning(spec):
     assert np.array_equal(load_policy(snapshot).decide({}, ["a", "b"]).pmf, policy.decide({}, ["a", "b"]).pmf)
 
 
+def test_values_too_large_to_learn_from_are_refused_and_the_batch_learns_nothing(spec):
+    """Feature values or rewards past 1e15 would overflow a linear model's statistics
+    (three events with 1e299 turned every score to NaN): refused, whole batch."""
+    policy = make_policy(spec)
+    _train(policy)
+    snapshot = policy.to_bytes()
+    good = {"context": {"u": {"x": 0.5}}, "actions": ["a", "b"], "chosen": 0, "propensity": 0.5, "reward": 1.0}
+    bad_feature = {**good, "context": {"u": {"x": 1e299, "y": -1e299}}}
+    bad_reward = {**good, "reward": 1e299}
+    with pytest.raises(ValueError, match=r"feedback\[1\]\.context\.u\.x|context\.u\.x: must be a finite number of magnitude"):
+        policy.learn([good, bad_feature])
+    with pytest.raises(ValueError, match=r"reward: must be a finite number of magnitude at most 1e\+15"):
+        policy.learn([good, bad_reward])
+    reloaded = load_policy(snapshot)
+    for ctx in ({"u": {"x": 0.5}}, CONTEXT):
+        d, expected = policy.decide(ctx, ACTIONS), reloaded.decide(ctx, ACTIONS)
+        assert np.array_equal(d.pmf, expected.pmf) and np.array_equal(d.scores, expected.scores)
+        assert np.isfinite(d.scores).all()
+
+
 def test_snapshot_errors():
     with pytest.raises(SnapshotError, match="not a cbserve policy snapshot"):
         load_policy(b"not a zip")

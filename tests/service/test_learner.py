@@ -167,3 +167,30 @@ def test_learner_thread_publishes_on_cadence_and_on_stop(config, r):
     store = LoopStore(r, config.loops["hero"])
     assert load_policy(store.model_bytes(store.model_version())).n_learned == 13
     assert r.get(keys.learner_lock("hero")) is None  # released on a clean stop
+
+
+def test_an_event_the_policy_refuses_is_skipped_and_counted_not_a_stuck_learner(config, r):
+    """A logged event with a feature past 1e15 (written before that limit existed) is
+    skipped, counted as unlearnable, and the events around it are learned once."""
+    client = create_app(config, r).test_client()
+    rng = np.random.default_rng(5)
+    _traffic(client, 4, rng)
+    store = LoopStore(r, config.loops["recs"])
+    _, fields = r.xrange(keys.log("recs"))[-1]
+    legacy = json.loads(fields[b"j"])
+    legacy["EventId"] = "legacy-1"
+    legacy["c"]["user"]["age"] = 1e299
+    store.log_decision("legacy-1", json.dumps(legacy).encode(), False, 0.001)
+    assert client.post("/v1/loops/recs/events/legacy-1/reward", json={"value": 1.0}).status_code == 200
+    _traffic(client, 4, rng)
+    learner = LoopLearner(r, config.loops["recs"], config)
+    while learner.step():
+        pass
+    learner.publish()
+    assert learner.policy.n_learned == 8
+    assert float(r.hget(keys.stats("recs"), "unlearnable")) == 1
+    assert r.xinfo_groups(keys.joined("recs"))[0]["pending"] == 0
+    served = load_policy(store.model_bytes(store.model_version()))
+    assert np.isfinite(served.decide(CONTEXTS[0], RECS_ITEMS[:4]).scores).all()
+    summary = client.get("/v1/loops/recs").get_json()
+    assert summary["counters"]["unlearnable"] == 1
