@@ -180,6 +180,10 @@ def _loop(name: str, spec: Any) -> LoopConfig:
         except FeatureError as exc:
             raise ConfigError(f"{prefix}.{exc.field}", str(exc).partition(": ")[2]) from exc
     policy = _policy_spec(dict(s["policy"]), actions, session, prefix)
+    if policy.get("model") == "disjoint" and actions is None:
+        raise ConfigError(prefix + ".actions", "required with policy.model = 'disjoint': it keeps "
+                          "one model per action id, so per-request candidates would add a model for "
+                          "every new id (use model = 'shared' for those)")
     try:
         make_featurizer(s["featurizer"])
         make_policy(policy, s["featurizer"])

@@ -28,6 +28,7 @@ class LoopService:
         self.loop, self.config = loop, config
         self.store = LoopStore(client, loop)
         self.model = ServedModel(self.store, loop)
+        self._fixed_ids = frozenset(a["id"] for a in loop.actions or ())
 
     def rank(self, req: RankRequest, started: float) -> dict:
         """Choose, log (before answering) and return the response body.
@@ -42,6 +43,8 @@ class LoopService:
             pairs = normalize_actions(actions)
         except BanditError as exc:
             raise BadRequest(str(exc)) from exc
+        if req.actions is not None and self.loop.actions:
+            self._check_fixed(pairs)
         if req.exclude:
             pairs = [(aid, f) for aid, f in pairs if aid not in req.exclude]
             if not pairs:
@@ -82,6 +85,18 @@ class LoopService:
         if state is not None:
             body["session"] = {"id": state.session_id, "step": state.step}
         return body
+
+    def _check_fixed(self, pairs) -> None:
+        """A loop with fixed actions takes only those ids (with request features, if
+        sent): a per-action model would otherwise grow a model for every new id."""
+        known = self._fixed_ids
+        for i, (aid, _) in enumerate(pairs):
+            if aid not in known:
+                shown = aid if len(aid) <= 64 else aid[:64] + "..."
+                listed = sorted(known)
+                more = f", ... {len(listed)} in all" if len(listed) > 10 else ""
+                raise BadRequest(f"actions[{i}].id: {shown!r} is not an action of loop "
+                                 f"{self.loop.name!r} (its actions: {', '.join(listed[:10])}{more})")
 
     def summary(self) -> dict:
         """Configuration, model version and counters (``GET /v1/loops/<loop>``).

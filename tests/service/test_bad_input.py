@@ -51,6 +51,8 @@ CASES = [
     ("huge event id", RANK, {"json": {**GOOD, "event_id": "x" * 10_000}}, 400, "event_id"),
     ("huge body", RANK, {"json": {**GOOD, "context": {"u": {"s": "x" * 2_000_000}}}}, 413, "exceeds"),
     ("unknown loop", "/v1/loops/nope/rank", {"json": GOOD}, 404, "unknown loop 'nope'"),
+    ("action outside a fixed loop's", "/v1/loops/hero/rank", {"json": {"actions": ["hero-b", "new-1"]}}, 400,
+     "actions[1].id: 'new-1' is not an action of loop 'hero' (its actions: hero-a, hero-b, hero-c, hero-d)"),
     ("reward missing value", "/v1/loops/recs/events/e1/reward", {"json": {}}, 400, "value: required"),
     ("reward not a number", "/v1/loops/recs/events/e1/reward", {"json": {"value": "1"}}, 400, "value"),
     ("reward boolean", "/v1/loops/recs/events/e1/reward", {"json": {"value": True}}, 400, "value"),
@@ -83,3 +85,9 @@ def test_unknown_route_and_method_are_json(client):
     assert res.status_code == 404 and res.get_json()["error"]["code"] == "not_found"
     res = client.get(RANK)
     assert res.status_code == 405 and "error" in res.get_json()
+
+
+def test_a_fixed_loop_takes_its_own_actions_with_request_features(client):
+    res = client.post("/v1/loops/hero/rank", json={"actions": [
+        {"id": "hero-c", "features": {"banner": {"colour": "red"}}}, "hero-a"]})
+    assert res.status_code == 200 and res.get_json()["chosen"] in ("hero-a", "hero-c")

@@ -56,6 +56,9 @@ BAD = [
     (_with(("loops", "recs", "actions"), ["a", "a"]), "loops.recs.actions[1].id: duplicate"),
     (_with(("loops", "recs", "actions"), []), "loops.recs.actions: must be a non-empty list"),
     (_with(("loops", "recs", "default_reward"), "zero"), "loops.recs.default_reward: must be a finite number"),
+    (_with(("loops", "recs", "default_reward"), 1e20), "loops.recs.default_reward: must be a finite number of magnitude at most 1e+15"),
+    (_with(("loops", "recs", "policy"), {"type": "epsilon_greedy", "model": "disjoint"}),
+     "loops.recs.actions: required with policy.model = 'disjoint'"),
     (_with(("loops", "recs", "seed"), -3), "loops.recs.seed: must be an integer >= 0"),
     ({"loops": {"bad name{}": {}}}, "loops.bad name{}: loop names"),
 ]
