@@ -149,6 +149,7 @@ def test_empty_context_is_context_free_use():
     ({}, [{"id": "a", "features": {"i": {"p": float("nan")}}}], r"actions\[0\]\.features\.i\.p: must be a finite"),
     ({}, [3], r"actions\[0\]: must be an object"),
 ])
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # xᵀx of 1e299: refused
 def test_bad_input_names_the_field(context, actions, match):
     f = Featurizer(context_dense={"u.emb": 2})
     with pytest.raises(FeatureError, match=match):
