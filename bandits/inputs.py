@@ -150,6 +150,7 @@ def check_value(value, field: str) -> float:
 
 
 def number_message(value) -> str:
+    """The error message for a number outside ±:data:`MAX_ABS_VALUE` (or not a number)."""
     return f"must be a finite number of magnitude at most {MAX_ABS_VALUE:g}, got {str(value)[:40]}"
 
 
