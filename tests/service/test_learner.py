@@ -194,3 +194,24 @@ def test_an_event_the_policy_refuses_is_skipped_and_counted_not_a_stuck_learner(
     assert np.isfinite(served.decide(CONTEXTS[0], RECS_ITEMS[:4]).scores).all()
     summary = client.get("/v1/loops/recs").get_json()
     assert summary["counters"]["unlearnable"] == 1
+
+
+def test_a_new_model_version_keeps_the_workers_featurizer_memos(config, r):
+    """Loading a published version keeps the featurized catalogue (same featurizer
+    configuration) and decides exactly as a fresh load of that version."""
+    app = create_app(config, r)
+    client, served = app.test_client(), app.extensions["cbserve"]["loops"]["recs"].model
+    _traffic(client, 20, np.random.default_rng(7))
+    before = served.policy.featurizer
+    assert before._act._by_id  # the catalogue items seen so far are memoised
+    learner = LoopLearner(r, config.loops["recs"], config)
+    while learner.step():
+        pass
+    learner.publish()
+    assert served.refresh() and served.version == learner.version
+    assert served.policy.featurizer is before
+    fresh = load_policy(LoopStore(r, config.loops["recs"]).model_bytes(learner.version))
+    assert fresh.featurizer is not before
+    for ctx in CONTEXTS:
+        d, expected = served.policy.decide(ctx, RECS_ITEMS[:6]), fresh.decide(ctx, RECS_ITEMS[:6])
+        assert np.array_equal(d.pmf, expected.pmf) and np.array_equal(d.scores, expected.scores)
