@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 
-from bandits import load_policy
+from bandits import BanditError, load_policy
 from bandits.featurizer import Featurizer
 
 from .config import LoopConfig
@@ -38,6 +38,7 @@ class ServedModel:
         self.policy, self.version = loop.new_policy(), 0
         self._spec = spec_text(loop)
         self._checked = float("-inf")
+        self._unloadable = None  # a published version load_policy refused (not retried)
 
     def current(self) -> tuple:
         """``(policy, version)``, refreshed if the last check is older than REFRESH_S."""
@@ -53,10 +54,18 @@ class ServedModel:
         version = int(meta.get("version", 0))
         if version == self.version or meta.get("spec") != self._spec:
             return False
+        if version == self._unloadable:
+            return False
         blob = self.store.model_bytes(version)
         if blob is None:  # trimmed between the two reads: the next check gets a newer one
             return False
-        policy = load_policy(blob)
+        try:
+            policy = load_policy(blob)
+        except BanditError as exc:  # keep serving the current version rather than fail ranks
+            self._unloadable = version
+            log.error("loop %s: model version %d cannot be loaded, still serving version %d: %s",
+                      self.loop.name, version, self.version, exc)
+            return False
         with self.lock:
             keep_featurizer_memos(self.policy, policy)
             self.policy, self.version = policy, version

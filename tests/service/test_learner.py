@@ -215,3 +215,25 @@ def test_a_new_model_version_keeps_the_workers_featurizer_memos(config, r):
     for ctx in CONTEXTS:
         d, expected = served.policy.decide(ctx, RECS_ITEMS[:6]), fresh.decide(ctx, RECS_ITEMS[:6])
         assert np.array_equal(d.pmf, expected.pmf) and np.array_equal(d.scores, expected.scores)
+
+
+def test_a_published_model_that_cannot_be_loaded_leaves_ranks_on_the_current_one(config, r, caplog):
+    app = create_app(config, r)
+    client, served = app.test_client(), app.extensions["cbserve"]["loops"]["recs"].model
+    _traffic(client, 10, np.random.default_rng(8))
+    learner = LoopLearner(r, config.loops["recs"], config)
+    while learner.step():
+        pass
+    learner.publish()
+    assert served.refresh() and served.version == 1
+    good = r.get(keys.model_version("recs", 1))
+    r.set(keys.model_version("recs", 2), b"not a snapshot")
+    r.hset(keys.model("recs"), "version", 2)
+    served._checked = float("-inf")  # check now, not in 0.5 s
+    res = client.post("/v1/loops/recs/rank", json={"actions": RECS_ITEMS[:4]})
+    assert res.status_code == 200 and res.get_json()["model"]["version"] == 1
+    assert "model version 2 cannot be loaded, still serving version 1" in caplog.text
+    r.set(keys.model_version("recs", 3), good)
+    r.hset(keys.model("recs"), "version", 3)
+    served._checked = float("-inf")
+    assert client.post("/v1/loops/recs/rank", json={"actions": RECS_ITEMS[:4]}).get_json()["model"]["version"] == 3
