@@ -222,6 +222,11 @@ class LoopLearner:
             self._holding = False
 
 
+#: Seconds before the learner tries again a loop whose published model it cannot load
+#: (the other loops go on learning meanwhile).
+PARK_S = 30.0
+
+
 class Learner:
     """Runs :class:`LoopLearner` for every configured loop until stopped."""
 
@@ -231,16 +236,26 @@ class Learner:
 
     def run(self, idle_s: float = 0.05) -> None:
         """Cycle over the loops; sleep ``idle_s`` when none had anything to learn."""
+        parked: dict = {}  # loop name -> when to try again
         try:
             while not self.stopped.is_set():
                 busy = 0
                 for loop in self.loops:
+                    if parked.get(loop.name, 0.0) > time.monotonic():
+                        continue
                     try:
                         busy += loop.step()
+                        parked.pop(loop.name, None)
                     except (redis.ConnectionError, redis.TimeoutError, StoreError) as exc:
                         log.error("loop %s: Redis unreachable (%s); retrying", loop.name, exc)
                         loop.restart()
                         self.stopped.wait(1.0)
+                    except BanditError as exc:  # its published model cannot be loaded
+                        if loop.name not in parked:
+                            log.error("loop %s: not learning, retrying every %g s: %s",
+                                      loop.name, PARK_S, exc)
+                        parked[loop.name] = time.monotonic() + PARK_S
+                        loop.restart()
                 if not busy:
                     self.stopped.wait(idle_s)
         finally:

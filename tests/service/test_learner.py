@@ -237,3 +237,29 @@ def test_a_published_model_that_cannot_be_loaded_leaves_ranks_on_the_current_one
     r.hset(keys.model("recs"), "version", 3)
     served._checked = float("-inf")
     assert client.post("/v1/loops/recs/rank", json={"actions": RECS_ITEMS[:4]}).get_json()["model"]["version"] == 3
+
+
+def test_a_loop_whose_model_cannot_be_loaded_does_not_stop_the_others(config, r, caplog):
+    from service.models import spec_text
+
+    r.set(keys.model_version("recs", 1), b"not a snapshot")
+    r.hset(keys.model("recs"), mapping={"version": 1, "spec": spec_text(config.loops["recs"])})
+    client = create_app(config, r).test_client()
+    _traffic(client, 10, np.random.default_rng(9), loop="hero")
+    learner = Learner(r, config)
+    import threading
+    thread = threading.Thread(target=learner.run, kwargs={"idle_s": 0.01})
+    thread.start()
+    try:
+        for want in (1, 2):  # hero keeps learning and publishing while recs is parked
+            deadline = time.monotonic() + 5
+            while LoopStore(r, config.loops["hero"]).model_version() < want:
+                assert time.monotonic() < deadline and thread.is_alive()
+                time.sleep(0.02)
+            assert thread.is_alive()
+            _traffic(client, 5, np.random.default_rng(10 + want), loop="hero")
+    finally:
+        learner.stop()
+        thread.join(timeout=10)
+    assert LoopStore(r, config.loops["recs"]).model_version() == 1  # untouched
+    assert caplog.text.count("loop recs: not learning, retrying every 30 s") == 1
