@@ -18,12 +18,16 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import sys
 import time
 
 import numpy as np
 
 from bandits import Feedback, make_policy
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hostcpu import cpu_times, steal_share  # noqa: E402
 
 POLICIES = {
     "epsilon_greedy": {"type": "epsilon_greedy", "epsilon": 0.1},
@@ -148,7 +152,9 @@ def main(argv=None) -> int:
             figures[f"{name}_array_learn_us"] = round(res["array_learn_us"], 2)
         print(f"{name:<16}{res['decide_us']:>11.1f}{res.get('array_decide_us', float('nan')):>10.1f}"
               f"{res['learn_us']:>10.1f}{res.get('array_learn_us', float('nan')):>13.1f}")
+    cpu_before = cpu_times()
     side = side_by_side(linucb, requests, args.repeat)
+    figures["steal_share"] = steal_share(cpu_before, cpu_times())
     figures["baseline_decide_us"] = round(side["baseline"], 2)
     figures["linucb_array_decide_us"] = round(side["arrays"], 2)
     figures["linucb_decide_us"] = round(side["dicts"], 2)
@@ -161,6 +167,7 @@ def main(argv=None) -> int:
           f"{side['arrays'] / side['baseline']:>7.2f}")
     print(f"  {'linucb decide (dicts)':<36}{side['dicts']:>8.1f} us"
           f"{side['dicts'] / side['baseline']:>7.2f}")
+    print(f"  host CPU stolen by the hypervisor meanwhile: {figures['steal_share']}")
     print(f"linucb_array_ratio = {figures['linucb_array_ratio']} (target <= 2); "
           f"linucb_decide_us = {figures['linucb_decide_us']} (target <= 60)")
     print(json.dumps(figures))

@@ -34,6 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 from bench_policies import workload  # noqa: E402
+from hostcpu import cpu_times, steal_share  # noqa: E402
 
 from service import keys  # noqa: E402
 from service.procs import Gunicorn  # noqa: E402
@@ -172,10 +173,12 @@ def main(argv=None) -> int:
             apps[name] = stack.enter_context(
                 Gunicorn(spec, env, workers=2, pythonpath=os.path.join(ROOT, "scripts"), log=log))
             drive(apps[name].url, bodies_path, 2, args.connections, None, tmp)  # warm-up
+        cpu_before = cpu_times()
         for r in range(args.rounds):  # alternating rounds: a drifting VM hits every endpoint alike
             for name, _, url_attr in APPS:
                 ids = os.path.join(tmp, f"{name}-ids-{r}-") if url_attr else None
                 peaks[name].append(drive(apps[name].url, bodies_path, args.seconds, args.connections, ids, tmp))
+        steal = steal_share(cpu_before, cpu_times())
         for name in ("rank", "bare"):
             slow[name] = drive(apps[name].url, bodies_path, 2 * args.seconds, 1, None, tmp)
         client = redis.Redis.from_url(srv.url)
@@ -206,6 +209,7 @@ def main(argv=None) -> int:
     print("rounds req/s: " + "; ".join(f"{n} " + " ".join(f"{rps(x):.0f}" for x in runs)
                                        for n, runs in peaks.items()))
     print(f"rank responses checked against the log: {len(returned)}, lost: {lost}")
+    print(f"host CPU stolen by the hypervisor during the peak rounds: {steal}")
     errors = sum(x["non2xx"] + x["errors"] for runs in (peaks["rank"], peaks["rank_tcp"]) for x in runs)
     figures = {"rank_rps": round(rate["rank"], 1), "bare_rps": round(rate["bare"], 1),
                "ratio": round(rate["rank"] / rate["bare"], 3),
@@ -215,7 +219,7 @@ def main(argv=None) -> int:
                "latency_rate_share": round(rate["rank_slow"] / rate["rank"], 3),
                "lost": lost, "checked": len(returned),
                "rank_errors": errors + slow["rank"]["non2xx"] + slow["rank"]["errors"],
-               "generator": best["rank"]["generator"]}
+               "generator": best["rank"]["generator"], "steal_share": steal}
     print(json.dumps(figures))
     return 0
 
