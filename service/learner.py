@@ -146,8 +146,9 @@ class LoopLearner:
         """Learn ``[(event, reward)]``; returns what was learned. An event the policy
         refuses (a log written before a validation rule existed, a hand-made entry) is
         skipped, counted as ``unlearnable`` and logged, instead of stopping the learner
-        on it forever. Built-in policies learn a batch all or nothing, so learning the
-        rest one by one after a refusal learns none of them twice."""
+        on it forever. Built-in policies validate a whole batch before learning any of
+        it, so learning the rest one by one after a refusal learns none of them twice
+        (only a failure inside Vowpal Wabbit itself, mid-batch, could)."""
         batch, bad = [], []
         for event, reward in found:
             try:
