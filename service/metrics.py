@@ -20,6 +20,8 @@ _COUNTERS = {
     "joined": "Events joined and handed to the learner",
     "expired": "Deferred events never activated within the reward window",
     "learned": "Events learned into a published model",
+    "unlearnable": "Joined events the policy refused to learn (skipped; see the learner's log)",
+    "lost_decisions": "Joined events whose decision had left the log (retention too short)",
 }
 
 

@@ -126,6 +126,7 @@ def test_loops_health_metrics(client):
     assert 'cbserve_decisions_total{loop="hero"} 1.0' in text
     assert 'cbserve_rank_latency_seconds_count{loop="hero"} 1.0' in text
     assert 'cbserve_model_version{loop="recs"} 0.0' in text
+    assert 'cbserve_unlearnable_total{loop="hero"} 0.0' in text
     assert call(client, "get", "/openapi.json").get_json()["openapi"].startswith("3.")
 
 

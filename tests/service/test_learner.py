@@ -194,6 +194,7 @@ def test_an_event_the_policy_refuses_is_skipped_and_counted_not_a_stuck_learner(
     assert np.isfinite(served.decide(CONTEXTS[0], RECS_ITEMS[:4]).scores).all()
     summary = client.get("/v1/loops/recs").get_json()
     assert summary["counters"]["unlearnable"] == 1
+    assert 'cbserve_unlearnable_total{loop="recs"} 1.0' in client.get("/metrics").get_data(as_text=True)
 
 
 def test_a_new_model_version_keeps_the_workers_featurizer_memos(config, r):
