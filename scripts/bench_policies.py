@@ -18,16 +18,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import sys
 import time
 
 import numpy as np
 
 from bandits import Feedback, make_policy
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hostcpu import cpu_times, steal_share  # noqa: E402
+from hostcpu import cpu_times, steal_share
 
 POLICIES = {
     "epsilon_greedy": {"type": "epsilon_greedy", "epsilon": 0.1},

@@ -19,7 +19,7 @@ from typing import Any
 from bandits import ConfigError as BanditConfigError
 from bandits import FeatureError
 from bandits import make_featurizer, make_policy, resolve
-from bandits.inputs import bounded, normalize_actions, number_message
+from bandits.inputs import check_value, normalize_actions
 
 from .errors import ConfigError
 from .limits import Limits
@@ -196,11 +196,12 @@ def _loop(name: str, spec: Any) -> LoopConfig:
     if retention < wait:
         raise ConfigError(prefix + ".retention", f"must be at least reward_wait ({wait:g} s): "
                                                  "the learner reads decisions from the log")
-    reward = s["default_reward"]
-    if isinstance(reward, bool) or not isinstance(reward, (int, float)) or not bounded(reward):
-        raise ConfigError(prefix + ".default_reward", number_message(reward))
+    try:
+        reward = check_value(s["default_reward"], "default_reward")
+    except FeatureError as exc:
+        raise ConfigError(f"{prefix}.{exc.field}", str(exc).partition(": ")[2]) from exc
     return LoopConfig(name=name, policy=policy, featurizer=dict(s["featurizer"]),
-                      actions=actions, reward_wait=wait, default_reward=float(reward),
+                      actions=actions, reward_wait=wait, default_reward=reward,
                       seed=_int(s["seed"], prefix + ".seed", 0), retention=retention,
                       session=session)
 

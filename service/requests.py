@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from bandits.inputs import MAX_ABS_VALUE, number_message
+from bandits import FeatureError
+from bandits.inputs import check_value
 
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from .limits import Limits, check_rank_body
@@ -98,13 +99,14 @@ def parse_reward(body: dict) -> tuple:
         raise BadRequest(f"{unknown[0]}: unknown field (allowed: {', '.join(_REWARD_FIELDS)})")
     if "value" not in body:
         raise BadRequest("value: required")
-    value = body["value"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
-        raise BadRequest(f"value: {number_message(value)}")
+    try:
+        value = check_value(body["value"], "value")
+    except FeatureError as exc:
+        raise BadRequest(str(exc)) from exc
     end = body.get("end", False)
     if not isinstance(end, bool):
         raise BadRequest("end: must be true or false")
-    return float(value), end
+    return value, end
 
 
 def parse_end(body: dict) -> None:
