@@ -6,8 +6,10 @@ uniform floor, a Dirichlet target, Bernoulli rewards, a reward model q̂). Times
 95% normal interval and ESS included) and, in the same run, the same three formulas
 IPS, SNIPS and DR as bare numpy one-liners (value only). Then writes 200,000 decision
 events in the service's DSJSON (10 actions with 2 features each, a context of 9
-features; about 850 bytes a line) and reads them with :class:`replay.readers.DSJSONLog`
-into arrays and parsed contexts. Best of ``--repeats`` for every timing.
+features; about 990 bytes a line) and reads them with :class:`replay.readers.DSJSONLog`
+into arrays and parsed contexts, beside decoding each line with ``orjson.loads`` and
+nothing else (the floor of any reader that hands out decoded contexts). Best of
+``--repeats`` for every timing.
 
 Usage: python scripts/bench_replay.py [--rounds N] [--events N] [--repeats R]
 The last line is one JSON object with every figure.
@@ -74,6 +76,27 @@ def bare(d):
             "dr": lambda: np.mean(np.sum(pi * q, axis=1) + t / p * (r - q[rows, a]))}
 
 
+def decode_only(path, chunk=1_000):
+    """The floor of any reader that hands out decoded events: each line through
+    ``orjson.loads`` and kept until its chunk of ``chunk`` is full, nothing else (the
+    cyclic GC paused, as the reader pauses it)."""
+    import gc
+
+    import orjson
+
+    n, kept = 0, []
+    gc.disable()
+    try:
+        with open(path, "rb") as fh:
+            for line in fh:
+                kept.append(orjson.loads(line))
+                if len(kept) == chunk:
+                    n, kept = n + chunk, []
+    finally:
+        gc.enable()
+    return n + len(kept)
+
+
 def write_events(path, n, k, seed=0):
     rng = np.random.default_rng(seed)
     actions = [(f"item-{j}", {"item": {"kind": f"k{j % 3}", "quality": round(j / k, 3)}})
@@ -119,8 +142,10 @@ def main(argv=None) -> int:
         def read():
             return sum(len(chunk) for chunk in source.chunks())
 
-        assert read() == args.events
-        t_read = best(read, max(1, args.repeats // 2))
+        assert read() == args.events == decode_only(path)
+        t_reads = best_interleaved({"read": read, "floor": lambda: decode_only(path)},
+                                   max(1, args.repeats // 2))
+        t_read, t_floor = t_reads["read"], t_reads["floor"]
 
     baseline = sum(t_bare.values())
     mine = t_ours["ips"] + t_ours["snips"] + t_ours["dr"]
@@ -131,15 +156,19 @@ def main(argv=None) -> int:
         print(f"{name:<10}{t_ours[name] * 1e3:>12.1f}"
               f"{(f'{b * 1e3:.1f}' if b else '-'):>15}{(f'{t_ours[name] / b:.2f}' if b else '-'):>8}")
     print(f"{'ips+snips+dr':<10}{mine * 1e3:>12.1f}{baseline * 1e3:>15.1f}{mine / baseline:>8.2f}")
-    rate = args.events / t_read
+    rate, floor = args.events / t_read, args.events / t_floor
     print(f"DSJSON read: {args.events:,} events ({size / args.events:.0f} bytes each) in "
           f"{t_read:.2f} s = {rate:,.0f} events/s")
+    print(f"  beside it, orjson.loads of each line and nothing else: {floor:,.0f} events/s "
+          f"(the reader runs at {rate / floor:.2f} of it)")
     figures = {"ips_s": round(t_ours["ips"], 5), "snips_s": round(t_ours["snips"], 5),
                "dm_s": round(t_ours["dm"], 5), "dr_s": round(t_ours["dr"], 5),
                "baseline_s": round(baseline, 5),
                **{f"bare_{k}_s": round(v, 5) for k, v in t_bare.items()},
                "ratio": round(mine / baseline, 3), "dsjson_events_per_s": round(rate, 1),
-               "dsjson_bytes_per_event": round(size / args.events, 1)}
+               "dsjson_bytes_per_event": round(size / args.events, 1),
+               "decode_only_events_per_s": round(floor, 1),
+               "dsjson_decode_share": round(rate / floor, 3)}
     print(json.dumps(figures))
     return 0
 

@@ -2,13 +2,15 @@
 
 Starts its own redis-server and, side by side under the same gunicorn setup (2 sync
 workers each), the cbserve app with Redis on its unix socket, the cbserve app with
-Redis over TCP, and a bare Flask app whose one endpoint parses the same JSON body and
-returns a fixed answer. Drives them with ``wrk`` (Debian package ``wrk``; without it,
-a Python load generator is used and the table says so) on 200 distinct rank bodies:
-20 candidates of 8 features from a 500-item catalogue, contexts of 32 features.
-Peak: ``--connections`` connections, in ``--rounds`` alternating rounds of
-``--seconds`` each, best round per server (a VM whose speed drifts hits all three
-alike); ``ratio`` is rank (unix socket) / bare, ``ratio_tcp`` the same over TCP.
+Redis over TCP, a bare Flask app whose one endpoint parses the same JSON body and
+returns a fixed answer, and that bare app plus the one Redis write the design asks of
+every rank (plain redis-py ``XADD`` of the body, on the unix socket). Drives them with
+``wrk`` (Debian package ``wrk``; without it, a Python load generator is used and the
+table says so) on 200 distinct rank bodies: 20 candidates of 8 features from a
+500-item catalogue, contexts of 32 features. Peak: ``--connections`` connections, in
+``--rounds`` alternating rounds of ``--seconds`` each, best round per server (a VM
+whose speed drifts hits them all alike); ``ratio`` is rank (unix socket) / bare, ``ratio_tcp`` the same over TCP,
+``ratio_vs_bare_redis`` rank / (bare + XADD): cbserve's own cost apart from the round trip.
 Latency (p50, p99): 1 connection, which runs at about half the peak rate on this
 setup (the rate is printed). ``lost`` counts rank responses whose event id is
 missing from the decision log.
@@ -91,6 +93,26 @@ def bare_app():
     return app
 
 
+def bare_redis_app():
+    """A second baseline: the bare endpoint plus the one write to Redis the design asks of
+    every rank (the body appended to a stream with plain redis-py, before answering).
+    rank / this isolates cbserve's own cost from the round trip the design mandates."""
+    import redis
+    from flask import Flask, jsonify, request
+
+    app = Flask("bare_redis")
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+
+    @app.post("/v1/loops/recs/rank")
+    def rank():
+        request.get_json()
+        client.xadd("bench:bare", {"j": request.get_data()}, maxlen=100_000, approximate=True)
+        return jsonify({"event_id": "fixed", "chosen": "item-1", "probability": 1.0,
+                        "ranking": [], "model": {"policy": "bare", "version": 0}})
+
+    return app
+
+
 def drive(url, bodies_path, seconds, connections, ids_prefix, tmp):
     """Run wrk (or the Python fallback); returns its RESULT dict."""
     if shutil.which("wrk"):
@@ -147,7 +169,8 @@ def python_load(url, bodies_path, seconds, connections, ids_prefix):
 
 
 APPS = (("rank", "service.app:create_app()", "unix_url"), ("rank_tcp", "service.app:create_app()", "url"),
-        ("bare", "bench_service:bare_app()", None))
+        ("bare", "bench_service:bare_app()", None),
+        ("bare_redis", "bench_service:bare_redis_app()", "unix_url"))
 
 
 def main(argv=None) -> int:
@@ -176,7 +199,7 @@ def main(argv=None) -> int:
         cpu_before = cpu_times()
         for r in range(args.rounds):  # alternating rounds: a drifting VM hits every endpoint alike
             for name, _, url_attr in APPS:
-                ids = os.path.join(tmp, f"{name}-ids-{r}-") if url_attr else None
+                ids = os.path.join(tmp, f"{name}-ids-{r}-") if name.startswith("rank") else None
                 peaks[name].append(drive(apps[name].url, bodies_path, args.seconds, args.connections, ids, tmp))
         steal = steal_share(cpu_before, cpu_times())
         for name in ("rank", "bare"):
@@ -202,6 +225,7 @@ def main(argv=None) -> int:
     for label, key, res, base in (("bare Flask (parse JSON) peak", "bare", best["bare"], rate["bare"]),
                                   ("cbserve rank peak (Redis unix socket)", "rank", best["rank"], rate["bare"]),
                                   ("cbserve rank peak (Redis TCP)", "rank_tcp", best["rank_tcp"], rate["bare"]),
+                                  ("bare + one XADD of the body, peak", "bare_redis", best["bare_redis"], rate["bare"]),
                                   ("bare Flask, 1 connection", "bare_slow", slow["bare"], rate["bare"]),
                                   ("cbserve rank, 1 connection", "rank_slow", slow["rank"], rate["rank"])):
         print(f"{label:<40}{rate[key]:>10.0f}{rate[key] / base:>8.2f}{res['p50_ms']:>9.2f}"
@@ -215,6 +239,8 @@ def main(argv=None) -> int:
                "ratio": round(rate["rank"] / rate["bare"], 3),
                "rank_tcp_rps": round(rate["rank_tcp"], 1),
                "ratio_tcp": round(rate["rank_tcp"] / rate["bare"], 3),
+               "bare_redis_rps": round(rate["bare_redis"], 1),
+               "ratio_vs_bare_redis": round(rate["rank"] / rate["bare_redis"], 3),
                "p50_ms": round(slow["rank"]["p50_ms"], 3), "p99_ms": round(slow["rank"]["p99_ms"], 3),
                "latency_rate_share": round(rate["rank_slow"] / rate["rank"], 3),
                "lost": lost, "checked": len(returned),
