@@ -150,8 +150,21 @@ def check_value(value, field: str) -> float:
 
 
 def number_message(value) -> str:
-    """The error message for a number outside ±:data:`MAX_ABS_VALUE` (or not a number)."""
-    return f"must be a finite number of magnitude at most {MAX_ABS_VALUE:g}, got {str(value)[:40]}"
+    """The error message for a number outside ±:data:`MAX_ABS_VALUE` (or not a number),
+    naming what was sent in JSON's terms: ``"1"`` is a string, ``true`` a boolean."""
+    if isinstance(value, bool):
+        got = f"the boolean {str(value).lower()}"
+    elif isinstance(value, str):
+        got = f"the string {value[:40]!r}"
+    elif value is None:
+        got = "null"
+    elif isinstance(value, (list, tuple)):
+        got = "a list"
+    elif isinstance(value, dict):
+        got = "an object"
+    else:
+        got = str(value)[:40]
+    return f"must be a finite number of magnitude at most {MAX_ABS_VALUE:g}, got {got}"
 
 
 def feature_field(side: str, ns: str, name: str) -> str:
