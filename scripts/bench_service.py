@@ -9,8 +9,9 @@ every rank (plain redis-py ``XADD`` of the body, on the unix socket). Drives the
 table says so) on 200 distinct rank bodies: 20 candidates of 8 features from a
 500-item catalogue, contexts of 32 features. Peak: ``--connections`` connections, in
 ``--rounds`` alternating rounds of ``--seconds`` each, best round per server (a VM
-whose speed drifts hits them all alike); ``ratio`` is rank (unix socket) / bare, ``ratio_tcp`` the same over TCP,
-``ratio_vs_bare_redis`` rank / (bare + XADD): cbserve's own cost apart from the round trip.
+whose speed drifts hits them all alike); ``ratio`` is rank (unix socket) / bare,
+``ratio_tcp`` the same over TCP, ``ratio_vs_bare_redis`` rank / (bare + XADD):
+cbserve's own cost apart from the round trip.
 Latency (p50, p99): 1 connection, which runs at about half the peak rate on this
 setup (the rate is printed). ``lost`` counts rank responses whose event id is
 missing from the decision log.
