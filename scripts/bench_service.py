@@ -223,12 +223,13 @@ def main(argv=None) -> int:
     print(f"gunicorn 2 sync workers; peak: {args.connections} connections, best of {args.rounds} "
           f"alternating {args.seconds} s rounds; latency: 1 connection; generator: {best['rank']['generator']}")
     print(f"{'endpoint':<40}{'req/s':>10}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
-    for label, key, res, base in (("bare Flask (parse JSON) peak", "bare", best["bare"], rate["bare"]),
-                                  ("cbserve rank peak (Redis unix socket)", "rank", best["rank"], rate["bare"]),
-                                  ("cbserve rank peak (Redis TCP)", "rank_tcp", best["rank_tcp"], rate["bare"]),
-                                  ("bare + one XADD of the body, peak", "bare_redis", best["bare_redis"], rate["bare"]),
-                                  ("bare Flask, 1 connection", "bare_slow", slow["bare"], rate["bare"]),
-                                  ("cbserve rank, 1 connection", "rank_slow", slow["rank"], rate["rank"])):
+    rows = (("bare Flask (parse JSON) peak", "bare", best["bare"], rate["bare"]),
+            ("cbserve rank peak (Redis unix socket)", "rank", best["rank"], rate["bare"]),
+            ("cbserve rank peak (Redis TCP)", "rank_tcp", best["rank_tcp"], rate["bare"]),
+            ("bare + one XADD of the body, peak", "bare_redis", best["bare_redis"], rate["bare"]),
+            ("bare Flask, 1 connection", "bare_slow", slow["bare"], rate["bare"]),
+            ("cbserve rank, 1 connection", "rank_slow", slow["rank"], rate["rank"]))
+    for label, key, res, base in rows:
         print(f"{label:<40}{rate[key]:>10.0f}{rate[key] / base:>8.2f}{res['p50_ms']:>9.2f}"
               f"{res['p99_ms']:>9.2f}{res['non2xx'] + res['errors']:>9d}")
     print("rounds req/s: " + "; ".join(f"{n} " + " ".join(f"{rps(x):.0f}" for x in runs)
