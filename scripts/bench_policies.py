@@ -5,10 +5,11 @@ categorical), contexts of 32 features (23 numeric user features drawn from 2,000
 users, 1 numeric per-request session feature, 8 categorical), default featurizer
 (d = 81). Each request is decoded from its JSON text just before the timed call, as
 the service will do (untimed), and every context is new (the session feature
-differs), so no context memo can help; items repeat, as a catalogue does. Decide is timed on a policy that has learned
-half the requests; learn on the other half, continuing from that state. "dicts" times the full path from Python objects;
-"arrays" times ``decide_features``/``learn_features`` on pre-featurized rows. The
-baseline is θᵀx + α√(xᵀA⁻¹x) for the same 20 rows in bare numpy.
+differs), so no context memo can help; items repeat, as a catalogue does. Decide is
+timed on a policy that has learned half the requests; learn on the other half,
+continuing from that state. "dicts" times the full path from Python objects; "arrays"
+times ``decide_features``/``learn_features`` on pre-featurized rows. The baseline is
+θᵀx + α√(xᵀA⁻¹x) for the same 20 rows in bare numpy.
 
 Usage: python scripts/bench_policies.py [--requests N] [--repeat R]
 The last line is one JSON object with every figure.

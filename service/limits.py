@@ -53,6 +53,9 @@ def check_rank_body(body: dict, limits: Limits) -> None:
         raise LimitExceeded(f"{path}: {over.message}" if path else over.message) from None
 
 
+_ACTION_KEYS = frozenset({"id", "features"})
+
+
 def _common_ok(body: dict, limits: Limits) -> bool:
     """True when ``body`` has the usual shape (namespaces of scalars, strings and flat
     lists) and is within every limit: the fast path of nearly every request. False only
@@ -82,9 +85,6 @@ def _common_ok(body: dict, limits: Limits) -> bool:
         if features is not None and not _namespaces_ok(features, limits):
             return False
     return True
-
-
-_ACTION_KEYS = frozenset({"id", "features"})
 
 
 def _namespaces_ok(namespaces, limits: Limits) -> bool:

@@ -53,7 +53,8 @@ class RedisServer:
 
     def start(self) -> "RedisServer":
         args = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", self.dir, "--unixsocket", self.socket, "--unixsocketperm", "700", "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+                "--dir", self.dir, "--unixsocket", self.socket, "--unixsocketperm", "700",
+                "--save", "", "--appendonly", "yes" if self.appendonly else "no",
                 "--appendfsync", self.appendfsync]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
