@@ -6,14 +6,16 @@ decision-service JSON) into a round; :func:`build_rounds` packs many into a
 
 From a DSJSON event:
 
-- actions: ``c._multi`` (each item is the action's feature namespaces); ids from
-  cbserve's ``ActionIds``, else ``"1"``..``"K"`` by position (VW logs carry no ids);
+- context and actions: as :func:`bandits.dsjson.decode` restores them (cbserve's
+  logs exactly as the policy decided on them; VW's own with ids ``"1"``..``"K"``);
 - the logged action and its propensity: ``_labelIndex`` / ``_label_probability`` when
   rewarded, else ``a[0] - 1`` / ``p[0]``; the reward is ``-_label_cost``;
 - the logging pmf: ``a`` (1-based indices) and ``p`` (their probabilities);
-- the context: ``c`` without ``_multi`` and without other ``_``-prefixed metadata.
+- the event id: ``EventId``, or the reader's location of the line when VW's log has none.
 
-An event without a label is *unrewarded*: counted, not evaluated.
+An event without a label is *unrewarded*, one with ``"_skipLearn": true`` *skipped* (VW
+does not learn it either), and a multi-slot (CCB or slates) event *unsupported*: each
+is counted, not evaluated.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from itertools import chain
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from bandits.dsjson import decode
 
 #: A logged pmf may miss 1 by this much (logs round probabilities).
 PMF_SUM_TOLERANCE = 1e-3
@@ -33,6 +37,19 @@ class BadEvent(ValueError):
 
 class Unrewarded(Exception):
     """The event has no reward (yet): skipped and counted."""
+
+
+class SkipLearn(Exception):
+    """The event says ``"_skipLearn": true`` (e.g. a deferred decision never activated)."""
+
+
+class Unsupported(Exception):
+    """The event is of a kind this reader does not evaluate; the message says which."""
+
+
+#: Why a multi-slot event is counted apart instead of evaluated.
+MULTI_SLOT = ("multi-slot event (c._slots / _outcomes: VW's CCB or slates layout); "
+              "single-slot estimators do not evaluate it")
 
 
 @dataclass
@@ -77,31 +94,38 @@ _FIELDS = ("event_ids", "timestamps", "contexts", "actions", "chosen", "propensi
            "rewards", "logging_pmf", "n_actions", "where")
 
 
-def parse_event(event) -> tuple:
+def parse_event(event, where: str | None = None) -> tuple:
     """``(event_id, timestamp, context, actions, chosen, propensity, reward, a, p)``.
 
-    Takes ownership of ``event`` (its ``c`` becomes the context). Raises
-    :class:`BadEvent` naming the field at fault, or :class:`Unrewarded`. ``a`` and ``p``
-    are checked as a pmf later, for a whole chunk at once, by :func:`build_rounds`.
+    ``where`` (e.g. ``"log.json:12"``) stands in for a missing ``EventId``. Raises
+    :class:`BadEvent` naming the field at fault, :class:`Unrewarded`,
+    :class:`SkipLearn` or :class:`Unsupported`. ``a`` and ``p`` are checked as a pmf
+    later, for a whole chunk at once, by :func:`build_rounds`.
     """
     if type(event) is not dict:
         raise BadEvent("event: must be a JSON object")
-    event_id = event.get("EventId")
+    event_id = event.get("EventId", where)
     if type(event_id) is not str or not event_id:
         raise BadEvent("EventId: must be a non-empty string")
     c = event.get("c")
     if type(c) is not dict:
         raise BadEvent("c: must be an object (the context and its _multi actions)")
-    multi = c.pop("_multi", None)
+    if "_slots" in c or "_outcomes" in event:
+        raise Unsupported(MULTI_SLOT)
+    if event.get("_skipLearn") is True:
+        raise SkipLearn(event_id)
+    multi = c.get("_multi")
     if type(multi) is not list or not multi:
         raise BadEvent("c._multi: must be a non-empty list of action feature objects")
     k = len(multi)
     ids = event.get("ActionIds")
-    if ids is None:
-        ids = [str(i + 1) for i in range(k)]
-    elif type(ids) is not list or len(ids) != k:
+    if ids is not None and (type(ids) is not list or len(ids) != k):
         raise BadEvent(f"ActionIds: must be {k} strings, one per c._multi item")
-    actions = [{"id": aid, "features": feats} for aid, feats in zip(ids, multi)
+    try:
+        context, pairs = decode(event)
+    except (AttributeError, TypeError) as exc:  # a malformed "orig" or ActionIds
+        raise BadEvent(f"orig, ActionIds: not as cbserve writes them ({exc})") from exc
+    actions = [{"id": aid, "features": feats} for aid, feats in pairs
                if type(aid) is str and type(feats) is dict]
     if len(actions) != k:
         raise BadEvent("ActionIds and c._multi: ids must be strings and features objects")
@@ -120,7 +144,7 @@ def parse_event(event) -> tuple:
     prob = event.get("_label_probability", p[0])
     if type(prob) not in (int, float) or not 0.0 < prob <= 1.0:
         raise BadEvent(f"_label_probability: must be in (0, 1], got {prob!r}")
-    return event_id, event.get("Timestamp"), c, actions, chosen, float(prob), -float(cost), a, p
+    return event_id, event.get("Timestamp"), context, actions, chosen, float(prob), -float(cost), a, p
 
 
 def _finite(x) -> bool:

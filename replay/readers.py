@@ -24,7 +24,8 @@ from typing import Iterator
 import orjson
 
 from .errors import LogError
-from .logs import BadEvent, LoggedRounds, Unrewarded, build_rounds, parse_event
+from .logs import (BadEvent, LoggedRounds, SkipLearn, Unrewarded, Unsupported, build_rounds,
+                   parse_event)
 
 #: Rounds per chunk unless the caller says otherwise.
 CHUNK_ROUNDS = 1_000
@@ -43,17 +44,26 @@ class ReadReport:
     records: int = 0
     rounds: int = 0
     unrewarded: int = 0
+    skipped: int = 0
+    unsupported: int = 0
     malformed: int = 0
     problems: list = field(default_factory=list)
+    reasons: dict = field(default_factory=dict)
 
     def problem(self, where: str, message: str) -> None:
         self.malformed += 1
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append((where, message))
 
+    def unsupported_kind(self, reason: str) -> None:
+        self.unsupported += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
     def summary(self) -> str:
         text = (f"{self.source}: {self.records} records, {self.rounds} rewarded rounds, "
-                f"{self.unrewarded} unrewarded, {self.malformed} malformed")
+                f"{self.unrewarded} unrewarded, {self.skipped} skipped (_skipLearn), "
+                f"{self.unsupported} unsupported, {self.malformed} malformed")
+        text += "".join(f"\n  {n} unsupported: {why}" for why, n in self.reasons.items())
         shown = "".join(f"\n  {where}: {msg}" for where, msg in self.problems[:10])
         more = self.malformed - min(10, len(self.problems))
         return text + shown + (f"\n  ... and {more} more" if more > 0 else "")
@@ -95,6 +105,10 @@ class LogSource:
                     break
             elif isinstance(item, Unrewarded):
                 report.unrewarded += 1
+            elif isinstance(item, SkipLearn):
+                report.skipped += 1
+            elif isinstance(item, Unsupported):
+                report.unsupported_kind(str(item))
             else:
                 report.problem(location, str(item))
         return rows, where
@@ -123,10 +137,10 @@ def _no_gc():
             gc.enable()
 
 
-def _parsed(event):
+def _parsed(event, where: str | None = None):
     try:
-        return parse_event(event)
-    except (BadEvent, Unrewarded) as exc:
+        return parse_event(event, where)
+    except (BadEvent, Unrewarded, SkipLearn, Unsupported) as exc:
         return exc
 
 
@@ -143,7 +157,7 @@ class DSJSONLog(LogSource):
         return open_sniffed(self.path)
 
     def _items(self):
-        loads, number = orjson.loads, 0
+        loads, number, name = orjson.loads, 0, os.path.basename(self.path)
         with self._open() as fh:
             try:
                 for number, line in enumerate(fh, 1):
@@ -154,7 +168,7 @@ class DSJSONLog(LogSource):
                     except orjson.JSONDecodeError as exc:
                         yield f"line {number}", BadEvent(f"invalid JSON: {exc}")
                         continue
-                    yield f"line {number}", _parsed(event)
+                    yield f"line {number}", _parsed(event, f"{name}:{number}")
             except (OSError, EOFError) as exc:  # truncated or corrupt gzip
                 yield f"line {number + 1}", BadEvent(f"unreadable from here on: {exc}")
 
@@ -200,7 +214,7 @@ class RedisLog(LogSource):
             raise LogError(f"Redis: {exc}") from exc
 
     def _items(self):
-        from service.dsjson import with_label
+        from bandits.dsjson import with_label
         from service.store import joined_rewards
 
         rewards = joined_rewards(self._stream(self._keys.joined(self.loop)))

@@ -1,8 +1,8 @@
 """Simulated logs in the service's own DSJSON, for tests, demos and benchmarks.
 
 A logging policy acts in a :class:`bandits.simulation.LinearEnvironment`; each decision
-is written exactly as the service writes it (:func:`service.dsjson.decision_event`,
-then :func:`service.dsjson.with_label` once rewarded), so readers see real logs.
+is written exactly as the service writes it (:func:`bandits.dsjson.decision_event`,
+then :func:`bandits.dsjson.with_label` once rewarded), so readers see real logs.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import gzip
 import numpy as np
 
 from bandits import Feedback, sample_index
-from service import dsjson
+from bandits import dsjson
 
 
 def simulate_log(env, policy, rounds: int, seed: int = 0, loop: str = "sim",

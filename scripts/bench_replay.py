@@ -30,7 +30,7 @@ sys.path.insert(0, ROOT)
 
 from replay.estimators import dm, dr, ips, snips  # noqa: E402
 from replay.readers import DSJSONLog  # noqa: E402
-from service import dsjson  # noqa: E402
+from bandits import dsjson  # noqa: E402
 
 
 def synthetic(n, k, seed=0):

@@ -20,10 +20,10 @@ import uuid
 import redis
 
 from bandits import BanditError, load_policy
+from bandits.dsjson import to_feedback
 
 from . import keys
 from .config import Config, LoopConfig
-from .dsjson import to_feedback
 from .errors import StoreError
 from .models import spec_text
 from .store import LoopStore

@@ -10,10 +10,9 @@ import uuid
 
 import redis
 
-from bandits import BanditError, sample_index
+from bandits import BanditError, dsjson, sample_index
 from bandits.inputs import normalize_actions
 
-from . import dsjson
 from .config import Config, LoopConfig
 from .errors import BadRequest
 from .models import ServedModel
@@ -29,6 +28,7 @@ class LoopService:
         self.store = LoopStore(client, loop)
         self.model = ServedModel(self.store, loop)
         self._fixed_ids = frozenset(a["id"] for a in loop.actions or ())
+        self._vw_actions: dict = {}  # each action's logged form, by id (bandits.dsjson)
 
     def rank(self, req: RankRequest, started: float) -> dict:
         """Choose, log (before answering) and return the response body.
@@ -71,7 +71,7 @@ class LoopService:
         event = dsjson.decision_event(
             loop=self.loop.name, event_id=event_id, epoch_s=time.time(), context=context,
             actions=pairs, order=order, pmf=decision.pmf, policy=decision.policy,
-            version=version, deferred=req.defer, session=state)
+            version=version, deferred=req.defer, session=state, memo=self._vw_actions)
         self.store.log_decision(event_id, dsjson.dumps(event), req.defer,
                                 time.perf_counter() - started,
                                 None if state is None else (state, pairs[chosen][0]))

@@ -11,7 +11,9 @@ import functools
 
 import redis
 
-from . import dsjson, keys, lua
+from bandits import dsjson
+
+from . import keys, lua
 from .config import LoopConfig
 from .errors import BadRequest, Conflict, Gone, NotFound, StoreError
 from .scriptcall import LuaScript

@@ -15,10 +15,11 @@ import urllib.parse
 from collections import deque
 from dataclasses import dataclass
 
+from bandits import dsjson
 from bandits.environments import Trajectory
 from bandits.environments.run import is_missing
 
-from . import dsjson, keys
+from . import keys
 from .store import stream_entries
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import dsjson
+from bandits import dsjson
 
 
 @dataclass
@@ -92,12 +92,9 @@ def record(ep: Episode, event: dict, joined: tuple, successor: dict | None, end:
     for i, p in zip(event["a"], event["p"]):
         pmf[i - 1] = p
     return {"session_id": ep.session_id, "episode": ep.episode, "step": event["step"],
-            "event_id": event["EventId"], "s": _state(event), "actions": event["ActionIds"],
+            "event_id": event["EventId"], "s": dsjson.state(event), "actions": event["ActionIds"],
             "pmf": pmf, "a": index, "action": event["ActionIds"][index], "p": prob,
             "r": joined[0], "reward_kind": joined[1],
-            "s_next": None if successor is None else _state(successor),
+            "s_next": None if successor is None else dsjson.state(successor),
             "done": successor is None, "end": end}
 
-
-def _state(event: dict) -> dict:
-    return {k: v for k, v in event["c"].items() if k != "_multi"}

@@ -26,7 +26,8 @@ def expected_arrays(events):
         pmf[np.array(e["a"]) - 1] = e["p"]
         out["pmf"].append(pmf)
         out["contexts"].append({k: v for k, v in e["c"].items() if k != "_multi"})
-        out["actions"].append([{"id": i, "features": f} for i, f in zip(e["ActionIds"], e["c"]["_multi"])])
+        out["actions"].append([{"id": i, "features": {ns: v for ns, v in f.items() if ns != "a_id"}}
+                               for i, f in zip(e["ActionIds"], e["c"]["_multi"])])  # the id feature off
     return out
 
 

@@ -22,7 +22,7 @@ def test_replay_eval_writes_table_json_and_png(tmp_path, events, capsys):
                              "--train-fraction", "0.5", "--json", out_json, "--plot", out_png])
     assert code == 0
     text = capsys.readouterr().out
-    assert "600 records, 600 rewarded rounds, 0 unrewarded, 0 malformed" in text
+    assert "600 records, 600 rewarded rounds, 0 unrewarded, 0 skipped (_skipLearn), 0 unsupported, 0 malformed" in text
     assert "linucb-alpha-0.3        dr" in text and "linucb-online           replay" in text
     result = json.load(open(out_json))
     assert {(r["policy"], r["estimator"]) for r in result["rows"]} >= {("logging", "ips"), ("linucb-alpha-0.3", "sndr"), ("linucb-online", "replay")}

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from service import dsjson, keys
+from bandits import dsjson
+from service import keys
 from service.app import connect, create_app
 from service.learner import Learner, LoopLearner
 from service.redis_server import RedisServer

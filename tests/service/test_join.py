@@ -5,7 +5,8 @@ import time
 
 import redis
 
-from service import dsjson, keys
+from bandits import dsjson
+from service import keys
 from service.errors import Conflict, Gone
 from service.learner import LoopLearner
 from service.store import LoopStore

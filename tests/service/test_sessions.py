@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from bandits import dsjson
 from bandits.onnx_mlp import mlp_onnx
 from service import keys
 from service.app import create_app
@@ -75,8 +76,9 @@ def test_steps_carry_the_session_state_and_are_logged_per_step(r):
     assert (second["session"]["step"], third["session"]["step"]) == (1, 2)
     events = logged(r)
     assert [(e["session_id"], e["step"]) for e in events] == [("u1", 0), ("u1", 1), ("u1", 2)]
-    assert events[0]["c"]["_session"] == {"id": "u1", "step": 0, "history": []}
-    assert events[2]["c"]["_session"]["history"] == [
+    assert "_session" not in events[0]["c"]  # metadata stays out of VW's way
+    assert dsjson.state(events[0])["_session"] == {"id": "u1", "step": 0, "history": []}
+    assert dsjson.state(events[2])["_session"]["history"] == [
         {"action": first["chosen"], "reward": 1.0}, {"action": second["chosen"], "reward": None}]
     assert events[2]["p"][0] == third["probability"]
     # a bandit loop refuses session ids; a sequential loop requires them
@@ -91,7 +93,7 @@ def test_history_keeps_the_last_steps_only(r):
     for i in range(8):
         reward(client, rank(client, "u")["event_id"], float(i))
     rank(client, "u")
-    state = logged(r)[-1]["c"]["_session"]
+    state = dsjson.state(logged(r)[-1])["_session"]
     assert state["step"] == 8 and [h["reward"] for h in state["history"]] == [3.0, 4.0, 5.0, 6.0, 7.0]
     # id, ep, n; actions of steps 4-8; rewards of 4-7 (step 8 awaits its reward)
     assert len(r.hkeys(keys.session("shop", "u"))) == 3 + 5 + 4
@@ -105,7 +107,7 @@ def test_a_session_expires_after_its_ttl(r):
     time.sleep(0.45)
     assert not r.exists(keys.session("shop", "u"))
     assert rank(client, "u")["session"]["step"] == 0        # a new episode
-    assert logged(r)[-1]["c"]["_session"]["history"] == []
+    assert dsjson.state(logged(r)[-1])["_session"]["history"] == []
     end(client, "never-seen", status=404)
 
 
@@ -159,7 +161,7 @@ def test_switching_linucb_to_qnetwork_changes_nothing_for_callers(r, qmodel):
         shapes.append((_shape(out), _shape(reward(client, out["event_id"], 1.0)),
                        _shape(rank(client, "u", exclude=["b"])), _shape(end(client, "u"))))
         assert logged(r)[0].keys() == {"EventId", "Timestamp", "Version", "c", "a", "p", "loop",
-                                       "ActionIds", "deferred", "policy", "session_id", "step"}
+                                       "ActionIds", "deferred", "policy", "session_id", "step", "orig"}
     assert shapes[0] == shapes[1]
 
 
