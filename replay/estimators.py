@@ -33,6 +33,12 @@ A :class:`~replay.errors.ReplayWarning` is issued when propensities are tiny (th
 variance is then dominated by a few rounds), when the target puts mass on actions the
 logger never explored (``logging_pmf`` given), or when the ESS is under 1% of n.
 
+**No interval on too small a sample.** When the ESS is under ``min_ess`` (default
+:data:`MIN_ESS` = 30, where a normal interval of a mean stops being trustworthy), or
+the interval has zero width (every term equal: no spread to size it from), ``low`` and
+``high`` are NaN and a :class:`~replay.errors.ReplayWarning` says why: an estimate from
+one matched round is reported as unknown, never as a certain ``[v, v]``.
+
 References: Horvitz & Thompson 1952 (IPS); Swaminathan & Joachims 2015 (SNIPS);
 Dudík, Langford & Li 2011 (DR); Li, Chu, Langford & Wang 2011 (replay).
 
@@ -42,7 +48,9 @@ Examples
 >>> est = ips(rewards=np.array([1.0, 0.0, 1.0, 0.0]), propensities=np.array([0.5, 0.5, 0.25, 0.25]),
 ...           target_probs=np.array([1.0, 0.0, 0.5, 0.5]))
 >>> est.value, est.ess
-(1.0, 2.0)
+(1.0, 3.0)
+>>> est.low, est.high  # ESS 3 < MIN_ESS = 30: no interval
+(nan, nan)
 """
 from __future__ import annotations
 
@@ -59,6 +67,9 @@ from .errors import EstimatorError, ReplayWarning
 TINY_PROPENSITY = 1e-3
 #: The ESS warning fires below this share of n.
 LOW_ESS_SHARE = 0.01
+#: Below this effective sample size (accepted rounds for replay) an estimate has no
+#: interval: the normal approximation of a mean needs about 30 equally weighted rounds.
+MIN_ESS = 30
 #: Target mass on never-explored actions tolerated without a warning (share of n).
 SUPPORT_TOLERANCE = 1e-6
 #: A target pmf row may miss 1 by this much.
@@ -85,16 +96,17 @@ class Estimate:
 
 # -- the estimators -----------------------------------------------------------------------
 def ips(*, rewards=None, propensities=None, target_probs=None, ci="normal", level=0.95,
-        n_boot=1000, seed=0, **_ignored) -> Estimate:
+        n_boot=1000, seed=0, min_ess=MIN_ESS, **_ignored) -> Estimate:
     """Inverse propensity scoring: unbiased while μ > 0 wherever π > 0."""
     r, w = _weighted(rewards, propensities, target_probs)
     terms = w * r
     value = _finite(terms.mean(), "rewards")
-    return _estimate("ips", value, terms, w, (terms,), _first, ci, level, n_boot, seed)
+    return _estimate("ips", value, terms, w, (terms,), _first, ci, level, n_boot, seed,
+                     min_ess)
 
 
 def snips(*, rewards=None, propensities=None, target_probs=None, ci="normal", level=0.95,
-          n_boot=1000, seed=0, **_ignored) -> Estimate:
+          n_boot=1000, seed=0, min_ess=MIN_ESS, **_ignored) -> Estimate:
     """Self-normalised IPS: Σ w r / Σ w."""
     r, w = _weighted(rewards, propensities, target_probs)
     wr = w * r
@@ -102,31 +114,34 @@ def snips(*, rewards=None, propensities=None, target_probs=None, ci="normal", le
     value = _finite(wr.sum() / w_sum, "rewards")
     influence = w * (r - value)
     influence *= r.size / w_sum
-    return _estimate("snips", value, influence, w, (wr, w), _ratio, ci, level, n_boot, seed)
+    return _estimate("snips", value, influence, w, (wr, w), _ratio, ci, level, n_boot, seed,
+                     min_ess)
 
 
 def dm(*, q_hat=None, target_pmf=None, logging_pmf=None, ci="normal", level=0.95, n_boot=1000,
-       seed=0, **_ignored) -> Estimate:
+       seed=0, min_ess=MIN_ESS, **_ignored) -> Estimate:
     """Direct method: the reward model's value of the target pmf."""
     base = _model_term(q_hat, target_pmf, logging_pmf)
     value = _finite(base.mean(), "q_hat")
-    return _estimate("dm", value, base, None, (base,), _first, ci, level, n_boot, seed)
+    return _estimate("dm", value, base, None, (base,), _first, ci, level, n_boot, seed,
+                     min_ess)
 
 
 def dr(*, rewards=None, propensities=None, target_probs=None, q_hat=None, target_pmf=None,
        actions=None, logging_pmf=None, ci="normal", level=0.95, n_boot=1000, seed=0,
-       **_ignored) -> Estimate:
+       min_ess=MIN_ESS, **_ignored) -> Estimate:
     """Doubly robust: DM plus the importance-weighted residual of the logged action."""
     base, r, w, resid = _doubly(rewards, propensities, target_probs, q_hat, target_pmf,
                                 actions, logging_pmf)
     terms = base + w * resid
     value = _finite(terms.mean(), "rewards or q_hat")
-    return _estimate("dr", value, terms, w, (terms,), _first, ci, level, n_boot, seed)
+    return _estimate("dr", value, terms, w, (terms,), _first, ci, level, n_boot, seed,
+                     min_ess)
 
 
 def sndr(*, rewards=None, propensities=None, target_probs=None, q_hat=None, target_pmf=None,
          actions=None, logging_pmf=None, ci="normal", level=0.95, n_boot=1000, seed=0,
-         **_ignored) -> Estimate:
+         min_ess=MIN_ESS, **_ignored) -> Estimate:
     """Self-normalised DR: DM plus Σ w (r − q̂) / Σ w."""
     base, r, w, resid = _doubly(rewards, propensities, target_probs, q_hat, target_pmf,
                                 actions, logging_pmf)
@@ -138,7 +153,7 @@ def sndr(*, rewards=None, propensities=None, target_probs=None, q_hat=None, targ
     influence *= r.size / w_sum
     influence += base
     return _estimate("sndr", value, influence, w, (base, we, w), _base_plus_ratio, ci, level,
-                     n_boot, seed)
+                     n_boot, seed, min_ess)
 
 
 #: Estimators by name, for callers that pick them from configuration.
@@ -154,6 +169,33 @@ def effective_sample_size(weights: np.ndarray) -> float:
     return total * total / square if square > 0 else 0.0
 
 
+def sized_interval(name: str, low: float, high: float, ess: float, min_ess=MIN_ESS,
+                   sample: str = "") -> tuple:
+    """``(low, high)``, or ``(nan, nan)`` with a :class:`ReplayWarning` when the sample
+    cannot size an interval: ESS under ``min_ess``, or zero width (no spread).
+
+    ``sample`` names the sample in the warning (default: the effective sample size).
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     sized_interval("replay", 1.0, 1.0, 1.0, sample="1 accepted round")
+    (nan, nan)
+    >>> str(caught[0].message)
+    'replay: 1 accepted round is under 30: too few to size an interval (shown as n/a)'
+    """
+    _check_min_ess(min_ess)
+    if ess < min_ess:
+        reason = (f"{sample or f'effective sample size {ess:.1f}'} is under {min_ess:g}: "
+                  "too few to size an interval")
+    elif not high > low:
+        reason = "the interval has zero width (every term is equal: no spread to size it from)"
+    else:
+        return low, high
+    warnings.warn(f"{name}: {reason} (shown as n/a)", ReplayWarning, stacklevel=3)
+    return math.nan, math.nan
+
+
 def interval_from_terms(value: float, terms: np.ndarray, level: float) -> tuple:
     """Normal-approximation interval: value ± z·sd(terms)/√n (sd 0 for n = 1)."""
     n = terms.size
@@ -163,6 +205,11 @@ def interval_from_terms(value: float, terms: np.ndarray, level: float) -> tuple:
 
 
 # -- validation -----------------------------------------------------------------------------
+def _check_min_ess(min_ess) -> None:
+    if isinstance(min_ess, bool) or not isinstance(min_ess, (int, float)) or not min_ess >= 0:
+        raise EstimatorError(f"min_ess: must be a number >= 0, got {min_ess!r}")
+
+
 def _vector(name, x, n=None) -> np.ndarray:
     if x is None:
         raise EstimatorError(f"{name}: required")
@@ -275,29 +322,35 @@ def _base_plus_ratio(means):
     return means[0] + means[1] / means[2]
 
 
-def _estimate(name, value, terms, weights, parts, combine, ci, level, n_boot, seed) -> Estimate:
-    """Attach the interval and the ESS; ``parts``/``combine`` rebuild the value on a resample."""
+def _estimate(name, value, terms, weights, parts, combine, ci, level, n_boot, seed,
+              min_ess) -> Estimate:
+    """Attach the interval and the ESS; ``parts``/``combine`` rebuild the value on a resample;
+    no interval under ``min_ess``."""
     if not isinstance(level, (int, float)) or not 0.0 < level < 1.0:
         raise EstimatorError(f"level: must be in (0, 1), got {level!r}")
-    n = terms.size
-    if ci == "normal":
-        low, high = interval_from_terms(value, terms, level)
-    elif ci == "bootstrap":
-        low, high = _bootstrap(parts, combine, level, n_boot, seed)
-    else:
+    if ci not in CI_METHODS:
         raise EstimatorError(f"ci: must be one of {', '.join(CI_METHODS)}, got {ci!r}")
+    if ci == "bootstrap" and (isinstance(n_boot, bool) or not isinstance(n_boot, int)
+                              or n_boot < 10):
+        raise EstimatorError(f"n_boot: must be an integer >= 10, got {n_boot!r}")
+    _check_min_ess(min_ess)
+    n = terms.size
     ess = float(n) if weights is None else effective_sample_size(weights)
+    low = high = math.nan
+    if ess >= min_ess and ci == "normal":
+        low, high = interval_from_terms(value, terms, level)
+    elif ess >= min_ess:
+        low, high = _bootstrap(parts, combine, level, n_boot, seed)
     if weights is not None and ess < LOW_ESS_SHARE * n:
         warnings.warn(f"{name}: effective sample size {ess:.1f} is under {LOW_ESS_SHARE:.0%} of "
                       f"{n} rounds: the target rarely agrees with what the logger explored",
                       ReplayWarning, stacklevel=3)
-    return Estimate(name, value, float(low), float(high), float(level), ess, n, ci)
+    low, high = sized_interval(name, float(low), float(high), ess, min_ess)
+    return Estimate(name, value, low, high, float(level), ess, n, ci)
 
 
 def _bootstrap(parts, combine, level, n_boot, seed) -> tuple:
     """Percentile interval over ``n_boot`` resamples of the rounds (seeded)."""
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 10:
-        raise EstimatorError(f"n_boot: must be an integer >= 10, got {n_boot!r}")
     n = parts[0].size
     rng = np.random.default_rng(seed)
     values = np.empty(n_boot)

@@ -7,7 +7,9 @@ uniform u_i, u_i < c / μ_i, where c = min_i μ_i. An accepted round then has co
 distributed as in the log and action distributed as π (P(accept | x) = c for every x),
 so the mean accepted reward estimates π's value; the policy learns from accepted
 rounds only, exactly as it would have online. The price is efficiency: about c·n rounds
-are accepted, so a logger with a tiny minimum propensity leaves few.
+are accepted, so a logger with a tiny minimum propensity leaves few: with fewer than
+:data:`~replay.estimators.MIN_ESS` (30) accepted rounds the estimate has no interval
+(NaN, with a :class:`~replay.errors.ReplayWarning`).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import numpy as np
 
 from bandits import BanditError, Feedback, sample_index
 
-from .estimators import Estimate, interval_from_terms
+from .estimators import MIN_ESS, Estimate, interval_from_terms, sized_interval
 
 
 class RejectionReplay:
@@ -45,12 +47,12 @@ class RejectionReplay:
                 self.policy.learn([Feedback(ctx, actions, mine, float(pmf[mine]), reward)])
         self.seen += len(rounds)
 
-    def estimate(self, level: float = 0.95) -> Estimate:
-        """Mean accepted reward with a normal interval; ESS = accepted rounds."""
+    def estimate(self, level: float = 0.95, min_ess=MIN_ESS) -> Estimate:
+        """Mean accepted reward with a normal interval; ESS = accepted rounds; no interval
+        (NaN, with a warning) under ``min_ess`` accepted rounds."""
         r = np.asarray(self.accepted, dtype=np.float64)
-        if r.size == 0:
-            nan = float("nan")
-            return Estimate("replay", nan, nan, nan, level, 0.0, self.seen, "normal")
-        value = float(r.mean())
-        low, high = interval_from_terms(value, r, level)
+        value = float(r.mean()) if r.size else float("nan")
+        low, high = interval_from_terms(value, r, level) if r.size else (value, value)
+        sample = f"{r.size} accepted round{'' if r.size == 1 else 's'}"
+        low, high = sized_interval("replay", low, high, float(r.size), min_ess, sample)
         return Estimate("replay", value, low, high, level, float(r.size), self.seen, "normal")

@@ -1,17 +1,21 @@
 """Known-answer, invalid-input and warning tests of replay.estimators."""
 import math
 import statistics
+import warnings
 
 import numpy as np
 import pytest
 
 from replay.errors import EstimatorError, ReplayWarning
-from replay.estimators import dm, dr, effective_sample_size, ips, sndr, snips
+from replay.estimators import MIN_ESS, dm, dr, effective_sample_size, ips, sndr, snips
+from replay.rejection import RejectionReplay
 
 Z95 = statistics.NormalDist().inv_cdf(0.975)
 
-# A hand-built log of 4 rounds, 2 actions. w = π/μ = [2, 1, 0.8, 0].
+# A hand-built log of 4 rounds, 2 actions. w = π/μ = [2, 1, 0.8, 0]. Its ESS is under
+# MIN_ESS, so the closed-form interval tests turn the sample-size rule off (min_ess=0).
 LOG = dict(
+    min_ess=0,
     rewards=np.array([1.0, 0.0, 1.0, 0.0]),
     propensities=np.array([0.5, 0.5, 0.25, 0.75]),
     actions=np.array([0, 1, 0, 1]),
@@ -106,7 +110,7 @@ def test_effective_sample_size():
 
 
 def test_warning_for_tiny_propensities():
-    args = dict(rewards=np.ones(4), propensities=np.array([0.5, 0.0005, 0.5, 0.5]),
+    args = dict(rewards=np.ones(4), propensities=np.array([0.5, 0.0005, 0.5, 0.5]), min_ess=0,
                 target_probs=np.array([0.5, 0.0, 0.5, 0.5]))
     with pytest.warns(ReplayWarning, match="1 of 4 propensities are below 0.001"):
         ips(**args)
@@ -124,6 +128,50 @@ def test_warning_for_a_tiny_effective_sample_size():
     t[0] = 1.0
     with pytest.warns(ReplayWarning, match="effective sample size"):
         ips(rewards=np.ones(n), propensities=np.full(n, 0.5), target_probs=t)
+
+
+@pytest.mark.parametrize("fn", [ips, snips, dm, dr, sndr])
+@pytest.mark.parametrize("ci", ["normal", "bootstrap"])
+def test_no_interval_under_the_minimum_ess(fn, ci):
+    args = {**LOG, "min_ess": MIN_ESS, "ci": ci}
+    with pytest.warns(ReplayWarning, match=r"effective sample size (2\.6|4\.0) is under 30: "
+                                           r"too few to size an interval \(shown as n/a\)"):
+        est = fn(**args)
+    assert math.isnan(est.low) and math.isnan(est.high)
+    assert est.value == fn(**LOG).value  # the point estimate is kept
+
+
+def test_the_minimum_ess_is_inclusive():
+    """Logging policy on itself: w = 1, so ESS = n exactly."""
+    rng = np.random.default_rng(7)
+    for n, has_interval in ((MIN_ESS - 1, False), (MIN_ESS, True)):
+        p = rng.uniform(0.2, 0.9, n)
+        args = dict(rewards=rng.normal(size=n), propensities=p, target_probs=p)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est = ips(**args)
+        assert est.ess == pytest.approx(n) and math.isfinite(est.low) == has_interval, n
+        assert any("too few" in str(w.message) for w in caught) != has_interval
+
+
+def test_no_zero_width_interval():
+    p = np.full(40, 0.5)
+    with pytest.warns(ReplayWarning, match=r"ips: the interval has zero width \(every term is equal"):
+        est = ips(rewards=np.ones(40), propensities=p, target_probs=p)
+    assert est.value == 1.0 and math.isnan(est.low) and math.isnan(est.high)
+
+
+def test_replay_has_no_interval_under_30_accepted_rounds():
+    replay = RejectionReplay(policy=None, min_propensity=0.004)
+    replay.seen, replay.accepted = 600, [1.0]
+    with pytest.warns(ReplayWarning, match=r"^replay: 1 accepted round is under 30: too few to "
+                                           r"size an interval \(shown as n/a\)$"):
+        est = replay.estimate()
+    assert (est.value, est.ess, est.n) == (1.0, 1.0, 600)
+    assert math.isnan(est.low) and math.isnan(est.high)
+    replay.accepted = [float(i % 2) for i in range(MIN_ESS)]
+    est = replay.estimate()
+    assert est.value == 0.5 and est.high - est.value == pytest.approx(half(replay.accepted))
 
 
 BAD = [
@@ -147,6 +195,7 @@ BAD = [
     ("unknown ci", ips, {"ci": "jackknife"}, "ci: must be one of normal, bootstrap"),
     ("level", ips, {"level": 1.5}, r"level: must be in \(0, 1\)"),
     ("n_boot", ips, {"ci": "bootstrap", "n_boot": 3}, "n_boot: must be an integer >= 10"),
+    ("min_ess", ips, {"min_ess": -1}, "min_ess: must be a number >= 0"),
     ("all-zero target", snips, {"target_probs": [0.0] * 4}, "self-normalised estimators are undefined"),
 ]
 
