@@ -172,27 +172,34 @@ def restored(obj: dict, restore: dict | None) -> dict:
     return out
 
 
-def decode(event: dict) -> tuple:
+def decode(event: dict, own: bool = False) -> tuple:
     """``(context, [(id, features)])`` exactly as the policy decided on them.
 
     Works on cbserve's logs (ids from ``ActionIds``, ``orig`` put back, the id
-    feature taken off) and on VW's own (ids ``"1"``..``"K"`` by position). Does not
-    check types: callers that read untrusted logs check ``c`` and ``c._multi`` first.
+    feature taken off) and on VW's own (ids ``"1"``..``"K"`` by position). Leaves
+    ``event`` as it was unless ``own`` (the caller's to change: faster). Checks no
+    types: readers of untrusted logs check ``c`` and ``c._multi`` first and treat a
+    TypeError or AttributeError as a bad event.
     """
-    c = event["c"]
-    multi = c["_multi"]
-    context = {k: v for k, v in c.items() if k != "_multi"}
-    orig = event.get(ORIG) or {}
+    context = event["c"] if own else dict(event["c"])
+    multi = context.pop("_multi")
     ids = event.get("ActionIds")
     if ids is None:
         return context, [(str(i + 1), feats) for i, feats in enumerate(multi)]
-    context = restored(context, orig.get("context"))
-    more = orig.get("actions") or {}
     pairs = []
-    for index, (aid, feats) in enumerate(zip(ids, multi)):
-        if type(feats) is dict and feats.get(ID_NAMESPACE) == {aid: 1}:
-            feats = {k: v for k, v in feats.items() if k != ID_NAMESPACE}
-        pairs.append((aid, restored(feats, more.get(str(index)))))
+    for aid, feats in zip(ids, multi):
+        id_feature = feats.get(ID_NAMESPACE) if type(feats) is dict else None
+        if type(id_feature) is dict and len(id_feature) == 1 and id_feature.get(aid) == 1:
+            if not own:
+                feats = feats.copy()
+            del feats[ID_NAMESPACE]
+        pairs.append((aid, feats))
+    orig = event.get(ORIG)
+    if orig:
+        context = restored(context, orig.get("context"))
+        for index, restore in (orig.get("actions") or {}).items():
+            aid, feats = pairs[int(index)]
+            pairs[int(index)] = (aid, restored(feats, restore))
     return context, pairs
 
 

@@ -97,7 +97,8 @@ _FIELDS = ("event_ids", "timestamps", "contexts", "actions", "chosen", "propensi
 def parse_event(event, where: str | None = None) -> tuple:
     """``(event_id, timestamp, context, actions, chosen, propensity, reward, a, p)``.
 
-    ``where`` (e.g. ``"log.json:12"``) stands in for a missing ``EventId``. Raises
+    Takes ownership of ``event`` (its ``c`` becomes the context). ``where`` (e.g.
+    ``"log.json:12"``) stands in for a missing ``EventId``. Raises
     :class:`BadEvent` naming the field at fault, :class:`Unrewarded`,
     :class:`SkipLearn` or :class:`Unsupported`. ``a`` and ``p`` are checked as a pmf
     later, for a whole chunk at once, by :func:`build_rounds`.
@@ -122,9 +123,9 @@ def parse_event(event, where: str | None = None) -> tuple:
     if ids is not None and (type(ids) is not list or len(ids) != k):
         raise BadEvent(f"ActionIds: must be {k} strings, one per c._multi item")
     try:
-        context, pairs = decode(event)
-    except (AttributeError, TypeError) as exc:  # a malformed "orig" or ActionIds
-        raise BadEvent(f"orig, ActionIds: not as cbserve writes them ({exc})") from exc
+        context, pairs = decode(event, own=True)
+    except (AttributeError, TypeError, ValueError, IndexError) as exc:  # a malformed "orig"
+        raise BadEvent(f"orig: not as cbserve writes it ({exc})") from exc
     actions = [{"id": aid, "features": feats} for aid, feats in pairs
                if type(aid) is str and type(feats) is dict]
     if len(actions) != k:

@@ -1,0 +1,78 @@
+"""The log layout: what VW sees in ``c``, and that decoding gives back exactly what the
+policy decided on, for every kind of feature a request may hold."""
+import copy
+
+import numpy as np
+import orjson
+import pytest
+
+from bandits import Featurizer, dsjson
+
+CONTEXT = {"user": {"country": "FR", "age": 31, "tags": ["a", "b", "a"], "emb": [0.5, 1.0],
+                    "none": None, "_debug": {"x": 1}, "empty": []},
+           "tags": ["top"], "plain": 1.5, "_session": {"step": 2}, "_tag": "t", "_multi": [1]}
+ACTIONS = [("x", {}), ("y", {"item": {"genres": ["drama"], "_sku": 7}, "_tag": "y"}),
+           ("z", {"a_id": {"own": 2.0}, "price": 3.0})]
+
+
+def _event(context=CONTEXT, actions=ACTIONS, memo=None):
+    return dsjson.decision_event(loop="l", event_id="e", epoch_s=1.7e9, context=context,
+                                 actions=actions, order=[2, 0, 1], pmf=[0.2, 0.3, 0.5],
+                                 policy="p", version=1, deferred=False, memo=memo)
+
+
+def test_vw_sees_bags_as_counts_no_metadata_and_each_action_id():
+    c = _event()["c"]
+    assert c == {"user": {"country": "FR", "age": 31, "tags": {"a": 2, "b": 1}, "emb": [0.5, 1.0],
+                          "none": None, "empty": []},
+                 "tags": {"top": 1}, "plain": 1.5,
+                 "_multi": [{"a_id": {"x": 1}}, {"item": {"genres": {"drama": 1}}, "a_id": {"y": 1}},
+                            {"price": 3.0, "a_id": {"z": 1}}]}
+
+
+def test_decode_gives_back_the_request_exactly_and_featurizes_identically():
+    before = copy.deepcopy((CONTEXT, ACTIONS))
+    event = orjson.loads(dsjson.dumps(dsjson.with_label(_event(), 1.0)))
+    context, pairs = dsjson.decode(event)
+    assert (context, pairs) == (CONTEXT, ACTIONS) == before
+    f = Featurizer(context_dense={"user.emb": 2})
+    X = f.transform(CONTEXT, [{"id": a, "features": x} for a, x in ACTIONS]).X
+    assert np.array_equal(f.transform(context, [{"id": a, "features": x} for a, x in pairs]).X, X)
+
+
+def test_decode_leaves_the_event_alone_unless_it_owns_it():
+    event = orjson.loads(dsjson.dumps(_event()))
+    kept = copy.deepcopy(event)
+    assert dsjson.decode(event) == (CONTEXT, ACTIONS) and event == kept
+    assert dsjson.decode(event, own=True) == (CONTEXT, ACTIONS) and event != kept
+
+
+def test_a_plain_request_needs_no_orig():
+    event = _event({"u": {"x": 1}}, [("a", {"i": {"p": 1}}), ("b", {})])
+    assert "orig" not in event
+    assert dsjson.decode(event) == ({"u": {"x": 1}}, [("a", {"i": {"p": 1}}), ("b", {})])
+
+
+def test_vw_own_logs_decode_with_positional_ids():
+    event = {"c": {"u": {"x": 1}, "_multi": [{"a_id": {"1": 1}}, {}]}, "a": [1, 2], "p": [0.5, 0.5]}
+    assert dsjson.decode(event) == ({"u": {"x": 1}}, [("1", {"a_id": {"1": 1}}), ("2", {})])
+
+
+def test_the_action_memo_converts_once_and_follows_changed_features():
+    memo = {}
+    first = _event(memo=memo)["c"]["_multi"]
+    assert _event(memo=memo)["c"]["_multi"][1] is first[1]
+    changed = [ACTIONS[0], ("y", {"item": {"genres": ["comedy"]}}), ACTIONS[2]]
+    event = _event(actions=changed, memo=memo)
+    assert event["c"]["_multi"][1] == {"item": {"genres": {"comedy": 1}}, "a_id": {"y": 1}}
+    assert dsjson.decode(event)[1] == changed
+
+
+@pytest.mark.parametrize("reward", [1.0, 0.0, -2.5])
+def test_the_label_comes_first_on_the_chosen_action(reward):
+    event = dsjson.with_label(_event(), reward, "default")
+    assert list(event)[:6] == ["_label_cost", "_label_probability", "_label_Action", "_labelIndex",
+                               "o", "Timestamp"]
+    assert (event["_label_cost"], event["_label_probability"], event["_label_Action"],
+            event["_labelIndex"]) == (-reward, 0.5, 3, 2)
+    assert event["o"] == [{"v": reward, "EventId": "e", "kind": "default"}]
