@@ -10,7 +10,11 @@ only counts):
    ``learn = "replay"`` run through rejection sampling.
 
 The logging policy is evaluated from the logged pmfs themselves, so its IPS equals the
-mean logged reward: a built-in sanity check of the log.
+mean logged reward: a built-in sanity check of the log. :meth:`Evaluation.verdict`
+states the outcome in one line with the next step (:mod:`replay.verdict`), using each
+candidate's overlap with the log: the smallest logged probability of the actions it
+picks (its most probable action per round; for replay, the log's minimum propensity,
+which sets its acceptance rate) and K.
 """
 from __future__ import annotations
 
@@ -27,26 +31,33 @@ from .logs import LoggedRounds
 from .readers import CHUNK_ROUNDS, LogSource, ReadReport
 from .rejection import RejectionReplay
 from .reward_model import CrossFitRidge
+from .verdict import LOGGING, Verdict, conclude
 
-#: Name of the logging policy's rows.
-LOGGING = "logging"
 DEFAULT_ESTIMATORS = ("ips", "snips", "dm", "dr", "sndr")
 
 
 @dataclass
 class Evaluation:
-    """Rows of (policy, estimator, value, low, high, level, ess, n, ci, warnings)."""
+    """Rows of (policy, estimator, value, low, high, level, ess, n, ci, warnings); per
+    candidate its ``overlap`` with the log (``min_propensity``, ``actions``)."""
 
     rows: list
     report: ReadReport
     rounds: int
     train_rounds: int
     dropped: list = field(default_factory=list)
+    overlap: dict = field(default_factory=dict)
+
+    def verdict(self) -> Verdict:
+        """The one-line outcome and next step; round counts cover the whole log."""
+        scale = (self.rounds + self.train_rounds + len(self.dropped)) / max(1, self.rounds)
+        return conclude(self.rows, self.overlap, scale)
 
     def to_dict(self) -> dict:
         return {"rows": self.rows, "log": self.report.to_dict(), "rounds": self.rounds,
                 "train_rounds": self.train_rounds,
-                "dropped": [list(d) for d in self.dropped]}
+                "dropped": [list(d) for d in self.dropped], "overlap": self.overlap,
+                "verdict": self.verdict().to_dict()}
 
 
 def evaluate(source: LogSource, candidates: list, *, estimators=DEFAULT_ESTIMATORS,
@@ -80,8 +91,9 @@ def evaluate(source: LogSource, candidates: list, *, estimators=DEFAULT_ESTIMATO
         rows += _estimate_all(name, arrays, arrays["pmf"].get(name), estimators, ci, level,
                               n_boot, seed)
     for name, replay in run.replays.items():
-        rows.append(_row(name, replay.estimate(level), []))
-    return Evaluation(rows, source.report, run.n_eval, run.train_rounds, sorted(run.dropped.items()))
+        rows.append(_row(name, *_caught(replay.estimate, level=level)))
+    return Evaluation(rows, source.report, run.n_eval, run.train_rounds,
+                      sorted(run.dropped.items()), _overlap(arrays, run))
 
 
 class _Run:
@@ -215,14 +227,32 @@ def _estimate_all(name, arrays, target_pmf, estimators, ci, level, n_boot, seed)
     if any(e in MODEL_BASED for e in estimators):
         inputs.update(q_hat=arrays["q_hat"], target_pmf=target_pmf, actions=arrays["actions"],
                       logging_pmf=None if name == LOGGING else arrays["pmf"][LOGGING])
-    rows = []
-    for est in estimators:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            estimate = ESTIMATORS[est](**inputs)
-        rows.append(_row(name, estimate, sorted({str(w.message) for w in caught})))
-    return rows
+    return [_row(name, *_caught(ESTIMATORS[est], **inputs)) for est in estimators]
+
+
+def _caught(fn, **kwargs) -> tuple:
+    """``(fn(**kwargs), the distinct warnings it issued)``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn(**kwargs)
+    return result, sorted({str(w.message) for w in caught})
 
 
 def _row(policy, estimate, notes) -> dict:
     return {"policy": policy, **estimate.to_dict(), "warnings": notes}
+
+
+def _overlap(arrays, run) -> dict:
+    """Per candidate: the smallest logged probability of the action it picks (its most
+    probable one per round; for replay the log's minimum, its acceptance rate) and K."""
+    logged = arrays["pmf"].get(LOGGING)
+    if logged is None:
+        return {}
+    width, out = logged.shape[1], {}
+    for name, pmf in arrays["pmf"].items():
+        if name != LOGGING:
+            picked = logged[np.arange(len(pmf)), pmf.argmax(axis=1)]
+            out[name] = {"min_propensity": float(picked.min()), "actions": width}
+    for name in run.replays:
+        out[name] = {"min_propensity": run.min_propensity, "actions": width}
+    return out

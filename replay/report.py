@@ -1,12 +1,20 @@
-"""The evaluation's outputs: a text table, a JSON document and a PNG plot."""
+"""The evaluation's outputs: a text table, a JSON document and a PNG plot.
+
+A missing interval (too small a sample, see :mod:`replay.estimators`) prints as
+``n/a`` and is written to JSON as ``null``; the table ends with the verdict line.
+"""
 from __future__ import annotations
 
 import json
 import math
 
+from .verdict import Verdict, conclude
 
-def format_table(rows: list) -> str:
-    """Policy, estimator, value, interval, ESS and n; a ``!`` marks rows with warnings."""
+
+def format_table(rows: list, verdict: Verdict | None = None) -> str:
+    """Policy, estimator, value, interval, ESS and n; a ``!`` marks rows with warnings,
+    listed under the table; the last line is ``verdict`` (default: :func:`conclude` on
+    ``rows`` alone, without overlap figures)."""
     head = f"{'policy':<24}{'estimator':<10}{'value':>10}{'CI low':>10}{'CI high':>10}{'ESS':>12}{'n':>10}"
     lines = [head, "-" * len(head)]
     for row in rows:
@@ -18,17 +26,29 @@ def format_table(rows: list) -> str:
     lines.append(f"intervals: {level:.0%} ({', '.join(sorted({r['ci'] for r in rows}))})")
     notes = sorted({(r["policy"], r["estimator"], w) for r in rows for w in r["warnings"]})
     lines += [f"! {policy} {est}: {text}" for policy, est, text in notes]
+    lines.append((verdict or conclude(rows)).text)
     return "\n".join(lines)
 
 
 def _num(x: float) -> str:
-    return "nan" if not math.isfinite(x) else f"{x:.4f}"
+    return "n/a" if not math.isfinite(x) else f"{x:.4f}"
 
 
 def write_json(result: dict, path: str) -> None:
+    """``result`` as standard JSON: NaN and infinities written as ``null``."""
     with open(path, "w") as fh:
-        json.dump(result, fh, indent=2, allow_nan=True)
+        json.dump(_finite_or_null(result), fh, indent=2, allow_nan=False)
         fh.write("\n")
+
+
+def _finite_or_null(x):
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite_or_null(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_or_null(v) for v in x]
+    return x
 
 
 def plot(rows: list, path: str, title: str = "") -> None:
@@ -46,8 +66,8 @@ def plot(rows: list, path: str, title: str = "") -> None:
         xs, ys, errs = [], [], [[], []]
         for j, est in enumerate(estimators):
             row = next((r for r in rows if r["policy"] == policy and r["estimator"] == est), None)
-            if row is None or not math.isfinite(row["value"]):
-                continue
+            if row is None or not math.isfinite(row["low"]):
+                continue  # no interval: the table says n/a
             xs.append(j - 0.4 + width * (i + 0.5))
             ys.append(row["value"])
             errs[0].append(row["value"] - row["low"])

@@ -8,9 +8,11 @@ Usage:
 
 ``--log`` is a DSJSON file (``cbserve export``'s, or VW's; ``.gz`` read as gzip), a
 ``.parquet`` file, or the Redis URL the service logs to (then ``--loop`` is required
-and candidates may name a published ``model_version``). Prints a table (policy,
-estimator, value, CI, ESS), writes the JSON result and a PNG of value ± CI per policy
-and estimator. A progress bar is shown on a terminal. Exit status 2 on bad arguments.
+and candidates may name a published ``model_version``). Writes the JSON result and a
+PNG of value ± CI per policy and estimator, then prints a table (policy, estimator,
+value, CI, ESS; ``n/a`` where the sample is too small for an interval) that ends with
+the verdict and the next step (:mod:`replay.verdict`). A progress bar is shown on a
+terminal. Exit status 2 on bad arguments.
 """
 from __future__ import annotations
 
@@ -92,10 +94,10 @@ def main(argv=None) -> int:
     if result.dropped:
         print(f"{len(result.dropped)} rounds dropped (first: {result.dropped[0][0]}: {result.dropped[0][1]})")
     print(f"evaluated on {result.rounds} rounds")
-    print(format_table(result.rows))
     write_json(result.to_dict(), args.json)
     plot(result.rows, args.plot, title=f"{os.path.basename(args.log)}: value ± {args.level:.0%} CI")
     print(f"wrote {args.json} and {args.plot}")
+    print(format_table(result.rows, result.verdict()))
     return 0
 
 
