@@ -25,6 +25,9 @@ NUMBER, STRING, STRINGS, NUMBERS, SKIP = "number", "string", "strings", "numbers
 #: would otherwise turn a shared model's state to NaN for every later decision.
 MAX_ABS_VALUE = 1e15
 
+#: The keys an action object may have.
+ACTION_KEYS = ("id", "features")
+
 
 def normalize_actions(actions: Any, field: str = "actions") -> list:
     """Return ``[(id, features), ...]``; refuse empty lists, bad or duplicate ids."""
@@ -32,7 +35,7 @@ def normalize_actions(actions: Any, field: str = "actions") -> list:
     if type(actions) is list and actions:  # fast path: well-formed JSON-decoded actions
         append = out.append
         for action in actions:
-            if type(action) is dict:
+            if type(action) is dict and len(action) == 2:
                 aid, feats = action.get("id"), action.get("features")
                 if type(aid) is str and aid and type(feats) is dict:
                     append((aid, feats))
@@ -50,11 +53,10 @@ def _normalize_actions(actions: Any, field: str) -> list:
         raise FeatureError(field, "must be a non-empty list of actions")
     out = []
     for i, action in enumerate(actions):
-        if type(action) is dict:
-            aid, feats = action.get("id"), action.get("features")
-        elif isinstance(action, str):
+        if isinstance(action, str):
             aid, feats = action, None
         elif isinstance(action, Mapping):
+            _no_unknown_keys(action, f"{field}[{i}]")
             aid, feats = action.get("id"), action.get("features")
         else:
             raise FeatureError(f"{field}[{i}]", "must be an object with an 'id' or an id string")
@@ -70,6 +72,14 @@ def _normalize_actions(actions: Any, field: str) -> list:
                 raise FeatureError(f"{field}[{i}].id", f"duplicate action id {aid!r}")
             seen.add(aid)
     return out
+
+
+def _no_unknown_keys(action: Mapping, field: str) -> None:
+    """Refuse a key of an action object other than ``id`` and ``features`` (a typo such
+    as ``feature`` would otherwise drop the action's features unnoticed)."""
+    for key in action:
+        if key not in ACTION_KEYS:
+            raise FeatureError(f"{field}.{key}", "unknown key (allowed: id, features)")
 
 
 def as_dict(obj: Any, field: str) -> dict:
@@ -130,7 +140,8 @@ def classify(value: Any, field: str) -> str:
                                           f"magnitude above {MAX_ABS_VALUE:g}")
             return NUMBERS
         raise FeatureError(field, "a list must hold only strings or only numbers")
-    raise FeatureError(field, f"unsupported feature value of type {type(value).__name__}")
+    raise FeatureError(field, "must be a number, a string, a list of strings or of numbers, "
+                              f"or null, got {describe(value)}")
 
 
 def bounded(value) -> bool:
@@ -150,21 +161,26 @@ def check_value(value, field: str) -> float:
 
 
 def number_message(value) -> str:
-    """The error message for a number outside ±:data:`MAX_ABS_VALUE` (or not a number),
-    naming what was sent in JSON's terms: ``"1"`` is a string, ``true`` a boolean."""
+    """The error message for a number outside ±:data:`MAX_ABS_VALUE` (or not a number)."""
+    return f"must be a finite number of magnitude at most {MAX_ABS_VALUE:g}, got {describe(value)}"
+
+
+def describe(value) -> str:
+    """``value`` named in JSON's (and TOML's) terms for an error message: ``"1"`` is
+    the string '1', ``True`` the boolean true, ``None`` null, a dict an object."""
     if isinstance(value, bool):
-        got = f"the boolean {str(value).lower()}"
-    elif isinstance(value, str):
-        got = f"the string {value[:40]!r}"
-    elif value is None:
-        got = "null"
-    elif isinstance(value, (list, tuple)):
-        got = "a list"
-    elif isinstance(value, dict):
-        got = "an object"
-    else:
-        got = str(value)[:40]
-    return f"must be a finite number of magnitude at most {MAX_ABS_VALUE:g}, got {got}"
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, (int, float, np.number)):
+        return str(value)[:40]
+    return f"a {type(value).__name__} object"
 
 
 def feature_field(side: str, ns: str, name: str) -> str:

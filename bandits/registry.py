@@ -20,6 +20,7 @@ import inspect
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .inputs import describe
 from .snapshot import unpack
 
 #: Registered policy names and the classes they load.
@@ -36,7 +37,7 @@ _INTERFACE = ("decide", "learn", "to_bytes", "from_bytes")
 def resolve(type_name: Any, key: str = "type") -> type:
     """The policy class for a registered name or a ``module:Class`` path."""
     if not isinstance(type_name, str):
-        raise ConfigError(key, f"must be a string, got {type_name!r}", sorted(BUILTINS))
+        raise ConfigError(key, f"must be a string, got {describe(type_name)}", sorted(BUILTINS))
     target = BUILTINS.get(type_name, type_name)
     if ":" not in target:
         raise ConfigError(key, f"unknown policy type {type_name!r}",

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .errors import FeatureError
-from .inputs import check_value
+from .inputs import check_value, describe
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,10 @@ class Feedback:
         if not isinstance(self.actions, (list, tuple)) or not self.actions:
             raise FeatureError("actions", "must be a non-empty list of actions")
         if isinstance(self.chosen, bool) or not isinstance(self.chosen, (int, np.integer)):
-            raise FeatureError("chosen", f"must be an integer index, got {self.chosen!r}")
+            raise FeatureError("chosen", f"must be an integer index, got {describe(self.chosen)}")
         if not 0 <= self.chosen < len(self.actions):
             raise FeatureError("chosen", f"index {self.chosen} outside 0..{len(self.actions) - 1}")
         p = self.propensity
         if not isinstance(p, (int, float)) or not 0.0 < p <= 1.0:
-            raise FeatureError("propensity", f"must be in (0, 1], got {p!r}")
+            raise FeatureError("propensity", f"must be in (0, 1], got {describe(p)}")
         check_value(self.reward, "reward")

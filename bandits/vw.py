@@ -26,8 +26,8 @@ import vowpalwabbit
 
 from .base import Policy, as_pmf
 from .errors import ConfigError, VWError
-from .inputs import (NUMBER, NUMBERS, STRING, STRINGS, check_context, classify, feature_field,
-                     iter_namespaces, normalize_actions)
+from .inputs import (NUMBER, NUMBERS, STRING, STRINGS, check_context, classify, describe,
+                     feature_field, iter_namespaces, normalize_actions)
 from .params import check_bool, check_int, check_number
 
 #: Parsed action examples kept for reuse (per policy).
@@ -194,7 +194,7 @@ def _tokens(name, value, field) -> list:
 
 def _check_args(args):
     if not isinstance(args, str):
-        raise ConfigError("args", f"must be a string of VW options, got {args!r}")
+        raise ConfigError("args", f"must be a string of VW options, got {describe(args)}")
     try:
         tokens = shlex.split(args)
     except ValueError as exc:

@@ -22,6 +22,7 @@ import tomllib
 from dataclasses import dataclass
 
 from bandits import BanditError, load_policy, make_policy
+from bandits.inputs import describe
 
 from .errors import CandidateError
 
@@ -68,7 +69,7 @@ def candidate_from_mapping(raw: dict, path: str = "<candidate>", model_loader=No
         fail("name", "must be a non-empty string")
     learn = raw.get("learn", "frozen")
     if learn not in LEARN_MODES:
-        fail("learn", f"must be one of {', '.join(LEARN_MODES)}, got {learn!r}")
+        fail("learn", f"must be one of {', '.join(LEARN_MODES)}, got {describe(learn)}")
     sources = [k for k in ("policy", "snapshot", "model_version") if k in raw]
     if len(sources) != 1:
         fail("policy", "give exactly one of policy, snapshot, model_version"
@@ -98,7 +99,7 @@ def _snapshot_bytes(value, path, fail) -> bytes:
 
 def _version_bytes(value, model_loader, fail) -> bytes:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        fail("model_version", f"must be a version number >= 1, got {value!r}")
+        fail("model_version", f"must be a version number >= 1, got {describe(value)}")
     if model_loader is None:
         fail("model_version", "needs --log to be the loop's Redis URL (where models are published)")
     data = model_loader(value)

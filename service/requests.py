@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import orjson
 
 from bandits import FeatureError
-from bandits.inputs import check_value
+from bandits.inputs import check_value, describe
 
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from .limits import Limits, check_rank_body
@@ -36,7 +36,7 @@ def parse_body(raw: bytes, content_type: str | None, limit: int) -> dict:
         near = raw[exc.pos:exc.pos + 24].decode("utf-8", "replace")
         raise BadRequest(f"body is not valid JSON: {exc.msg} at char {exc.pos} (near {near!r})") from exc
     if not isinstance(body, dict):
-        raise BadRequest(f"body must be a JSON object, got {type(body).__name__}")
+        raise BadRequest(f"body must be a JSON object, got {describe(body)}")
     return body
 
 

@@ -138,7 +138,8 @@ def test_empty_context_is_context_free_use():
     ({"u": {"emb": [1.0, 1e16]}}, ["a"], r"context\.u\.emb: embedding holds NaN, Infinity or a number of magnitude"),
     ({}, [{"id": "a", "features": {"i": {"p": 1e16}}}], r"actions\[0\]\.features\.i\.p: must be a finite number of magnitude"),
     ({"u": {"x": [1, "a"]}}, ["a"], r"context\.u\.x: a list must hold only strings or only numbers"),
-    ({"u": {"x": {"deep": 1}}}, ["a"], r"context\.u\.x: unsupported feature value of type dict"),
+    ({"u": {"x": {"deep": 1}}}, ["a"], r"context\.u\.x: must be a number, a string, a list of strings "
+                                       r"or of numbers, or null, got an object"),
     ("not an object", ["a"], r"context: must be an object"),
     ({}, [], r"actions: must be a non-empty list"),
     ({}, "a", r"actions: must be a non-empty list"),
@@ -148,6 +149,10 @@ def test_empty_context_is_context_free_use():
     ({}, [{"id": "a", "features": [1]}], r"actions\[0\]\.features: must be an object"),
     ({}, [{"id": "a", "features": {"i": {"p": float("nan")}}}], r"actions\[0\]\.features\.i\.p: must be a finite"),
     ({}, [3], r"actions\[0\]: must be an object"),
+    ({}, [{"id": "a", "feature": {"i": {"p": 1.0}}}],
+     r"actions\[0\]\.feature: unknown key \(allowed: id, features\)"),
+    ({}, ["b", {"id": "a", "features": {"i": {"p": 1.0}}, "weight": 2}],
+     r"actions\[1\]\.weight: unknown key \(allowed: id, features\)"),
 ])
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # xᵀx of 1e299: refused
 def test_bad_input_names_the_field(context, actions, match):
@@ -159,7 +164,10 @@ def test_bad_input_names_the_field(context, actions, match):
 @pytest.mark.parametrize("spec, match", [
     ({"context_dim": 0}, r"featurizer\.context_dim: must be an integer >= 1"),
     ({"interaction_dim": -1}, r"featurizer\.interaction_dim: must be an integer >= 0"),
-    ({"intercept": "yes"}, r"featurizer\.intercept: must be true or false"),
+    ({"intercept": "yes"}, r"featurizer\.intercept: must be true or false, got the string 'yes'"),
+    ({"context_dim": True}, r"featurizer\.context_dim: must be an integer >= 1, got the boolean true"),
+    ({"context_dim": None}, r"featurizer\.context_dim: must be an integer >= 1, got null"),
+    ({"context_dim": [8]}, r"featurizer\.context_dim: must be an integer >= 1, got a list"),
     ({"context_dense": {"u.e": 0}}, r"featurizer\.context_dense\.u\.e: must be an integer >= 1"),
     ({"context_dim": 2.5}, r"featurizer\.context_dim: must be an integer"),
     ({"dims": 3}, r"featurizer\.dims: unknown key \(allowed: context_dim, action_dim"),

@@ -120,6 +120,8 @@ BAD_FILES = [
     ('policy = { type = "linucb" }\nsnapshot = "m.bin"\n', "(got policy, snapshot)"),
     ('snapshot = "missing.bin"\n', "snapshot: cannot read"),
     ("model_version = 2\n", "needs --log to be the loop's Redis URL"),
+    ("model_version = true\n", "model_version: must be a version number >= 1, got the boolean true"),
+    ('learn = 1\npolicy = { type = "linucb" }\n', "learn: must be one of frozen, replay, got 1"),
     ("policy = [1\n", "invalid TOML"),
 ]
 
