@@ -25,7 +25,7 @@ def format_table(rows: list, verdict: Verdict | None = None) -> str:
     level = rows[0]["level"] if rows else 0.95
     lines.append(f"intervals: {level:.0%} ({', '.join(sorted({r['ci'] for r in rows}))})")
     notes = sorted({(r["policy"], r["estimator"], w) for r in rows for w in r["warnings"]})
-    lines += [f"! {policy} {est}: {text}" for policy, est, text in notes]
+    lines += [f"! {policy} {est}: {text.removeprefix(est + ': ')}" for policy, est, text in notes]
     lines.append((verdict or conclude(rows)).text)
     return "\n".join(lines)
 
