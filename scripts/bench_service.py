@@ -45,6 +45,7 @@ from service.redis_server import RedisServer  # noqa: E402
 
 CONFIG = """
 [service]
+allow_anonymous = true
 max_actions = 1000
 [loops.recs]
 policy = { type = "linucb", alpha = 1.0 }

@@ -40,6 +40,7 @@ from service.traffic import JsonClient, check_decisions  # noqa: E402
 
 CONFIG = """
 [service]
+allow_anonymous = true
 publish_events = 200
 publish_seconds = 1.0
 [loops.recs]

@@ -47,6 +47,7 @@ from service.procs import Gunicorn, production  # noqa: E402
 
 CONFIG = """
 [service]
+allow_anonymous = true
 publish_events = 500
 publish_seconds = 2.0
 [loops.recs]

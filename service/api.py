@@ -11,6 +11,7 @@ import orjson
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from . import metrics
+from .body import read_body
 from .errors import BadRequest, NotFound
 from .openapi import document
 from .requests import check_event_id, parse_body, parse_end, parse_rank, parse_reward
@@ -50,7 +51,8 @@ def _loop(name: str):
 
 def _body() -> dict:
     config = current_app.extensions["cbserve"]["config"]
-    return parse_body(request.get_data(cache=False), request.content_type, config.max_body_bytes)
+    raw = read_body(config.max_body_bytes, config.read_timeout)
+    return parse_body(raw, request.content_type, config.max_body_bytes)
 
 
 @bp.post("/v1/loops/<loop>/rank")

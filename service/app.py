@@ -3,6 +3,8 @@
 Configuration comes from the argument or the file named by ``CBSERVE_CONFIG``; Redis
 from the given client or ``REDIS_URL`` (default ``redis://localhost:6379/0``). Every
 error becomes ``{"error": {"code", "message"}}`` with its status, here and only here.
+With no API key configured, ``create_app()`` refuses to start unless the file sets
+``service.allow_anonymous = true``, as ``cbserve api`` does unless given ``--no-auth``.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from .api import authorize, bp
-from .auth import Authenticator, load_keys
+from .auth import Authenticator, load_keys, refuse_open
+from .body import bound_reads
 from .config import Config, load_config
 from .errors import ServiceError
 from .loops import LoopService
@@ -53,12 +56,22 @@ def config_from_env() -> Config:
 
 
 def create_app(config: Config | None = None, client: redis.Redis | None = None,
-               keys: list | None = None) -> Flask:
+               keys: list | None = None, anonymous: bool | None = None) -> Flask:
     """A WSGI app serving every loop of ``config`` against ``client``; API ``keys``
-    default to those of the environment (:mod:`service.auth`)."""
+    default to those of the environment (:mod:`service.auth`).
+
+    ``anonymous`` says whether the app may serve with no key configured. By default it
+    is ``service.allow_anonymous`` when the configuration is read from
+    ``CBSERVE_CONFIG`` (``create_app()`` as a WSGI server calls it), and true when the
+    caller passes one (``cbserve serve`` warns; ``cbserve api`` checks first).
+    """
+    from_env = config is None
     config = config or config_from_env()
     client = client or redis_from_env()
     auth = Authenticator(load_keys() if keys is None else keys)
+    if anonymous is None:
+        anonymous = config.allow_anonymous if from_env else True
+    refuse_open(auth, anonymous)
     if not auth.enabled:
         log.warning("no API keys configured: every route is open (see service.auth)")
     app = Flask("cbserve")
@@ -66,6 +79,7 @@ def create_app(config: Config | None = None, client: redis.Redis | None = None,
     app.json.sort_keys = False
     loops = {name: LoopService(client, loop, config) for name, loop in config.loops.items()}
     app.extensions["cbserve"] = {"config": config, "redis": client, "loops": loops, "auth": auth}
+    app.before_request(bound_reads(config.read_timeout))
     if auth.enabled:  # an open service pays nothing per request
         app.before_request(authorize)
     app.register_blueprint(bp)

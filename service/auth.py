@@ -11,8 +11,10 @@ the loops it is scoped to (``"*"``: all). Keys come only from the environment:
 
 Only SHA-256 digests are kept in memory; a presented key is hashed and compared with
 every configured digest by :func:`hmac.compare_digest` (no early exit), and keys
-never appear in a log line or an error message. No key configured means no auth:
-``cbserve serve`` then warns, ``cbserve api`` refuses to start unless ``--no-auth``.
+never appear in a log line or an error message. No key configured means no auth,
+which production refuses by default: ``gunicorn 'service.app:create_app()'`` does not
+start unless the configuration sets ``service.allow_anonymous = true``, ``cbserve api``
+unless given ``--no-auth``; ``cbserve serve`` (local use) warns and runs open.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
+
+from bandits.inputs import describe
 
 from .errors import ConfigError, Forbidden, Unauthorized
 
@@ -70,7 +74,9 @@ def parse_key(entry, where: str, hashed_only: bool) -> ApiKey:
         raise ConfigError(f"{where}.sha256" if hashed_only or "sha256" in entry else where, f"needs {need}")
     role = entry.get("role")
     if role not in ROLES:
-        raise ConfigError(f"{where}.role", f"unknown role {role!r}", ROLES)
+        problem = f"unknown role {role!r}" if isinstance(role, str) else (
+            f"must be a role name, got {describe(role)}" if "role" in entry else "required")
+        raise ConfigError(f"{where}.role", problem, ROLES)
     loops = entry.get("loops", "*")
     if loops != "*" and not (isinstance(loops, list) and loops and all(isinstance(x, str) for x in loops)):
         raise ConfigError(f"{where}.loops", 'must be "*" or a non-empty list of loop names')
@@ -98,6 +104,15 @@ def load_keys(environ=None) -> list:
             raise ConfigError(ENV_FILE, f"cannot read {path!r}: {exc}") from None
         keys += [parse_key(e, f"{path}: keys[{i}]", True) for i, e in enumerate(entries)]
     return keys
+
+
+def refuse_open(auth: "Authenticator", allowed: bool) -> None:
+    """Stop the start-up when no key is configured and serving open is not ``allowed``."""
+    if not auth.enabled and not allowed:
+        raise ConfigError("service.allow_anonymous", f"no API key configured ({ENV_KEYS} or "
+                          f"{ENV_FILE}), and the API does not run open unless the configuration "
+                          "sets allow_anonymous = true in [service] (for use behind a gateway "
+                          "that authenticates)")
 
 
 def presented(headers) -> str | None:

@@ -19,7 +19,7 @@ from typing import Any
 from bandits import ConfigError as BanditConfigError
 from bandits import FeatureError
 from bandits import make_featurizer, make_policy, resolve
-from bandits.inputs import check_value, normalize_actions
+from bandits.inputs import check_value, describe, normalize_actions
 
 from .errors import ConfigError
 from .limits import Limits
@@ -34,6 +34,8 @@ SERVICE_DEFAULTS = {
     "max_features": 1000,        # entries per namespace, object or list (more: 422)
     "max_string_length": 1024,   # characters of an id, a feature name or value
     "max_depth": 8,              # nesting of the rank body (a valid one needs 6)
+    "read_timeout": 10.0,        # seconds a request body may take to arrive (more: 408)
+    "allow_anonymous": False,    # serve with no API key configured (see service.auth)
     "data_dir": ".cbserve",      # `cbserve serve` only: the embedded Redis's files
 }
 LOOP_DEFAULTS = {
@@ -100,6 +102,8 @@ class Config:
     max_features: int = SERVICE_DEFAULTS["max_features"]
     max_string_length: int = SERVICE_DEFAULTS["max_string_length"]
     max_depth: int = SERVICE_DEFAULTS["max_depth"]
+    read_timeout: float = SERVICE_DEFAULTS["read_timeout"]
+    allow_anonymous: bool = SERVICE_DEFAULTS["allow_anonymous"]
     data_dir: str = SERVICE_DEFAULTS["data_dir"]
     source: str = field(default="<dict>", compare=False)
 
@@ -144,6 +148,8 @@ def parse_config(raw: dict, source: str = "<dict>") -> Config:
         max_features=_int(s["max_features"], "service.max_features", 1),
         max_string_length=_int(s["max_string_length"], "service.max_string_length", 128),
         max_depth=_int(s["max_depth"], "service.max_depth", 2),
+        read_timeout=duration(s["read_timeout"], "service.read_timeout"),
+        allow_anonymous=_bool(s["allow_anonymous"], "service.allow_anonymous"),
         data_dir=_str(s["data_dir"], "service.data_dir"),
         source=source)
 
@@ -159,7 +165,7 @@ def duration(value: Any, key: str) -> float:
             seconds = float(m.group(1)) * _UNITS[m.group(2)]
     if seconds is None or not math.isfinite(seconds) or seconds <= 0:
         raise ConfigError(key, f"must be a positive duration (seconds, or e.g. '30s', '10m', "
-                               f"'2h', '7d'), got {value!r}")
+                               f"'2h', '7d'), got {describe(value)}")
     return seconds
 
 
@@ -246,16 +252,22 @@ def _no_unknown(table: dict, allowed, prefix: str) -> None:
 
 def _table(value: Any, key: str) -> None:
     if not isinstance(value, dict):
-        raise ConfigError(key, f"must be a table, got {value!r}")
+        raise ConfigError(key, f"must be a table, got {describe(value)}")
 
 
 def _int(value: Any, key: str, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(key, f"must be an integer >= {low}, got {value!r}")
+        raise ConfigError(key, f"must be an integer >= {low}, got {describe(value)}")
+    return value
+
+
+def _bool(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"must be true or false, got {describe(value)}")
     return value
 
 
 def _str(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value:
-        raise ConfigError(key, f"must be a non-empty string, got {value!r}")
+        raise ConfigError(key, f"must be a non-empty string, got {describe(value)}")
     return value

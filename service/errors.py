@@ -66,6 +66,12 @@ class Gone(ServiceError):
     status, code = 410, "gone"
 
 
+class RequestTimeout(ServiceError):
+    """The body did not arrive within ``service.read_timeout``."""
+
+    status, code = 408, "request_timeout"
+
+
 class PayloadTooLarge(ServiceError):
     """The body exceeds ``service.max_body_bytes``."""
 

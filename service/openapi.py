@@ -20,6 +20,7 @@ def _errors(*statuses):
     text = {400: "Invalid request (the message names the field)",
             401: "No API key, or an unknown one", 403: "The key's loops or role do not cover this route", 404: "Unknown loop, event or session",
             409: "Conflict (reused event id, a different reward, or a session step raced)", 410: "Reward window closed",
+            408: "Body not received within service.read_timeout",
             413: "Body over service.max_body_bytes", 415: "Body is not application/json",
             422: "Over a configured limit (actions, features, string length, depth)",
             503: "Redis unavailable"}
@@ -108,13 +109,13 @@ PATHS = {
         "parameters": [_LOOP],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RankRequest")}}},
         "responses": {"200": _json(_ref("RankResponse"), "The decision"),
-                      **_errors(401, 403, 400, 404, 409, 413, 415, 422, 503)}}},
+                      **_errors(401, 403, 400, 404, 408, 409, 413, 415, 422, 503)}}},
     "/v1/loops/{loop}/events/{event_id}/reward": {"post": {
         "summary": "Reward a decision; idempotent for the same value",
         "parameters": [_LOOP, _EVENT],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RewardRequest")}}},
         "responses": {"200": _json(_ref("RewardResponse"), "Reward recorded (or repeated)"),
-                      **_errors(401, 403, 400, 404, 409, 410, 413, 415, 503)}}},
+                      **_errors(401, 403, 400, 404, 408, 409, 410, 413, 415, 503)}}},
     "/v1/loops/{loop}/events/{event_id}/activate": {"post": {
         "summary": "Make a deferred decision learnable",
         "parameters": [_LOOP, _EVENT],
@@ -124,7 +125,7 @@ PATHS = {
         "summary": "End a session's episode (sequential loops); its next step starts a new one",
         "parameters": [_LOOP, _SESSION],
         "responses": {"200": _json(_ref("EndResponse"), "Ended (or already ended)"),
-                      **_errors(401, 403, 400, 404, 413, 415, 503)}}},
+                      **_errors(401, 403, 400, 404, 408, 413, 415, 503)}}},
     "/v1/loops": {"get": {"summary": "Every loop: configuration, model version, counters",
                           "responses": {"200": _json(_ref("Loops"), "The loops"), **_errors(401, 403, 503)}}},
     "/v1/loops/{loop}": {"get": {"summary": "One loop", "parameters": [_LOOP],

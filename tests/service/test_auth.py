@@ -11,7 +11,9 @@ import pytest
 
 from service.app import create_app
 from service.auth import load_keys, parse_key
+from service.config import parse_config
 from service.errors import ConfigError
+from service.procs import service_env
 
 from .test_api import call
 
@@ -113,6 +115,9 @@ def test_a_file_of_hashes_and_the_environment(tmp_path):
     ({"CBSERVE_API_KEYS": '{"key": "x"}'}, "CBSERVE_API_KEYS: must be a JSON list"),
     ({"CBSERVE_API_KEYS": '[{"key": "short", "role": "decide"}]'}, "CBSERVE_API_KEYS[0].key: must be a string of at least 16"),
     ({"CBSERVE_API_KEYS": f'[{{"key": "{ADMIN_ALL}", "role": "root"}}]'}, "CBSERVE_API_KEYS[0].role: unknown role 'root'"),
+    ({"CBSERVE_API_KEYS": f'[{{"key": "{ADMIN_ALL}"}}]'}, "CBSERVE_API_KEYS[0].role: required (allowed: decide, admin)"),
+    ({"CBSERVE_API_KEYS": f'[{{"key": "{ADMIN_ALL}", "role": null}}]'},
+     "CBSERVE_API_KEYS[0].role: must be a role name, got null"),
     ({"CBSERVE_API_KEYS": f'[{{"key": "{ADMIN_ALL}", "role": "admin", "loops": []}}]'}, "CBSERVE_API_KEYS[0].loops"),
     ({"CBSERVE_API_KEYS_FILE": "/nonexistent/keys.toml"}, "CBSERVE_API_KEYS_FILE: cannot read"),
 ])
@@ -136,3 +141,37 @@ def test_production_api_refuses_to_run_without_keys(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "service.cli", "api", "--config", config],
                           capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
     assert proc.returncode == 2 and "no API key configured" in proc.stderr
+
+
+def _open_env(redis_url, config_path):
+    """The environment of an API worker with no API key configured."""
+    return {k: v for k, v in service_env(redis_url, str(config_path)).items()
+            if not k.startswith("CBSERVE_API_KEYS")}
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_the_wsgi_entry_point_runs_open_only_when_the_config_allows_it(redis_server, tmp_path,
+                                                                       monkeypatch, allow):
+    path = tmp_path / "c.toml"
+    path.write_text(f"[service]\nallow_anonymous = {str(allow).lower()}\n[loops.recs]\n")
+    for name, value in _open_env(redis_server.url, path).items():
+        monkeypatch.setenv(name, value)
+    for name in ("CBSERVE_API_KEYS", "CBSERVE_API_KEYS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    if allow:
+        assert create_app().test_client().get("/v1/loops").status_code == 200
+    else:
+        with pytest.raises(ConfigError, match="service.allow_anonymous: no API key configured"):
+            create_app()
+    # a caller that passes its configuration decides itself (cbserve serve runs open)
+    assert create_app(parse_config({"loops": {"recs": {}}})).test_client().get("/v1/loops").status_code == 200
+
+
+def test_gunicorn_does_not_start_open_without_allow_anonymous(redis_server, tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[loops.recs]\n")
+    proc = subprocess.run([sys.executable, "-m", "gunicorn", "--workers", "1", "--bind", "127.0.0.1:0",
+                           "service.app:create_app()"], capture_output=True, text=True, timeout=60,
+                          env=_open_env(redis_server.url, path), cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "service.allow_anonymous: no API key configured" in proc.stderr

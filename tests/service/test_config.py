@@ -21,6 +21,7 @@ def test_example_config_loads_with_documented_defaults():
     minimal = parse_config(BASE)
     assert minimal.max_actions == 1000 and minimal.loops["recs"].reward_wait == 600
     assert minimal.loops["recs"].default_reward == 0.0
+    assert minimal.read_timeout == 10.0 and minimal.allow_anonymous is False
 
 
 @pytest.mark.parametrize("text,seconds", [(30, 30.0), (0.5, 0.5), ("250ms", 0.25), ("10m", 600.0),
@@ -61,6 +62,19 @@ BAD = [
      "loops.recs.actions: required with policy.model = 'disjoint'"),
     (_with(("loops", "recs", "seed"), -3), "loops.recs.seed: must be an integer >= 0"),
     ({"loops": {"bad name{}": {}}}, "loops.bad name{}: loop names"),
+    # values named in TOML's and JSON's terms, never Python's (True, None, NoneType)
+    (_with(("service", "max_actions"), True), "service.max_actions: must be an integer >= 1, got the boolean true"),
+    (_with(("service", "data_dir"), ["a"]), "service.data_dir: must be a non-empty string, got a list"),
+    (_with(("service", "publish_seconds"), False), "service.publish_seconds: must be a positive duration "
+                                                   "(seconds, or e.g. '30s', '10m', '2h', '7d'), got the boolean false"),
+    (_with(("service",), "x"), "service: must be a table, got the string 'x'"),
+    (_with(("loops", "recs", "policy"), {"type": "linucb", "alpha": True}),
+     "loops.recs.policy.alpha: must be a finite number, got the boolean true"),
+    (_with(("loops", "recs", "policy"), {"type": 3}), "loops.recs.policy.type: must be a string, got 3"),
+    (_with(("loops", "recs", "actions"), [{"id": "a", "feature": {"i": {"p": 1}}}, "b"]),
+     "loops.recs.actions[0].feature: unknown key (allowed: id, features)"),
+    (_with(("service", "allow_anonymous"), "yes"), "service.allow_anonymous: must be true or false, got the string 'yes'"),
+    (_with(("service", "read_timeout"), 0), "service.read_timeout: must be a positive duration"),
 ]
 
 

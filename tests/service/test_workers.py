@@ -11,6 +11,7 @@ from .conftest import RECS_ITEMS
 
 CONFIG = """
 [service]
+allow_anonymous = true
 publish_events = 30
 publish_seconds = 0.3
 [loops.recs]
