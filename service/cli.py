@@ -8,7 +8,6 @@ and ``learner`` are the production pieces and need ``REDIS_URL``.
 from __future__ import annotations
 
 import argparse
-import gzip
 import logging
 import os
 import signal
@@ -16,7 +15,7 @@ import sys
 import time
 from contextlib import contextmanager
 
-from . import dsjson, transitions
+from . import export
 from .app import connect, create_app, redis_from_env
 from .config import Config, load_config
 from .auth import ENV_FILE, ENV_KEYS, load_keys
@@ -118,43 +117,28 @@ def cmd_export(args, config: Config) -> int:
     loop = config.loops[args.loop]
     if args.transitions and not loop.sequential:
         raise ServiceError(f"--transitions: loop {args.loop!r} is not sequential (no session table)")
+    parquet = export.is_parquet(args.output)
+    if parquet and args.transitions:
+        raise ServiceError("-o/--output: --transitions writes JSON lines (.jsonl, .jsonl.gz), not Parquet")
+    if parquet:
+        export.pyarrow_modules()
     start = "-" if args.since is None else f"{int(since_epoch(args.since) * 1000)}-0"
-    opener = gzip.open if args.output.endswith(".gz") else open
-    with config_redis(config, "cbserve export") as url:
+    with export.open_output(args.output, parquet) as out, \
+            config_redis(config, "cbserve export") as url:
         store = LoopStore(connect(url), loop)
-        rewards = store.rewards()
+        left = ""
         if args.transitions:
-            return _export_transitions(store, start, rewards, opener, args)
-        n, labelled = _export_dsjson(store, start, rewards, opener(args.output, "wb"))
-    print(f"exported {n} decisions ({labelled} with rewards) of loop {args.loop} to {args.output}")
-    return 0
-
-
-def _export_dsjson(store: LoopStore, start: str, rewards: dict, out) -> tuple:
-    n = labelled = 0
-    with out:
-        for _, event in store.scan_log(start):
-            joined = rewards.get(event["EventId"])
-            if joined is not None:
-                event = dsjson.with_label(event, joined[0], joined[1])
-                labelled += 1
-            out.write(dsjson.dumps(event) + b"\n")
-            n += 1
-    return n, labelled
-
-
-def _export_transitions(store: LoopStore, start: str, rewards: dict, opener, args) -> int:
-    """Write (s, a, p, r, s', done) records; the loop's session events are held in memory."""
-    eps = transitions.episodes(event for _, event in store.scan_log(start))
-    live = store.live_episodes({ep.session_id for ep in eps})
-    counts = transitions.ExportCounts()
-    with opener(args.output, "wb") as out:
-        for rec in transitions.transitions(eps, rewards, store.ended(), live, counts):
-            out.write(dsjson.dumps(rec) + b"\n")
-    print(f"exported {counts.transitions} transitions of {counts.episodes} episodes of loop "
-          f"{args.loop} to {args.output}; left out: {counts.unrewarded} steps awaiting their "
-          f"reward, {counts.open_steps} last steps of live sessions, {counts.gaps} episodes "
-          "with steps missing from the log")
+            c = export.export_transitions(store, start, out)
+            what = f"{c.transitions} transitions of {c.episodes} episodes"
+            left = (f"; left out: {c.unrewarded} steps awaiting their reward, {c.open_steps} last "
+                    f"steps of live sessions, {c.gaps} episodes with steps missing from the log")
+        elif parquet:
+            n, labelled, left_out = export.export_parquet(store, start, out)
+            what = f"{n} decisions ({labelled} with rewards)"
+            left = f"; left out: {left_out} events the Parquet layout cannot hold" if left_out else ""
+        else:
+            what = "{} decisions ({} with rewards)".format(*export.export_dsjson(store, start, out))
+    print(f"exported {what} of loop {args.loop} to {args.output}{left}")
     return 0
 
 
@@ -194,7 +178,7 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", parents=[common], help="write a loop's DSJSON log")
     e.add_argument("--loop", required=True)
     e.add_argument("--since", help="ISO-8601 time or a duration ago (e.g. 24h)")
-    e.add_argument("-o", "--output", required=True, help="file (.gz: gzip)")
+    e.add_argument("-o", "--output", required=True, help="file (.gz: gzip, .parquet: Parquet)")
     e.add_argument("--transitions", action="store_true",
                    help="sequential loops: write (s, a, p, r, s', done) per step instead")
     d = sub.add_parser("demo", parents=[common], help="simulated users on the example loops")

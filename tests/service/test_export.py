@@ -1,0 +1,85 @@
+"""`cbserve export`: DSJSON and Parquet files a reader takes back, and clean messages
+for an output it cannot write."""
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from replay.readers import PARQUET_COLUMNS, open_log
+from service.cli import main as cbserve
+
+from .conftest import RECS_ITEMS
+
+CONTEXT = {"user": {"country": "FR", "age": 31.0, "tags": ["a", "b"]}, "device": {"os": "ios"}}
+
+
+@pytest.fixture
+def cfg(tmp_path, redis_server, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    path = tmp_path / "c.toml"
+    path.write_text('[loops.recs]\npolicy = { type = "linucb", alpha = 0.5, epsilon = 0.05 }\n')
+    return str(path)
+
+
+def _decide(client, n, rewarded):
+    """n decisions on 4 items each; the first ``rewarded`` get a reward of 0.5 each."""
+    sent = []
+    for i in range(n):
+        actions = RECS_ITEMS[i % 20:i % 20 + 4]
+        res = client.post("/v1/loops/recs/rank",
+                          json={"context": CONTEXT, "actions": actions}).get_json()
+        if i < rewarded:
+            assert client.post(f"/v1/loops/recs/events/{res['event_id']}/reward",
+                               json={"value": 0.5}).status_code == 200
+        sent.append((actions, res))
+    return sent
+
+
+def test_parquet_export_holds_every_decision_in_the_layout_the_replay_reader_takes(
+        client, cfg, tmp_path, capsys):
+    sent = _decide(client, 12, rewarded=9)
+    out = tmp_path / "recs.parquet"
+    assert cbserve(["export", "--config", cfg, "--loop", "recs", "-o", str(out)]) == 0
+    assert "exported 12 decisions (9 with rewards)" in capsys.readouterr().out
+    table = pq.read_table(out)
+    assert tuple(table.column_names) == PARQUET_COLUMNS
+    assert table.num_rows == 12 and table.column("reward").null_count == 3
+    source = open_log(str(out))
+    rounds = list(source.chunks())
+    assert sum(len(chunk) for chunk in rounds) == 9
+    assert (source.report.rounds, source.report.unrewarded, source.report.malformed) == (9, 3, 0)
+    actions, res = sent[0]
+    row = table.slice(0, 1).to_pylist()[0]
+    probability = {a["id"]: a["probability"] for a in res["ranking"]}
+    assert row["event_id"] == res["event_id"]
+    assert json.loads(row["context"]) == CONTEXT
+    assert json.loads(row["actions"]) == actions
+    assert row["chosen"] == [a["id"] for a in actions].index(res["chosen"])
+    assert row["propensity"] == res["probability"] and row["reward"] == 0.5
+    assert row["pmf"] == [probability[a["id"]] for a in actions]
+    assert table.slice(11, 1).to_pylist()[0]["reward"] is None
+
+
+def test_an_output_that_cannot_be_written_is_named_without_a_traceback(client, cfg, tmp_path, capsys):
+    _decide(client, 2, rewarded=1)
+    for name in ("x.json", "x.parquet"):
+        path = tmp_path / "no" / "such" / name
+        assert cbserve(["export", "--config", cfg, "--loop", "recs", "-o", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"cbserve: -o/--output: cannot write {path}: No such file or directory")
+        assert "Traceback" not in err
+
+
+def test_parquet_without_pyarrow_says_how_to_get_it(client, cfg, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)  # as if not installed
+    assert cbserve(["export", "--config", cfg, "--loop", "recs", "-o", str(tmp_path / "x.parquet")]) == 2
+    assert "cbserve: -o/--output: a .parquet file needs pyarrow" in capsys.readouterr().err
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_json_export_is_unchanged_by_the_parquet_path(client, cfg, tmp_path):
+    _decide(client, 3, rewarded=2)
+    out = tmp_path / "recs.json"
+    assert cbserve(["export", "--config", cfg, "--loop", "recs", "-o", str(out)]) == 0
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(events) == 3 and sum("_label_cost" in e for e in events) == 2
