@@ -17,7 +17,7 @@ from .config import Config, LoopConfig
 from .errors import BadRequest
 from .models import ServedModel
 from .requests import RankRequest
-from .store import LoopStore
+from .store import SUM_FIELDS, LoopStore
 
 
 class LoopService:
@@ -111,7 +111,8 @@ class LoopService:
                 "model": {"version": int(meta.get("version", 0)), "policy": meta.get("policy"),
                           "created": float(meta["created"]) if "created" in meta else None},
                 "served": {"version": served, "worker": os.getpid()},
-                "counters": {name: stats.get(name, 0.0) for name in COUNTERS}}
+                "counters": {name: stats.get(name, 0.0 if name in SUM_FIELDS else 0)
+                             for name in COUNTERS}}
 
 
 #: Counters every loop reports (all start at 0).

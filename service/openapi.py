@@ -91,7 +91,9 @@ SCHEMAS = {
             "created": {"type": ["number", "null"]}}},
         "served": {"type": "object", "required": ["version", "worker"], "properties": {
             "version": {"type": "integer"}, "worker": {"type": "integer"}}},
-        "counters": {"type": "object", "additionalProperties": _NUM}}},
+        "counters": {"type": "object", "description": "counts (integers) and reward_sum",
+                     "properties": {"reward_sum": _NUM},
+                     "additionalProperties": {"type": "integer", "minimum": 0}}}},
     "Loops": {"type": "object", "required": ["loops"],
               "properties": {"loops": {"type": "array", "items": _ref("Loop")}}},
     "Health": {"type": "object", "required": ["status", "redis", "loops"], "properties": {

@@ -23,6 +23,8 @@ from .sessions import SessionState, parse_state
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 #: Events one sweep closes at most (the learner sweeps every cycle).
 SWEEP_BATCH = 1000
+#: Stats fields that are sums of values (HINCRBYFLOAT); every other field is a count.
+SUM_FIELDS = frozenset({"reward_sum", "latency_sum"})
 
 
 def _mapped(fn):
@@ -232,4 +234,7 @@ class LoopStore:
 
     @_mapped
     def stats(self) -> dict:
-        return {k.decode(): float(v) for k, v in self.r.hgetall(keys.stats(self.name)).items()}
+        """The loop's counters: counts as ints, sums (:data:`SUM_FIELDS`) as floats."""
+        raw = self.r.hgetall(keys.stats(self.name))
+        return {name: float(v) if name in SUM_FIELDS else int(v)
+                for name, v in ((k.decode(), v) for k, v in raw.items())}

@@ -128,6 +128,10 @@ def test_loops_health_metrics(client):
     assert 'cbserve_model_version{loop="recs"} 0.0' in text
     assert 'cbserve_unlearnable_total{loop="hero"} 0.0' in text
     assert call(client, "get", "/openapi.json").get_json()["openapi"].startswith("3.")
+    event = client.post("/v1/loops/hero/rank", json={}).get_json()["event_id"]
+    assert client.post(f"/v1/loops/hero/events/{event}/reward", json={"value": 2}).status_code == 200
+    text = call(client, "get", "/v1/loops/hero").get_data(as_text=True)  # counts are JSON integers
+    assert '"decisions":2,' in text and '"rewards":1,' in text and '"reward_sum":2.0' in text
 
 
 def test_unreachable_redis_is_a_json_503(config):
