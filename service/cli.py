@@ -8,10 +8,12 @@ and ``learner`` are the production pieces and need ``REDIS_URL``.
 from __future__ import annotations
 
 import argparse
+import configparser
 import logging
 import os
 import signal
 import sys
+import textwrap
 import time
 from contextlib import contextmanager
 
@@ -160,32 +162,74 @@ def since_epoch(text: str) -> float:
     return moment.timestamp()
 
 
+DESCRIPTION = """\
+A contextual-bandit decision service. 'serve' runs the API, the learner and an embedded
+Redis in one process (or uses $REDIS_URL); 'api' (gunicorn workers) and 'learner' are
+the production pieces, on the Redis of $REDIS_URL; 'export' writes a loop's log;
+'demo' plays simulated users against the example loops."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Descriptions as written; "(default: …)" after every option that has one."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+    def _split_lines(self, text, width):
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
+def version() -> str:
+    """The installed package's version, else setup.cfg's (a source checkout)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("cbserve")
+    except metadata.PackageNotFoundError:
+        cfg = configparser.ConfigParser()
+        cfg.read(os.path.join(os.path.dirname(__file__), os.pardir, "setup.cfg"))
+        return cfg.get("metadata", "version", fallback="unknown")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cbserve", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="cbserve", description=DESCRIPTION, formatter_class=HelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=os.environ.get("CBSERVE_CONFIG"),
                         help="TOML configuration (default: $CBSERVE_CONFIG)")
-    s = sub.add_parser("serve", parents=[common], help="API + learner + embedded Redis in one process")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8080)
-    a = sub.add_parser("api", parents=[common], help="API workers under gunicorn (REDIS_URL)")
-    a.add_argument("--bind", default="0.0.0.0:8080")
-    a.add_argument("--workers", type=int, default=2)
+
+    def command(name, text):
+        return sub.add_parser(name, parents=[common], help=text, description=text,
+                              formatter_class=HelpFormatter)
+
+    s = command("serve", "API + learner + embedded Redis (or $REDIS_URL) in one process")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    s.add_argument("--port", type=int, default=8080, help="port to listen on")
+    a = command("api", "API workers under gunicorn (needs $REDIS_URL)")
+    a.add_argument("--bind", default="0.0.0.0:8080", help="gunicorn's address")
+    a.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     a.add_argument("--no-auth", action="store_true",
                    help="serve without API keys (only behind a gateway that authenticates)")
-    sub.add_parser("learner", parents=[common], help="the learner (REDIS_URL)")
-    e = sub.add_parser("export", parents=[common], help="write a loop's DSJSON log")
-    e.add_argument("--loop", required=True)
-    e.add_argument("--since", help="ISO-8601 time or a duration ago (e.g. 24h)")
-    e.add_argument("-o", "--output", required=True, help="file (.gz: gzip, .parquet: Parquet)")
+    command("learner", "the learner (needs $REDIS_URL)")
+    _export_args(command("export", "write a loop's log (DSJSON, Parquet or transitions)"))
+    d = command("demo", "simulated users on the example loops")
+    d.add_argument("--rounds", type=int, default=3000, help="rounds per loop")
+    d.add_argument("--seed", type=int, default=0, help="seed of the simulated users")
+    d.add_argument("--out", default="cbserve-demo", help="CSV and PNG directory; '' writes none")
+    return p
+
+
+def _export_args(e: argparse.ArgumentParser) -> None:
+    e.add_argument("--loop", required=True, help="the loop whose log to write")
+    e.add_argument("--since", help="ISO-8601 time or a duration ago (e.g. 24h); "
+                                   "without it, the whole retained log")
+    e.add_argument("-o", "--output", required=True,
+                   help="file: .parquet for Parquet, .gz for gzip, else DSJSON lines")
     e.add_argument("--transitions", action="store_true",
                    help="sequential loops: write (s, a, p, r, s', done) per step instead")
-    d = sub.add_parser("demo", parents=[common], help="simulated users on the example loops")
-    d.add_argument("--rounds", type=int, default=3000, help="rounds per loop (default 3000)")
-    d.add_argument("--seed", type=int, default=0, help="seed of the simulated users")
-    d.add_argument("--out", default="cbserve-demo", help="CSV and PNG directory ('' for none)")
-    return p
 
 
 def cmd_demo(args, config: Config) -> int:
