@@ -27,7 +27,8 @@ def parse_body(raw: bytes, content_type: str | None, limit: int) -> dict:
     """The JSON object of a request body; 415, 413 or 400 when it is not one."""
     mimetype = (content_type or "").split(";")[0].strip().lower()
     if mimetype != "application/json":
-        raise UnsupportedMediaType(f"Content-Type must be application/json, got {content_type!r}")
+        got = repr(content_type) if content_type else "none"
+        raise UnsupportedMediaType(f"Content-Type must be application/json, got {got}")
     if len(raw) > limit:
         raise PayloadTooLarge(f"body of {len(raw)} bytes exceeds service.max_body_bytes = {limit}")
     try:
