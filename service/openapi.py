@@ -38,7 +38,7 @@ SCHEMAS = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["code", "message"],
         "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
-    "Action": {"type": "object", "required": ["id"], "properties": {
+    "Action": {"type": "object", "required": ["id"], "additionalProperties": False, "properties": {
         "id": {"type": "string", "minLength": 1},
         "features": {"type": "object", "description": "namespace -> {name: value}"}}},
     "RankRequest": {"type": "object", "additionalProperties": False, "properties": {
