@@ -8,10 +8,13 @@ In-process (policies from ``--policy`` JSON specs and/or a loop configuration)::
 
 Over HTTP against a running service (rank, then reward ``--delay`` rounds later; a
 ``--missing`` share of rewards is never sent), checking afterwards that every decision
-is in the service's log with the propensity the client got (needs ``--redis-url`` or
-``REDIS_URL``)::
+is in the service's log with the propensity the client got. The log is read from the
+service's Redis: ``--redis-url``, else ``$REDIS_URL``, else the embedded Redis of the
+``cbserve serve --config FILE`` given as ``--config FILE``; it is checked reachable
+before the first round::
 
-    python scripts/simulate.py --url http://127.0.0.1:8080 --loop homepage-hero --delay 20
+    python scripts/simulate.py --url http://127.0.0.1:8080 --config config/example.toml \
+        --loop homepage-hero --delay 20
 
 Writes a CSV per policy and ``simulate.png`` (cumulative reward and regret) to ``--out``
 and prints the final table. Exit status 1 if the log check finds a difference.
@@ -24,9 +27,12 @@ import os
 import sys
 import time
 
+from redis import RedisError
+
 from bandits import BanditError, make_policy
 from bandits.environments import ENVIRONMENTS, NonStationary, make_environment, run_policy
 from service.config import load_config
+from service.embedded_redis import config_redis_url
 from service.demo import env_for_loop, progress_bar
 from service.errors import ServiceError
 from service.sim_report import plot, slug, table, write_csv
@@ -97,9 +103,41 @@ def in_process(args) -> tuple:
     return {env.describe(): trajs}, True
 
 
+def log_redis(args):
+    """A client of the service's Redis for the log check, checked reachable, or None
+    when no Redis is named: ``--redis-url``, else ``$REDIS_URL``, else the embedded
+    Redis of the ``cbserve serve`` running with ``--config``."""
+    import redis
+
+    if args.redis_url:
+        url, option = args.redis_url, "--redis-url"
+    elif os.environ.get("REDIS_URL"):
+        url, option = os.environ["REDIS_URL"], "$REDIS_URL"
+    elif args.config:
+        config, option = load_config(args.config), "--config"
+        url = config_redis_url(config)
+        if url is None:
+            raise ServiceError(
+                f"--config: no cbserve serve is running on {os.path.abspath(config.data_dir)} (the "
+                f"data_dir of {args.config}), whose Redis the log check reads; start it, or give "
+                "--redis-url")
+    else:
+        return None
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=30)
+        client.ping()
+    except ValueError as exc:
+        raise ServiceError(f"{option}: not a Redis URL: {url} ({exc})") from exc
+    except redis.RedisError as exc:
+        raise ServiceError(f"{option}: cannot reach the service's Redis at {url} ({exc}); "
+                           "name it with --redis-url URL, $REDIS_URL or --config FILE") from exc
+    return client
+
+
 def over_http(args) -> tuple:
     if not args.loop or len(args.loop) != 1:
         raise ServiceError("--loop: name exactly one loop of the service at --url")
+    log_client = log_redis(args)
     loop, client = args.loop[0], JsonClient(args.url)
     client.wait_healthy(10)
     env = environment(args, client.call("GET", f"/v1/loops/{loop}").get("actions"), loop)
@@ -111,15 +149,13 @@ def over_http(args) -> tuple:
     finally:
         close()
     ok = True
-    redis_url = args.redis_url or os.environ.get("REDIS_URL")
-    if redis_url:
-        import redis
-
-        check = check_log(redis.Redis.from_url(redis_url), loop, traj, since)
+    if log_client is not None:
+        check = check_log(log_client, loop, traj, since)
         print(f"log check: {check}")
         ok = check.ok
     else:
-        print("log check skipped: give --redis-url (or set REDIS_URL) to compare with the log")
+        print("log check skipped: give --config FILE (the service's), --redis-url URL or "
+              "$REDIS_URL to compare with the log")
     return {env.describe(): [traj]}, ok
 
 
@@ -133,10 +169,13 @@ def parser():
     p.add_argument("--change-at", type=int, help="non-stationary: reverse the rewards at this round")
     p.add_argument("--policy", action="append", default=[], type=policy_spec,
                    help="policy spec as JSON (repeatable)")
-    p.add_argument("--config", help="loop configuration (TOML): simulate its loops' policies")
+    p.add_argument("--config", help="configuration (TOML): in process, simulate its loops' "
+                                    "policies; with --url, the service's, whose Redis the log "
+                                    "check reads")
     p.add_argument("--loop", action="append", help="loop name (repeatable with --config)")
     p.add_argument("--url", help="drive a running service instead (http://host:port)")
-    p.add_argument("--redis-url", help="the service's Redis, for the log check (default $REDIS_URL)")
+    p.add_argument("--redis-url", help="the service's Redis, for the log check "
+                                       "(default: $REDIS_URL, else --config's)")
     p.add_argument("--rounds", type=int, default=5000)
     p.add_argument("--delay", type=int, default=0, help="rounds before a reward is sent")
     p.add_argument("--missing", type=float, default=0.0, help="share of rewards never sent")
@@ -155,8 +194,9 @@ def main(argv=None) -> int:
         args.env = "linear"
     try:
         groups, ok = over_http(args) if args.url else in_process(args)
-    except (BanditError, ServiceError, HttpError, ValueError, OSError) as exc:
-        print(f"simulate: {exc.message if isinstance(exc, ServiceError) else exc}", file=sys.stderr)
+    except (BanditError, ServiceError, HttpError, ValueError, OSError, RedisError) as exc:
+        text = exc.message if isinstance(exc, ServiceError) else exc
+        print(f"simulate: {'Redis: ' if isinstance(exc, RedisError) else ''}{text}", file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
     for trajs in groups.values():

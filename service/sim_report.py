@@ -10,8 +10,10 @@ import numpy as np
 
 from bandits.environments.trajectory import COLUMNS
 
-HEADER = (f"{'policy':<34}{'rounds':>7}{'reward':>9}{'final':>9}{'uniform':>9}"
-          f"{'best fixed':>11}{'optimal':>9}{'regret':>9}")
+#: Width of the policy column; a longer label widens it for the whole table.
+POLICY_WIDTH = 34
+COLUMNS_RIGHT = (f"{'rounds':>7}{'reward':>9}{'final':>9}{'uniform':>9}"
+                 f"{'best fixed':>11}{'optimal':>9}{'regret':>9}")
 
 
 def slug(text: str) -> str:
@@ -29,10 +31,12 @@ def write_csv(traj, path: str) -> None:
 def table(summaries) -> str:
     """The final table: expected reward per round (whole run, and final 20%) against
     uniform random, the best fixed action and the optimum in the same final rounds;
-    total regret."""
-    lines = [HEADER]
+    total regret. Labels are never cut: a long one widens the policy column."""
+    summaries = list(summaries)
+    width = max([POLICY_WIDTH - 1] + [len(s["policy"]) for s in summaries]) + 1
+    lines = [f"{'policy':<{width}}" + COLUMNS_RIGHT]
     for s in summaries:
-        lines.append(f"{s['policy'][:33]:<34}{s['rounds']:>7}{s['expected']:>9.4f}"
+        lines.append(f"{s['policy']:<{width}}{s['rounds']:>7}{s['expected']:>9.4f}"
                      f"{s['final_expected']:>9.4f}{s['final_uniform']:>9.4f}"
                      f"{s['final_best_fixed']:>11.4f}{s['final_optimal']:>9.4f}{s['regret']:>9.1f}")
     return "\n".join(lines)

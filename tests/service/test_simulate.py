@@ -1,7 +1,9 @@
 """Simulated users over real HTTP against a real service: the log holds every decision
 with the propensity the client got; the script and ``cbserve demo`` end to end."""
 import csv
+import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -9,6 +11,8 @@ import pytest
 
 from bandits.environments import CatalogueEnv, TreatmentEnv
 from service.embedded import RunningService
+from service.redis_server import free_port
+from service.sim_report import table
 from service.traffic import HttpError, JsonClient, check_log, drive
 
 HERE = os.path.dirname(__file__)
@@ -101,3 +105,58 @@ def test_demo_refuses_a_loop_it_cannot_simulate(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "service.cli", "demo", "--config", str(cfg),
                            "--rounds", "10", "--out", ""], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "loops.tiny: the simulator knows 4-8 UI treatments" in proc.stderr
+
+
+def test_simulate_refuses_an_unreachable_redis_before_the_first_round(service, tmp_path):
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    for option, env in ((["--redis-url", dead], {}), ([], {"REDIS_URL": dead})):
+        proc = subprocess.run([sys.executable, SCRIPT, "--url", service.url, "--loop", "hero",
+                               "--rounds", "30", "--out", str(tmp_path / "sim"), "--no-progress",
+                               *option], env={**os.environ, **env},
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        name = "--redis-url" if option else "$REDIS_URL"
+        assert proc.stderr.startswith(f"simulate: {name}: cannot reach the service's Redis at {dead}")
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert JsonClient(service.url).call("GET", "/v1/loops/hero")["counters"]["decisions"] == 0
+    assert not (tmp_path / "sim").exists()
+
+
+def test_simulate_finds_the_redis_of_a_running_cbserve_serve_by_its_config(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"""[service]
+data_dir = "{tmp_path / 'data'}"
+[loops.hero]
+actions = {json.dumps(HERO)}
+policy = {{ type = "epsilon_greedy", epsilon = 0.1, model = "disjoint" }}
+""")
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    run = [sys.executable, SCRIPT, "--config", str(cfg), "--loop", "hero", "--rounds", "40",
+           "--out", str(tmp_path / "sim"), "--no-progress"]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    stopped = subprocess.run(run + ["--url", url], env=env, capture_output=True, text=True,
+                             timeout=120)
+    assert stopped.returncode == 2 and "--config: no cbserve serve is running on" in stopped.stderr
+    with open(tmp_path / "serve.log", "ab") as log:
+        serve = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--config", str(cfg),
+                                  "--port", str(port)], env=env, stdout=log, stderr=log)
+        try:
+            JsonClient(url).wait_healthy(30)
+            proc = subprocess.run(run + ["--url", url], env=env, capture_output=True, text=True,
+                                  timeout=120)
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            serve.wait(timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "log check: 40/40 decisions in the log" in proc.stdout
+
+
+def test_the_final_table_never_cuts_a_policy_label():
+    row = {"rounds": 10, "expected": 0.1, "final_expected": 0.2, "final_uniform": 0.1,
+           "final_best_fixed": 0.15, "final_optimal": 0.3, "regret": 2.0}
+    long = '{"type":"linucb","model":"disjoint","alpha":0.2,"epsilon":0.05}'
+    lines = table([{**row, "policy": long}, {**row, "policy": "vw"}]).splitlines()
+    assert lines[1].startswith(long + " ") and lines[2].startswith("vw ")
+    assert len({len(line) for line in lines}) == 1  # the columns stay aligned
+    assert lines[1].split()[1:] == ["10", "0.1000", "0.2000", "0.1000", "0.1500", "0.3000", "2.0"]
