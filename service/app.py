@@ -22,7 +22,7 @@ from .api import authorize, bp
 from .auth import Authenticator, load_keys, refuse_open
 from .body import bound_reads
 from .config import Config, load_config
-from .errors import ServiceError
+from .errors import ConfigError, ServiceError
 from .loops import LoopService
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,11 @@ def redis_from_env() -> redis.Redis:
 
 
 def config_from_env() -> Config:
+    """The configuration named by ``CBSERVE_CONFIG``. Its errors are exceptions, not an
+    exit: gunicorn stops on a worker that fails to boot, and respawns one that exits."""
     path = os.environ.get("CBSERVE_CONFIG")
     if not path:
-        raise SystemExit("cbserve: set CBSERVE_CONFIG to the configuration file")
+        raise ConfigError("CBSERVE_CONFIG", "not set: it names the configuration file")
     return load_config(path)
 
 

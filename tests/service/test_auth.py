@@ -167,11 +167,21 @@ def test_the_wsgi_entry_point_runs_open_only_when_the_config_allows_it(redis_ser
     assert create_app(parse_config({"loops": {"recs": {}}})).test_client().get("/v1/loops").status_code == 200
 
 
+def _gunicorn(env, cwd):
+    return subprocess.run([sys.executable, "-m", "gunicorn", "--workers", "1", "--bind", "127.0.0.1:0",
+                           "service.app:create_app()"], capture_output=True, text=True, timeout=60,
+                          env=env, cwd=cwd)
+
+
 def test_gunicorn_does_not_start_open_without_allow_anonymous(redis_server, tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("[loops.recs]\n")
-    proc = subprocess.run([sys.executable, "-m", "gunicorn", "--workers", "1", "--bind", "127.0.0.1:0",
-                           "service.app:create_app()"], capture_output=True, text=True, timeout=60,
-                          env=_open_env(redis_server.url, path), cwd=tmp_path)
+    proc = _gunicorn(_open_env(redis_server.url, path), tmp_path)
     assert proc.returncode != 0
     assert "service.allow_anonymous: no API key configured" in proc.stderr
+
+
+def test_gunicorn_stops_without_a_configuration(redis_server, tmp_path):
+    env = {k: v for k, v in _open_env(redis_server.url, "x").items() if k != "CBSERVE_CONFIG"}
+    proc = _gunicorn(env, tmp_path)  # stops, rather than respawning its worker forever
+    assert proc.returncode != 0 and "CBSERVE_CONFIG: not set" in proc.stderr
