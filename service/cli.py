@@ -61,11 +61,7 @@ def cmd_serve(args, config: Config) -> int:
             log.warning("no API keys (%s or %s): every route is open; fine on localhost, "
                         "not in production", ENV_KEYS, ENV_FILE)
         client = connect(url)
-        try:
-            svc = RunningService(config, client, args.host, args.port)
-        except OSError as exc:
-            raise ServiceError(f"--host/--port: cannot listen on {args.host}:{args.port}: "
-                               f"{exc.strerror}") from exc
+        svc = RunningService(config, client, args.host, args.port)
 
         def stop(signum, frame):
             log.info("stopping (signal %d)", signum)
