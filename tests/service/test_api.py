@@ -7,7 +7,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from bandits import sample_index
+from bandits import dsjson, sample_index
 
 from service import keys
 from service.openapi import document
@@ -61,7 +61,7 @@ def test_rank_answers_and_logs_the_same_propensity(client, r):
     assert event["EventId"] == "ev-1" and event["p"][0] == body["probability"]
     assert event["ActionIds"][event["a"][0] - 1] == body["chosen"]
     assert sorted(event["a"]) == list(range(1, 11)) and sum(event["p"]) == pytest.approx(1.0)
-    assert event["c"]["user"] == CONTEXT["user"] and len(event["c"]["_multi"]) == 10
+    assert dsjson.decode(event)[0] == CONTEXT and len(event["c"]["_multi"]) == 10
     assert event["policy"] == {"name": "linucb", "version": 0}
 
 
