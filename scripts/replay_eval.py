@@ -1,14 +1,16 @@
 """Offline evaluation of candidate policies on a loop's logged decisions.
 
 Usage:
-  python scripts/replay_eval.py --log PATH_OR_REDIS_URL [--loop L] --policy FILE.toml
+  python scripts/replay_eval.py (--log PATH_OR_REDIS_URL | --config FILE) [--loop L] --policy FILE.toml
          [--policy ...] [--estimators ips,snips,dm,dr,sndr] [--ci normal|bootstrap]
          [--level 0.95] [--train-fraction F] [--folds 5] [--limit N]
          [--json result.json] [--plot result.png]
 
 ``--log`` is a DSJSON file (``cbserve export``'s, or VW's; ``.gz`` read as gzip), a
 ``.parquet`` file, or the Redis URL the service logs to (then ``--loop`` is required
-and candidates may name a published ``model_version``). Writes the JSON result and a
+and candidates may name a published ``model_version``). ``--config`` (instead of
+``--log``) reads the loop from the Redis of ``cbserve serve --config FILE``: the running
+service's, ``$REDIS_URL``, or the data_dir's embedded Redis started for the run. Writes the JSON result and a
 PNG of value ± CI per policy and estimator, then prints a table (policy, estimator,
 value, CI, ESS; ``n/a`` where the sample is too small for an interval) that ends with
 the verdict and the next step (:mod:`replay.verdict`). A progress bar is shown on a
@@ -17,6 +19,7 @@ terminal. Exit status 2 on bad arguments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -26,12 +29,17 @@ sys.path.insert(0, ROOT)
 from replay import ReplayError, evaluate, load_candidate, open_log  # noqa: E402
 from replay.estimators import CI_METHODS, ESTIMATORS  # noqa: E402
 from replay.report import format_table, plot, write_json  # noqa: E402
+from service.config import load_config  # noqa: E402
+from service.embedded_redis import config_redis  # noqa: E402
+from service.errors import ServiceError  # noqa: E402
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--log", required=True, help="DSJSON (.gz) or .parquet file, or redis:// URL")
-    p.add_argument("--loop", help="loop name (required with a Redis URL)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--log", help="DSJSON (.gz) or .parquet file, or redis:// URL")
+    where.add_argument("--config", help="the service's configuration: read --loop from its Redis")
+    p.add_argument("--loop", help="loop name (required with a Redis URL or --config)")
     p.add_argument("--policy", action="append", default=[], metavar="FILE.toml",
                    help="candidate policy file (repeatable)")
     p.add_argument("--estimators", default="ips,snips,dm,dr,sndr")
@@ -66,6 +74,22 @@ def progress_bar():
     return update
 
 
+def run(args, estimators, log: str) -> tuple:
+    """``(source, evaluation)`` of the candidates on ``log`` (a path or Redis URL)."""
+    source = open_log(log, args.loop)
+    loader = getattr(source, "model_bytes", None)
+    candidates = [load_candidate(path, loader) for path in args.policy]
+    bar = progress_bar()
+    try:
+        result = evaluate(source, candidates, estimators=estimators, ci=args.ci,
+                          level=args.level, n_boot=args.n_boot, folds=args.folds,
+                          train_fraction=args.train_fraction, limit=args.limit,
+                          seed=args.seed, progress=bar)
+    finally:
+        bar.close()
+    return source, result
+
+
 def main(argv=None) -> int:
     parser, args = parse_args(argv)
     estimators = tuple(e.strip() for e in args.estimators.split(",") if e.strip())
@@ -75,18 +99,10 @@ def main(argv=None) -> int:
     if not 0.0 < args.level < 1.0:
         parser.error("--level: must be in (0, 1)")
     try:
-        source = open_log(args.log, args.loop)
-        loader = getattr(source, "model_bytes", None)
-        candidates = [load_candidate(path, loader) for path in args.policy]
-        bar = progress_bar()
-        try:
-            result = evaluate(source, candidates, estimators=estimators, ci=args.ci,
-                              level=args.level, n_boot=args.n_boot, folds=args.folds,
-                              train_fraction=args.train_fraction, limit=args.limit,
-                              seed=args.seed, progress=bar)
-        finally:
-            bar.close()
-    except ReplayError as exc:
+        with contextlib.ExitStack() as stack:
+            log = args.log or stack.enter_context(config_redis(load_config(args.config), "replay_eval"))
+            source, result = run(args, estimators, log)
+    except (ReplayError, ServiceError) as exc:
         parser.error(str(exc))
     print(source.report.summary())
     if result.train_rounds:
@@ -95,7 +111,8 @@ def main(argv=None) -> int:
         print(f"{len(result.dropped)} rounds dropped (first: {result.dropped[0][0]}: {result.dropped[0][1]})")
     print(f"evaluated on {result.rounds} rounds")
     write_json(result.to_dict(), args.json)
-    plot(result.rows, args.plot, title=f"{os.path.basename(args.log)}: value ± {args.level:.0%} CI")
+    name = os.path.basename(args.log) if args.log else args.loop
+    plot(result.rows, args.plot, title=f"{name}: value ± {args.level:.0%} CI")
     print(f"wrote {args.json} and {args.plot}")
     print(format_table(result.rows, result.verdict()))
     return 0

@@ -83,9 +83,10 @@ def cmd_api(args, config: Config) -> int:
     from gunicorn.app.base import BaseApplication
 
     _shared_redis()
-    if not load_keys() and not args.no_auth:
+    if not load_keys() and not args.no_auth and not config.allow_anonymous:
         raise ServiceError(f"{ENV_KEYS} / {ENV_FILE}: no API key configured; the production "
-                           "API does not run open (pass --no-auth behind your own gateway)")
+                           "API does not run open (set service.allow_anonymous = true or pass "
+                           "--no-auth, only behind your own gateway)")
     os.environ["CBSERVE_CONFIG"] = os.path.abspath(args.config)
 
     class _App(BaseApplication):

@@ -5,6 +5,7 @@ import logging
 import threading
 
 from .app import create_app
+from .body import request_handler
 from .config import Config
 from .learner import Learner
 
@@ -26,7 +27,8 @@ class RunningService:
 
         self.client = client  #: the Redis client the API and the learner use
         self.learner = Learner(client, config)
-        self.server = make_server(host, port, create_app(config, client), threaded=True)
+        self.server = make_server(host, port, create_app(config, client), threaded=True,
+                                  request_handler=request_handler(config.read_timeout))
         self.url = f"http://{host}:{self.server.port}"
         self._threads = [threading.Thread(target=self.learner.run, name="learner", daemon=True)]
 

@@ -11,7 +11,9 @@ import gzip
 
 import orjson
 
-from . import dsjson, transitions
+from bandits import dsjson
+
+from . import transitions
 from .errors import ServiceError
 from .store import LoopStore
 

@@ -6,6 +6,8 @@ import logging
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 
@@ -14,6 +16,7 @@ from service.auth import load_keys, parse_key
 from service.config import parse_config
 from service.errors import ConfigError
 from service.procs import service_env
+from service.redis_server import free_port
 
 from .test_api import call
 
@@ -141,6 +144,26 @@ def test_production_api_refuses_to_run_without_keys(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "service.cli", "api", "--config", config],
                           capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
     assert proc.returncode == 2 and "no API key configured" in proc.stderr
+
+
+def test_production_api_runs_open_when_the_config_allows_it(redis_server, tmp_path):
+    path, port = tmp_path / "c.toml", free_port()
+    path.write_text("[service]\nallow_anonymous = true\n[loops.recs]\n")
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "api", "--config", str(path),
+                             "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+                            env=_open_env(redis_server.url, path), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline, status = time.monotonic() + 30, None
+        while status is None and proc.poll() is None and time.monotonic() < deadline:
+            try:
+                status = urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/loops", timeout=2).status
+            except OSError:
+                time.sleep(0.2)
+        assert status == 200, proc.stderr.read().decode() if proc.poll() is not None else "no answer"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def _open_env(redis_url, config_path):

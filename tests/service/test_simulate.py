@@ -17,6 +17,7 @@ from service.traffic import HttpError, JsonClient, check_log, drive
 
 HERE = os.path.dirname(__file__)
 SCRIPT = os.path.join(HERE, "..", "..", "scripts", "simulate.py")
+REPLAY_EVAL = os.path.join(HERE, "..", "..", "scripts", "replay_eval.py")
 HERO = ["hero-a", "hero-b", "hero-c", "hero-d"]
 
 
@@ -145,11 +146,22 @@ policy = {{ type = "epsilon_greedy", epsilon = 0.1, model = "disjoint" }}
             JsonClient(url).wait_healthy(30)
             proc = subprocess.run(run + ["--url", url], env=env, capture_output=True, text=True,
                                   timeout=120)
+            live = _replay_eval(cfg, tmp_path, env)  # the running service's Redis
         finally:
             serve.send_signal(signal.SIGTERM)
             serve.wait(timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert "log check: 40/40 decisions in the log" in proc.stdout
+    stored = _replay_eval(cfg, tmp_path, env)  # the data_dir's Redis, started for the run
+    for out in (live, stored):
+        assert out.returncode == 0, out.stderr
+        assert "40 records, 40 rewarded rounds" in out.stdout
+
+
+def _replay_eval(cfg, tmp_path, env):
+    return subprocess.run([sys.executable, REPLAY_EVAL, "--config", str(cfg), "--loop", "hero",
+                           "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")],
+                          env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_the_final_table_never_cuts_a_policy_label():
