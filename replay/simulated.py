@@ -1,6 +1,6 @@
 """Simulated logs in the service's own DSJSON, for tests, demos and benchmarks.
 
-A logging policy acts in a :class:`bandits.simulation.LinearEnvironment`; each decision
+A logging policy acts in a :class:`bandits.environments.LinearStream`; each decision
 is written exactly as the service writes it (:func:`bandits.dsjson.decision_event`,
 then :func:`bandits.dsjson.with_label` once rewarded), so readers see real logs.
 """

@@ -1,8 +1,10 @@
 """Seeded simulated environments, to try a loop's policy before real traffic.
 
-Every environment builds round ``t`` from ``(seed, t)`` alone and knows each
-candidate's expected reward, so regret is exact. Pure: no I/O (the scikit-learn
-datasets are read from the installed package).
+Every environment of :data:`ENVIRONMENTS` builds round ``t`` from ``(seed, t)`` alone
+and knows each candidate's expected reward, so regret is exact; :func:`run_policy`
+plays a policy in one. :class:`LinearStream` reads the linear model as one seeded
+sequence of contexts and rewards (:func:`run_stream` plays it). Pure: no I/O (the
+scikit-learn datasets are read from the installed package).
 
 >>> env = make_environment({"type": "treatments", "seed": 3})
 >>> rnd = env.round(0)
@@ -19,6 +21,7 @@ from ..errors import ConfigError
 from .base import Environment, NonStationary, Round
 from .catalogue import CatalogueEnv
 from .run import run_policy
+from .stream import LinearStream, run_stream
 from .supervised import SKLEARN_DATASETS, SupervisedEnv
 from .synthetic import LinearEnv, LogisticEnv
 from .trajectory import Trajectory
@@ -51,6 +54,6 @@ def make_environment(spec: dict) -> Environment:
     return env if change_at is None else NonStationary(env, change_at)
 
 
-__all__ = ["CatalogueEnv", "ENVIRONMENTS", "Environment", "LinearEnv", "LogisticEnv",
-           "NonStationary", "Round", "SKLEARN_DATASETS", "SupervisedEnv", "Trajectory",
-           "TreatmentEnv", "make_environment", "run_policy"]
+__all__ = ["CatalogueEnv", "ENVIRONMENTS", "Environment", "LinearEnv", "LinearStream",
+           "LogisticEnv", "NonStationary", "Round", "SKLEARN_DATASETS", "SupervisedEnv",
+           "Trajectory", "TreatmentEnv", "make_environment", "run_policy", "run_stream"]

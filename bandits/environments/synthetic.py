@@ -3,6 +3,8 @@
 Action k's score in context x is ``bias[k] + W[k]·x`` (x standard normal). The linear
 environment rewards the score plus noise; the logistic one draws a click with
 probability ``sigmoid(scale · score)``. Parameters are drawn once from the seed.
+:class:`~bandits.environments.stream.LinearStream` reads the same model as one
+sequence of draws.
 """
 from __future__ import annotations
 
@@ -27,20 +29,29 @@ class LinearEnv(Environment):
         self.n_actions = check_int("n_actions", n_actions, 2)
         self.n_features = check_int("n_features", n_features, 1)
         self.noise = check_number("noise", noise, 0.0)
-        rng = np.random.default_rng((seed, 2**32))
+        rng = self._parameter_rng(seed)
         self.W = rng.normal(size=(n_actions, n_features)) / np.sqrt(n_features)
         self.bias = rng.normal(0.0, 0.3, n_actions)
         self.actions = [{"id": f"a{k}", "features": {"item": {"kind": f"k{k % 3}",
                                                               "quality": round(float(b), 3)}}}
                         for k, b in enumerate(self.bias)]
 
-    def _expected(self, x):
+    @staticmethod
+    def _parameter_rng(seed: int) -> np.random.Generator:
+        """Where ``W`` and ``bias`` are drawn from: a stream apart from every round's."""
+        return np.random.default_rng((seed, 2**32))
+
+    def expected(self, x) -> np.ndarray:
+        """Expected reward of every action in context ``x`` (n_features,): (K,)."""
         return self.bias + self.W @ x
+
+    def as_context(self, x) -> dict:
+        """The context a policy sees for the feature vector ``x``."""
+        return {"user": {f"f{i}": float(v) for i, v in enumerate(x)}}
 
     def _round(self, t, rng):
         x = rng.normal(size=self.n_features)
-        context = {"user": {f"f{i}": float(v) for i, v in enumerate(x)}}
-        return self._make(t, context, self.actions, self._expected(x), self._noise())
+        return self._make(t, self.as_context(x), self.actions, self.expected(x), self._noise())
 
     def _noise(self):
         return self.noise
@@ -59,8 +70,9 @@ class LogisticEnv(LinearEnv):
         super().__init__(n_actions, n_features, 0.0, seed)
         self.scale = check_number("scale", scale, 0.0, low_open=True)
 
-    def _expected(self, x):
-        return sigmoid(self.scale * super()._expected(x))
+    def expected(self, x) -> np.ndarray:
+        """Click probability of every action in context ``x``: (K,)."""
+        return sigmoid(self.scale * super().expected(x))
 
     def _noise(self):
         return None

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from bandits import ConfigError, Feedback, SnapshotError, load_policy, make_policy, sample_index
-from bandits.simulation import LinearEnvironment
+from bandits.environments import LinearStream as LinearEnvironment
 
 from .conftest import ACTIONS, CONTEXT
 

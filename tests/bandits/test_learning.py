@@ -3,7 +3,7 @@ gap between uniform random and the best action within 5,000 rounds."""
 import pytest
 
 from bandits import make_policy
-from bandits.simulation import LinearEnvironment, run
+from bandits.environments import LinearStream as LinearEnvironment, run_stream as run
 
 #: Share of the (best − uniform) expected-reward gap every policy must close.
 #: Measured with these seeds: 0.86 (ε-greedy) to 0.98 (shared LinUCB); VW ≥ 0.89.

@@ -3,7 +3,7 @@ of the service tests."""
 import pytest
 
 from bandits import make_policy
-from bandits.simulation import LinearEnvironment
+from bandits.environments import LinearStream as LinearEnvironment
 from replay.simulated import simulate_log
 from tests.service.conftest import app, client, config, r, redis_server  # noqa: F401
 

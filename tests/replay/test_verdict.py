@@ -18,7 +18,7 @@ import pytest
 import replay.estimators
 import replay.verdict
 from bandits import Decision
-from bandits.simulation import LinearEnvironment
+from bandits.environments import LinearStream as LinearEnvironment
 from replay import LOGGING, Candidate, evaluate, open_log
 from replay.report import format_table, write_json
 from replay.simulated import simulate_log, write_dsjson
