@@ -2,7 +2,8 @@
 
 With no ``--transitions`` it runs the whole path against a real service (``cbserve
 serve`` in a subprocess, on a real redis-server) and the seeded session environment of
-:mod:`bandits.engagement`, where click-bait wins each step but lowers later engagement:
+:mod:`bandits.environments.engagement`, where click-bait wins each step but lowers later
+engagement:
 
 1. bandit loops learn online over HTTP; the sequential loop ``shop`` explores with
    ε-greedy (ε = 0.5): the logs offline RL needs cover every action in every state;
@@ -36,7 +37,7 @@ import time
 import numpy as np
 
 from bandits import make_policy
-from bandits.engagement import ACTIONS, EngagementEnv
+from bandits.environments.engagement import ACTIONS, EngagementEnv
 from bandits.fitted_q import fitted_q
 from bandits.onnx_mlp import mlp_onnx
 from bandits.state import StateEncoder

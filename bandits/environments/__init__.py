@@ -3,8 +3,9 @@
 Every environment of :data:`ENVIRONMENTS` builds round ``t`` from ``(seed, t)`` alone
 and knows each candidate's expected reward, so regret is exact; :func:`run_policy`
 plays a policy in one. :class:`LinearStream` reads the linear model as one seeded
-sequence of contexts and rewards (:func:`run_stream` plays it). Pure: no I/O (the
-scikit-learn datasets are read from the installed package).
+sequence of contexts and rewards (:func:`run_stream` plays it); :class:`EngagementEnv`
+is sequential: users' sessions where a choice changes later rewards, for offline RL.
+Pure: no I/O (the scikit-learn datasets are read from the installed package).
 
 >>> env = make_environment({"type": "treatments", "seed": 3})
 >>> rnd = env.round(0)
@@ -20,6 +21,7 @@ import inspect
 from ..errors import ConfigError
 from .base import Environment, NonStationary, Round
 from .catalogue import CatalogueEnv
+from .engagement import EngagementEnv
 from .run import run_policy
 from .stream import LinearStream, run_stream
 from .supervised import SKLEARN_DATASETS, SupervisedEnv
@@ -54,6 +56,7 @@ def make_environment(spec: dict) -> Environment:
     return env if change_at is None else NonStationary(env, change_at)
 
 
-__all__ = ["CatalogueEnv", "ENVIRONMENTS", "Environment", "LinearEnv", "LinearStream",
-           "LogisticEnv", "NonStationary", "Round", "SKLEARN_DATASETS", "SupervisedEnv",
-           "Trajectory", "TreatmentEnv", "make_environment", "run_policy", "run_stream"]
+__all__ = ["CatalogueEnv", "ENVIRONMENTS", "EngagementEnv", "Environment", "LinearEnv",
+           "LinearStream", "LogisticEnv", "NonStationary", "Round", "SKLEARN_DATASETS",
+           "SupervisedEnv", "Trajectory", "TreatmentEnv", "make_environment", "run_policy",
+           "run_stream"]

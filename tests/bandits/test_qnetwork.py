@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bandits import ConfigError, FeatureError, load_policy, make_policy, sample_index
-from bandits.engagement import ACTIONS, EngagementEnv
+from bandits.environments.engagement import ACTIONS, EngagementEnv
 from bandits.fitted_q import fitted_q
 from bandits.onnx_mlp import mlp_onnx
 from bandits.state import StateEncoder
