@@ -8,7 +8,7 @@ engagement:
 1. bandit loops learn online over HTTP; the sequential loop ``shop`` explores with
    ε-greedy (ε = 0.5): the logs offline RL needs cover every action in every state;
 2. ``cbserve export --transitions`` writes (s, a, p, r, s', done) of ``shop``;
-3. fitted Q-iteration (numpy, :mod:`bandits.fitted_q`) trains a Q-network, written as
+3. fitted Q-iteration (numpy, :mod:`bandits.offline.fitted_q`) trains a Q-network, written as
    ONNX next to a config that switches ``shop`` to ``type = "qnetwork"``;
 4. per-decision importance sampling estimates its return from the logs (the
    pre-deployment check), then the service restarts with the new config only and
@@ -38,8 +38,8 @@ import numpy as np
 
 from bandits import make_policy
 from bandits.environments.engagement import ACTIONS, EngagementEnv
-from bandits.fitted_q import fitted_q
-from bandits.onnx_mlp import mlp_onnx
+from bandits.offline.fitted_q import fitted_q
+from bandits.offline.onnx_mlp import mlp_onnx
 from bandits.state import StateEncoder
 from replay.sequential import evaluate_policy, read_transitions
 from service.redis_server import RedisServer, free_port

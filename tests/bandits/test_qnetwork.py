@@ -5,8 +5,8 @@ import pytest
 
 from bandits import ConfigError, FeatureError, load_policy, make_policy, sample_index
 from bandits.environments.engagement import ACTIONS, EngagementEnv
-from bandits.fitted_q import fitted_q
-from bandits.onnx_mlp import mlp_onnx
+from bandits.offline.fitted_q import fitted_q
+from bandits.offline.onnx_mlp import mlp_onnx
 from bandits.state import StateEncoder
 
 IDS = ["a", "b", "c"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bandits import dsjson
-from bandits.onnx_mlp import mlp_onnx
+from bandits.offline.onnx_mlp import mlp_onnx
 from service import keys
 from service.app import create_app
 from service.cli import main as cbserve

@@ -5,7 +5,7 @@ The regressor is a one-hidden-layer ReLU network trained by Adam on the squared 
 of the taken action's output, warm-started from the previous iteration. Inputs are
 standardised during training and the standardisation is folded into the first layer,
 so the returned ``[(W1, b1), (W2, b2)]`` maps raw state vectors to Q-values and can
-be written as ONNX by :func:`bandits.onnx_mlp.mlp_onnx`. Pure numpy, seeded.
+be written as ONNX by :func:`bandits.offline.onnx_mlp.mlp_onnx`. Pure numpy, seeded.
 """
 from __future__ import annotations
 
