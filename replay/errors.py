@@ -18,6 +18,26 @@ class CandidateError(ReplayError):
     """A candidate policy file is invalid; the message names the file and the key."""
 
 
+class EventError(ReplayError):
+    """One logged event is not evaluated: a reader counts it by kind and reads on."""
+
+
+class BadEvent(EventError, ValueError):
+    """One logged event cannot be used; the message names the field."""
+
+
+class Unrewarded(EventError):
+    """The event has no reward (yet): skipped and counted."""
+
+
+class SkipLearn(EventError):
+    """The event says ``"_skipLearn": true`` (e.g. a deferred decision never activated)."""
+
+
+class Unsupported(EventError):
+    """The event is of a kind this reader does not evaluate; the message says which."""
+
+
 class ReplayWarning(UserWarning):
     """An estimate is valid but fragile: tiny propensities, or target mass the logger
     never (or hardly ever) explored."""

@@ -94,10 +94,25 @@ class Estimate:
         return asdict(self)
 
 
+#: Every argument the estimators take. One set of arrays serves all of them (each ignores
+#: the others' arrays); any other name is refused, so a typo such as ``levl=`` fails.
+INPUTS = frozenset({"rewards", "propensities", "target_probs", "q_hat", "target_pmf", "actions",
+                    "logging_pmf", "ci", "level", "n_boot", "seed", "min_ess"})
+
+
+def _refuse_unknown(name: str, others: dict) -> None:
+    """A ``TypeError`` naming the first argument none of the estimators takes."""
+    unknown = sorted(set(others) - INPUTS)
+    if unknown:
+        raise TypeError(f"{name}() got an unexpected keyword argument {unknown[0]!r} "
+                        f"(estimators take {', '.join(sorted(INPUTS))})")
+
+
 # -- the estimators -----------------------------------------------------------------------
 def ips(*, rewards=None, propensities=None, target_probs=None, ci="normal", level=0.95,
-        n_boot=1000, seed=0, min_ess=MIN_ESS, **_ignored) -> Estimate:
+        n_boot=1000, seed=0, min_ess=MIN_ESS, **others) -> Estimate:
     """Inverse propensity scoring: unbiased while μ > 0 wherever π > 0."""
+    _refuse_unknown("ips", others)
     r, w = _weighted(rewards, propensities, target_probs)
     terms = w * r
     value = _finite(terms.mean(), "rewards")
@@ -106,8 +121,9 @@ def ips(*, rewards=None, propensities=None, target_probs=None, ci="normal", leve
 
 
 def snips(*, rewards=None, propensities=None, target_probs=None, ci="normal", level=0.95,
-          n_boot=1000, seed=0, min_ess=MIN_ESS, **_ignored) -> Estimate:
+          n_boot=1000, seed=0, min_ess=MIN_ESS, **others) -> Estimate:
     """Self-normalised IPS: Σ w r / Σ w."""
+    _refuse_unknown("snips", others)
     r, w = _weighted(rewards, propensities, target_probs)
     wr = w * r
     w_sum = _positive_sum(w)
@@ -119,8 +135,9 @@ def snips(*, rewards=None, propensities=None, target_probs=None, ci="normal", le
 
 
 def dm(*, q_hat=None, target_pmf=None, logging_pmf=None, ci="normal", level=0.95, n_boot=1000,
-       seed=0, min_ess=MIN_ESS, **_ignored) -> Estimate:
+       seed=0, min_ess=MIN_ESS, **others) -> Estimate:
     """Direct method: the reward model's value of the target pmf."""
+    _refuse_unknown("dm", others)
     base = _model_term(q_hat, target_pmf, logging_pmf)
     value = _finite(base.mean(), "q_hat")
     return _estimate("dm", value, base, None, (base,), _first, ci, level, n_boot, seed,
@@ -129,8 +146,9 @@ def dm(*, q_hat=None, target_pmf=None, logging_pmf=None, ci="normal", level=0.95
 
 def dr(*, rewards=None, propensities=None, target_probs=None, q_hat=None, target_pmf=None,
        actions=None, logging_pmf=None, ci="normal", level=0.95, n_boot=1000, seed=0,
-       min_ess=MIN_ESS, **_ignored) -> Estimate:
+       min_ess=MIN_ESS, **others) -> Estimate:
     """Doubly robust: DM plus the importance-weighted residual of the logged action."""
+    _refuse_unknown("dr", others)
     base, r, w, resid = _doubly(rewards, propensities, target_probs, q_hat, target_pmf,
                                 actions, logging_pmf)
     terms = base + w * resid
@@ -141,8 +159,9 @@ def dr(*, rewards=None, propensities=None, target_probs=None, q_hat=None, target
 
 def sndr(*, rewards=None, propensities=None, target_probs=None, q_hat=None, target_pmf=None,
          actions=None, logging_pmf=None, ci="normal", level=0.95, n_boot=1000, seed=0,
-         min_ess=MIN_ESS, **_ignored) -> Estimate:
+         min_ess=MIN_ESS, **others) -> Estimate:
     """Self-normalised DR: DM plus Σ w (r − q̂) / Σ w."""
+    _refuse_unknown("sndr", others)
     base, r, w, resid = _doubly(rewards, propensities, target_probs, q_hat, target_pmf,
                                 actions, logging_pmf)
     we = w * resid
@@ -160,6 +179,7 @@ def sndr(*, rewards=None, propensities=None, target_probs=None, q_hat=None, targ
 ESTIMATORS = {"ips": ips, "snips": snips, "dm": dm, "dr": dr, "sndr": sndr}
 #: Estimators that need a reward model (q_hat, target_pmf, actions).
 MODEL_BASED = ("dm", "dr", "sndr")
+
 
 
 def effective_sample_size(weights: np.ndarray) -> float:

@@ -27,24 +27,10 @@ import numpy as np
 
 from bandits.dsjson import decode
 
+from .errors import BadEvent, SkipLearn, Unrewarded, Unsupported
+
 #: A logged pmf may miss 1 by this much (logs round probabilities).
 PMF_SUM_TOLERANCE = 1e-3
-
-
-class BadEvent(ValueError):
-    """One logged event cannot be used; the message names the field."""
-
-
-class Unrewarded(Exception):
-    """The event has no reward (yet): skipped and counted."""
-
-
-class SkipLearn(Exception):
-    """The event says ``"_skipLearn": true`` (e.g. a deferred decision never activated)."""
-
-
-class Unsupported(Exception):
-    """The event is of a kind this reader does not evaluate; the message says which."""
 
 
 #: Why a multi-slot event is counted apart instead of evaluated.

@@ -1,10 +1,11 @@
-"""Log readers: a loop's Redis stream, DSJSON files (plain or gzip) and Parquet files.
+"""Log readers: DSJSON files (plain or gzip), Parquet files, and events from any store.
 
 Every reader streams :class:`~replay.logs.LoggedRounds` chunks, so a log larger than
 memory can be evaluated, and can be iterated again from the start (evaluation makes
 two passes). Malformed records are counted in the reader's :class:`ReadReport` with
 their location (line, row or stream entry) and never stop the run; events without a
-reward are counted as unrewarded.
+reward are counted as unrewarded. A store (the service's Redis) hands its events to
+:class:`EventLog`; replay itself opens files only.
 
 Parquet layout (one row per rewarded decision; :func:`write_parquet` writes it):
 ``event_id`` string, ``timestamp`` string (nullable), ``context`` string (JSON object),
@@ -23,9 +24,8 @@ from typing import Iterator
 
 import orjson
 
-from .errors import LogError
-from .logs import (BadEvent, LoggedRounds, SkipLearn, Unrewarded, Unsupported, build_rounds,
-                   parse_event)
+from .errors import BadEvent, EventError, LogError, SkipLearn, Unrewarded, Unsupported
+from .logs import LoggedRounds, build_rounds, parse_event
 
 #: Rounds per chunk unless the caller says otherwise.
 CHUNK_ROUNDS = 1_000
@@ -73,7 +73,13 @@ class ReadReport:
 
 
 class LogSource:
-    """Base of the readers: subclasses yield ``(where, parsed tuple or exception)``."""
+    """Base of the readers: subclasses yield ``(where, parsed tuple or exception)``.
+
+    ``model_loader(version) -> bytes | None`` reads a published model of the logging
+    service (for candidates naming a ``model_version``); None when the log has none.
+    """
+
+    model_loader = None
 
     def __init__(self, name: str):
         self.name = name
@@ -140,7 +146,7 @@ def _no_gc():
 def _parsed(event, where: str | None = None):
     try:
         return parse_event(event, where)
-    except (BadEvent, Unrewarded, SkipLearn, Unsupported) as exc:
+    except EventError as exc:
         return exc
 
 
@@ -173,62 +179,31 @@ class DSJSONLog(LogSource):
                 yield f"line {number + 1}", BadEvent(f"unreadable from here on: {exc}")
 
 
-class RedisLog(LogSource):
-    """A loop's decision stream in Redis, joined with its rewards (as the learner sees them)."""
+class EventLog(LogSource):
+    """DSJSON events from any store: ``events()`` yields ``(where, event)`` pairs, each
+    event a dict, labelled when rewarded (:func:`bandits.dsjson.with_label`), or the
+    exception that says why the entry is none; it is called again for every pass.
+    ``model_loader(version) -> bytes | None`` reads the store's published models.
 
-    PAGE = 2000
+    The service reads a loop's Redis log through it (:class:`service.export.RedisLog`),
+    so replay stays free of Redis keys and clients.
 
-    def __init__(self, url: str, loop: str | None):
-        import redis
+    >>> events = [("entry 1", {"EventId": "e1", "a": [1, 2], "p": [0.9, 0.1],
+    ...            "c": {"_multi": [{}, {}]}, "_label_cost": -1.0,
+    ...            "_label_probability": 0.9, "_labelIndex": 0}),
+    ...           ("entry 2", {"EventId": "e2", "a": [1], "p": [1.0], "c": {"_multi": [{}]}})]
+    >>> source = EventLog("memory", lambda: iter(events))
+    >>> [len(chunk) for chunk in source.chunks()], source.report.unrewarded
+    ([1], 1)
+    """
 
-        from service import keys
-
-        if not loop:
-            raise LogError("--loop: required when --log is a Redis URL")
-        super().__init__(f"{url} loop {loop}")
-        self._redis_error = redis.RedisError
-        self._keys = keys
-        self.loop = loop
-        try:
-            self.client = redis.Redis.from_url(url)
-            if not self.client.exists(keys.log(loop)):
-                raise LogError(f"--loop: Redis at {url} has no decision log for loop {loop!r}")
-        except redis.RedisError as exc:
-            raise LogError(f"--log: cannot read Redis at {url}: {exc}") from exc
-        except ValueError as exc:
-            raise LogError(f"--log: bad Redis URL {url!r}: {exc}") from exc
-
-    def _stream(self, key):
-        from service.store import stream_entries
-
-        try:
-            yield from stream_entries(self.client, key, count=self.PAGE)
-        except self._redis_error as exc:
-            raise LogError(f"Redis: {exc}") from exc
-
-    def model_bytes(self, version: int) -> bytes | None:
-        """A published model snapshot of the loop (for ``model_version`` candidates)."""
-        try:
-            return self.client.get(self._keys.model_version(self.loop, version))
-        except self._redis_error as exc:
-            raise LogError(f"Redis: {exc}") from exc
+    def __init__(self, name: str, events, model_loader=None):
+        super().__init__(name)
+        self._events, self.model_loader = events, model_loader
 
     def _items(self):
-        from bandits.dsjson import with_label
-        from service.store import joined_rewards
-
-        rewards = joined_rewards(self._stream(self._keys.joined(self.loop)))
-        for sid, fields in self._stream(self._keys.log(self.loop)):
-            where = f"entry {sid.decode()}"
-            try:
-                event = orjson.loads(fields[b"j"])
-            except (KeyError, orjson.JSONDecodeError) as exc:
-                yield where, BadEvent(f"invalid JSON: {exc}")
-                continue
-            joined = rewards.get(event.get("EventId")) if isinstance(event, dict) else None
-            if joined is not None:
-                event = with_label(event, *joined)
-            yield where, _parsed(event)
+        for where, event in self._events():
+            yield where, event if isinstance(event, Exception) else _parsed(event)
 
 
 class ParquetLog(LogSource):
@@ -314,10 +289,12 @@ def _pyarrow_parquet():
     return pq
 
 
-def open_log(spec: str, loop: str | None = None) -> LogSource:
-    """The reader for ``spec``: a Redis URL (with ``loop``), a ``.parquet`` file or DSJSON."""
+def open_log(spec: str) -> LogSource:
+    """The reader for ``spec``: a ``.parquet`` file, else a DSJSON file. A Redis URL is
+    the service's to read (:func:`service.export.open_log` takes files too)."""
     if spec.startswith(REDIS_SCHEMES):
-        return RedisLog(spec, loop)
+        raise LogError(f"--log: {spec} is a Redis URL; the service reads it "
+                       "(service.export.open_log, or scripts/replay_eval.py)")
     if spec.endswith(".parquet"):
         return ParquetLog(spec)
     return DSJSONLog(spec)

@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from bench_policies import workload  # noqa: E402
 from hostcpu import cpu_times, steal_share  # noqa: E402
 
-from service import keys  # noqa: E402
+from service.store import keys  # noqa: E402
 from service.procs import Gunicorn  # noqa: E402
 from service.redis_server import RedisServer  # noqa: E402
 

@@ -32,8 +32,8 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 from bench_policies import workload  # noqa: E402
 
-from service import keys  # noqa: E402
-from service.app import connect  # noqa: E402
+from service.store import keys  # noqa: E402
+from service.store import connect  # noqa: E402
 from service.procs import production  # noqa: E402
 from service.store import joined_rewards, stream_entries  # noqa: E402
 from service.traffic import JsonClient, check_decisions  # noqa: E402

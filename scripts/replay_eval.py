@@ -26,11 +26,12 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from replay import ReplayError, evaluate, load_candidate, open_log  # noqa: E402
+from replay import ReplayError, evaluate, load_candidate  # noqa: E402
 from replay.estimators import CI_METHODS, ESTIMATORS  # noqa: E402
 from replay.report import format_table, plot, write_json  # noqa: E402
 from service.config import load_config  # noqa: E402
 from service.embedded_redis import config_redis  # noqa: E402
+from service.export import open_log  # noqa: E402
 from service.errors import ServiceError  # noqa: E402
 
 
@@ -77,8 +78,7 @@ def progress_bar():
 def run(args, estimators, log: str) -> tuple:
     """``(source, evaluation)`` of the candidates on ``log`` (a path or Redis URL)."""
     source = open_log(log, args.loop)
-    loader = getattr(source, "model_bytes", None)
-    candidates = [load_candidate(path, loader) for path in args.policy]
+    candidates = [load_candidate(path, source.model_loader) for path in args.policy]
     bar = progress_bar()
     try:
         result = evaluate(source, candidates, estimators=estimators, ci=args.ci,

@@ -34,7 +34,7 @@ from bandits.environments import ENVIRONMENTS, NonStationary, make_environment, 
 from service.config import load_config
 from service.embedded_redis import config_redis_url
 from service.demo import env_for_loop, progress_bar
-from service.errors import ServiceError
+from service.errors import CommandError, ServiceError
 from service.sim_report import plot, slug, table, write_csv
 from service.traffic import HttpError, JsonClient, check_log, drive
 
@@ -85,7 +85,7 @@ def in_process(args) -> tuple:
         config = load_config(args.config)
         for name in args.loop or list(config.loops):
             if name not in config.loops:
-                raise ServiceError(f"--loop: unknown loop {name!r} (configured: {', '.join(config.loops)})")
+                raise CommandError(f"--loop: unknown loop {name!r} (configured: {', '.join(config.loops)})")
             loop = config.loops[name]
             runs.append((f"{name} ({loop.policy['type']})", loop.new_policy(),
                          [a["id"] for a in loop.actions or []]))
@@ -117,7 +117,7 @@ def log_redis(args):
         config, option = load_config(args.config), "--config"
         url = config_redis_url(config)
         if url is None:
-            raise ServiceError(
+            raise CommandError(
                 f"--config: no cbserve serve is running on {os.path.abspath(config.data_dir)} (the "
                 f"data_dir of {args.config}), whose Redis the log check reads; start it, or give "
                 "--redis-url")
@@ -127,16 +127,16 @@ def log_redis(args):
         client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=30)
         client.ping()
     except ValueError as exc:
-        raise ServiceError(f"{option}: not a Redis URL: {url} ({exc})") from exc
+        raise CommandError(f"{option}: not a Redis URL: {url} ({exc})") from exc
     except redis.RedisError as exc:
-        raise ServiceError(f"{option}: cannot reach the service's Redis at {url} ({exc}); "
+        raise CommandError(f"{option}: cannot reach the service's Redis at {url} ({exc}); "
                            "name it with --redis-url URL, $REDIS_URL or --config FILE") from exc
     return client
 
 
 def over_http(args) -> tuple:
     if not args.loop or len(args.loop) != 1:
-        raise ServiceError("--loop: name exactly one loop of the service at --url")
+        raise CommandError("--loop: name exactly one loop of the service at --url")
     log_client = log_redis(args)
     loop, client = args.loop[0], JsonClient(args.url)
     client.wait_healthy(10)

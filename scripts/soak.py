@@ -41,8 +41,8 @@ import openloop  # noqa: E402
 from hostcpu import cpu_times, steal_share  # noqa: E402
 from bench_service import drive  # noqa: E402
 
-from service import keys  # noqa: E402
-from service.app import connect  # noqa: E402
+from service.store import keys  # noqa: E402
+from service.store import connect  # noqa: E402
 from service.procs import Gunicorn, production  # noqa: E402
 
 CONFIG = """

@@ -1,7 +1,7 @@
 """The HTTP views under ``/v1``, plus ``/healthz``, ``/metrics`` and ``/openapi.json``.
 
 Views only parse, call :class:`service.loops.LoopService` and serialize; errors are
-raised as :class:`service.errors.ServiceError` and rendered by :mod:`service.app`.
+raised as :class:`service.errors.ApiError` and rendered by :mod:`service.app`.
 """
 from __future__ import annotations
 

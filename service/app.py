@@ -13,8 +13,6 @@ import logging
 import os
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -22,30 +20,11 @@ from .api import authorize, bp
 from .auth import Authenticator, load_keys, refuse_open
 from .body import bound_reads
 from .config import Config, load_config
-from .errors import ConfigError, ServiceError
+from .errors import ApiError, ConfigError
 from .loops import LoopService
+from .store import redis_from_env
 
 log = logging.getLogger(__name__)
-
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"
-
-
-#: Client defaults: fail fast (a rank answers 503 within seconds, never hangs) and never
-#: resend a command whose reply was lost (a resent log write could answer 409 for its
-#: own decision). Query parameters of the URL override them (``?socket_timeout=5``).
-CLIENT_DEFAULTS = {"socket_connect_timeout": 1.0, "socket_timeout": 2.0,
-                   "retry": Retry(NoBackoff(), 0), "health_check_interval": 0}
-
-
-def connect(url: str) -> redis.Redis:
-    """A client for ``url`` with :data:`CLIENT_DEFAULTS`. It reconnects by itself: a
-    connection that died with its server is replaced when next taken from the pool."""
-    return redis.Redis.from_url(url, **CLIENT_DEFAULTS)
-
-
-def redis_from_env() -> redis.Redis:
-    """The Redis client named by ``REDIS_URL`` (the only place the URL is read)."""
-    return connect(os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
 
 
 def config_from_env() -> Config:
@@ -85,7 +64,7 @@ def create_app(config: Config | None = None, client: redis.Redis | None = None,
     if auth.enabled:  # an open service pays nothing per request
         app.before_request(authorize)
     app.register_blueprint(bp)
-    app.register_error_handler(ServiceError, _service_error)
+    app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     # Everything built so far lives as long as the process: keep it out of the cyclic
@@ -99,7 +78,7 @@ def _error(status: int, code: str, message: str):
     return jsonify({"error": {"code": code, "message": message}}), status
 
 
-def _service_error(exc: ServiceError):
+def _api_error(exc: ApiError):
     if exc.status >= 500:
         log.error("%s", exc.message)
     body, status = _error(exc.status, exc.code, exc.message)

@@ -18,22 +18,22 @@ import time
 from contextlib import contextmanager
 
 from . import export
-from .app import connect, create_app, redis_from_env
+from .app import create_app
 from .config import Config, load_config
 from .auth import ENV_FILE, ENV_KEYS, load_keys
 from .embedded import RunningService
 from .embedded_redis import EmbeddedRedis, config_redis
-from .errors import ServiceError
+from .errors import CommandError, ConfigError, ServiceError
 from .learner import Learner
-from .store import LoopStore
+from .store import LoopStore, connect, redis_from_env
 
-log = logging.getLogger("cbserve")
+log = logging.getLogger(__name__)
 
 
 def _shared_redis():
     """``REDIS_URL``'s client: ``api`` and ``learner`` never start an embedded Redis."""
     if not os.environ.get("REDIS_URL"):
-        raise ServiceError("REDIS_URL: not set (api and learner run against a shared Redis)")
+        raise CommandError("REDIS_URL: not set (api and learner run against a shared Redis)")
     return redis_from_env()
 
 
@@ -84,7 +84,7 @@ def cmd_api(args, config: Config) -> int:
 
     _shared_redis()
     if not load_keys() and not args.no_auth and not config.allow_anonymous:
-        raise ServiceError(f"{ENV_KEYS} / {ENV_FILE}: no API key configured; the production "
+        raise CommandError(f"{ENV_KEYS} / {ENV_FILE}: no API key configured; the production "
                            "API does not run open (set service.allow_anonymous = true or pass "
                            "--no-auth, only behind your own gateway)")
     os.environ["CBSERVE_CONFIG"] = os.path.abspath(args.config)
@@ -112,13 +112,13 @@ def cmd_learner(args, config: Config) -> int:
 
 def cmd_export(args, config: Config) -> int:
     if args.loop not in config.loops:
-        raise ServiceError(f"--loop: unknown loop {args.loop!r} (configured: {', '.join(config.loops)})")
+        raise CommandError(f"--loop: unknown loop {args.loop!r} (configured: {', '.join(config.loops)})")
     loop = config.loops[args.loop]
     if args.transitions and not loop.sequential:
-        raise ServiceError(f"--transitions: loop {args.loop!r} is not sequential (no session table)")
+        raise CommandError(f"--transitions: loop {args.loop!r} is not sequential (no session table)")
     parquet = export.is_parquet(args.output)
     if parquet and args.transitions:
-        raise ServiceError("-o/--output: --transitions writes JSON lines (.jsonl, .jsonl.gz), not Parquet")
+        raise CommandError("-o/--output: --transitions writes JSON lines (.jsonl, .jsonl.gz), not Parquet")
     if parquet:
         export.pyarrow_modules()
     start = "-" if args.since is None else f"{int(since_epoch(args.since) * 1000)}-0"
@@ -136,7 +136,9 @@ def cmd_export(args, config: Config) -> int:
             what = f"{n} decisions ({labelled} with rewards)"
             left = f"; left out: {left_out} events the Parquet layout cannot hold" if left_out else ""
         else:
-            what = "{} decisions ({} with rewards)".format(*export.export_dsjson(store, start, out))
+            n, labelled, left_out = export.export_dsjson(store, start, out)
+            what = f"{n} decisions ({labelled} with rewards)"
+            left = f"; left out: {left_out} log entries that hold no decision" if left_out else ""
     print(f"exported {what} of loop {args.loop} to {args.output}{left}")
     return 0
 
@@ -152,8 +154,8 @@ def since_epoch(text: str) -> float:
     except ValueError:
         try:
             return time.time() - duration(text, "--since")
-        except ServiceError as exc:
-            raise ServiceError("--since: must be an ISO-8601 time or a duration such as '2h'") from exc
+        except ConfigError as exc:
+            raise CommandError("--since: must be an ISO-8601 time or a duration such as '2h'") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.timezone.utc)
     return moment.timestamp()
@@ -233,8 +235,8 @@ def cmd_demo(args, config: Config) -> int:
     from .demo import run_demo
 
     if args.rounds < 1:
-        raise ServiceError(f"--rounds: must be at least 1, got {args.rounds}")
-    for name in ("service", "cbserve"):  # the demo's own output, not the service's log
+        raise CommandError(f"--rounds: must be at least 1, got {args.rounds}")
+    for name in ("service", "cbserve"):  # the package's and the Flask app's: the demo's own output only
         logging.getLogger(name).setLevel(logging.WARNING)
     return run_demo(config, args.rounds, args.out or None, args.seed)
 
@@ -254,7 +256,7 @@ def main(argv=None) -> int:
         args.config = os.path.normpath(EXAMPLE_CONFIG)
     try:
         if not args.config:
-            raise ServiceError("--config: required (or set CBSERVE_CONFIG)")
+            raise CommandError("--config: required (or set CBSERVE_CONFIG)")
         return COMMANDS[args.command](args, load_config(args.config))
     except ServiceError as exc:
         print(f"cbserve: {exc.message}", file=sys.stderr)

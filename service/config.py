@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from bandits import ConfigError as BanditConfigError
+from bandits import ConfigError as PolicyConfigError
 from bandits import FeatureError
 from bandits import make_featurizer, make_policy, resolve
 from bandits.inputs import check_value, describe, normalize_actions
@@ -193,7 +193,7 @@ def _loop(name: str, spec: Any) -> LoopConfig:
     try:
         make_featurizer(s["featurizer"])
         make_policy(policy, s["featurizer"])
-    except BanditConfigError as exc:
+    except PolicyConfigError as exc:
         part = "featurizer" if str(exc.key).startswith("featurizer.") else "policy"
         key = exc.key.partition(".")[2] if part == "featurizer" else exc.key
         raise ConfigError(f"{prefix}.{part}.{key}", exc.message, exc.allowed) from exc
@@ -230,7 +230,7 @@ def _policy_spec(policy: dict, actions: list | None, session: dict | None, prefi
         return policy  # make_policy names the missing key
     try:
         cls = resolve(policy["type"], "type")
-    except BanditConfigError as exc:
+    except PolicyConfigError as exc:
         raise ConfigError(f"{prefix}.policy.{exc.key}", exc.message, exc.allowed) from exc
     if getattr(cls, "sequential", False) and session is None:
         raise ConfigError(f"{prefix}.session", f"required: policy {policy['type']!r} is "

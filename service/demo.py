@@ -14,7 +14,7 @@ import time
 
 from bandits.environments import CatalogueEnv, TreatmentEnv
 
-from .errors import ServiceError
+from .errors import CommandError
 from .sim_report import plot, slug, table, write_csv
 from .traffic import JsonClient, check_log, drive
 
@@ -25,7 +25,7 @@ def env_for_loop(name: str, action_ids, seed: int = 0):
         return CatalogueEnv(seed=seed)
     if 4 <= len(action_ids) <= 8:
         return TreatmentEnv(actions=action_ids, seed=seed)
-    raise ServiceError(f"loops.{name}: the simulator knows 4-8 UI treatments or per-request "
+    raise CommandError(f"loops.{name}: the simulator knows 4-8 UI treatments or per-request "
                        f"candidates; this loop has {len(action_ids)} fixed actions (choose --env)")
 
 
@@ -55,7 +55,7 @@ def describe(loop, traj, version: int, check) -> str:
 
 def run_demo(config, rounds: int, out_dir: str | None, seed: int = 0, say=print) -> int:
     """Serve ``config`` on a temporary embedded Redis and drive every bandit loop."""
-    from .app import connect
+    from .store import connect
     from .embedded import RunningService
     from .embedded_redis import EmbeddedRedis
 

@@ -9,7 +9,7 @@ from .body import request_handler
 from .config import Config
 from .learner import Learner
 
-log = logging.getLogger("cbserve")
+log = logging.getLogger(__name__)
 
 #: Seconds between the server's checks for a shutdown request (its stop latency).
 SHUTDOWN_POLL_S = 0.1

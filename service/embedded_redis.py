@@ -28,10 +28,10 @@ from contextlib import contextmanager
 import psutil
 import redis
 
-from .errors import ServiceError
+from .errors import CommandError
 from .redis_server import server_binary
 
-log = logging.getLogger("cbserve")
+log = logging.getLogger(__name__)
 
 LOCK_FILE = "cbserve.lock"
 URL_FILE = "redis.url"
@@ -46,7 +46,7 @@ MAX_SOCKET_PATH = 100
 _PR_SET_PDEATHSIG = 1
 
 
-class DataDirBusy(ServiceError):
+class DataDirBusy(CommandError):
     """Another live process owns the data_dir and its Redis."""
 
 
@@ -112,7 +112,7 @@ class EmbeddedRedis:
             os.makedirs(self.data_dir, exist_ok=True)
             self.lock.acquire(self.owner)
         except OSError as exc:
-            raise ServiceError(f"service.data_dir: cannot use {self.data_dir}: {exc.strerror}") from exc
+            raise CommandError(f"service.data_dir: cannot use {self.data_dir}: {exc.strerror}") from exc
         try:
             stop_leftovers(self.data_dir)
             self._spawn()
@@ -145,11 +145,11 @@ class EmbeddedRedis:
                     return
                 except redis.ConnectionError:  # not listening yet, or loading its files
                     if self.proc.poll() is not None:
-                        raise ServiceError(
+                        raise CommandError(
                             f"service.data_dir: redis-server exited with status "
                             f"{self.proc.returncode} (see {self.data_dir}/{LOG_FILE})") from None
                     if time.monotonic() > deadline:
-                        raise ServiceError(f"service.data_dir: redis-server did not answer "
+                        raise CommandError(f"service.data_dir: redis-server did not answer "
                                            f"within {START_TIMEOUT_S:g} s") from None
                     time.sleep(0.02)
         finally:

@@ -1,96 +1,116 @@
-"""One error family for the service; :mod:`service.app` turns each into a JSON response.
+"""The service's errors: one base, HTTP errors on one side, command errors on the other.
 
-Each error carries its HTTP status and a short machine-readable code; messages name
-the field at fault. Redis failures are mapped at the boundary to :class:`StoreError`.
+- :class:`ApiError` subclasses carry an HTTP status and a short machine-readable code;
+  :mod:`service.app` turns each into a JSON response, and nothing else does.
+- :class:`CommandError`: a command (``cbserve``, the scripts) cannot run as asked; it
+  prints the message and exits with status 2.
+- :class:`ConfigError`: the configuration is wrong (start-up only, never an HTTP
+  answer). It is a :class:`bandits.ConfigError`, so one family covers every
+  configuration problem, from a policy parameter to a key of the file.
+
+Messages name the field at fault. Redis failures are mapped at the boundary
+(:mod:`service.store.client`) to :class:`StoreError`.
 """
 from __future__ import annotations
 
+from bandits.errors import ConfigError as PolicyConfigError
+
+__all__ = ["ApiError", "BadRequest", "CommandError", "ConfigError", "Conflict", "Forbidden",
+           "Gone", "LimitExceeded", "NotFound", "PayloadTooLarge", "RequestTimeout",
+           "ServiceError", "StoreError", "Unauthorized", "UnsupportedMediaType"]
+
 
 class ServiceError(Exception):
-    """Base of every error the service raises on purpose."""
-
-    status = 500
-    code = "internal"
+    """Base of every error the service raises on purpose; ``message`` is its text."""
 
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
 
 
-class ConfigError(ServiceError):
-    """The configuration file has an unknown key or a bad value (start-up only)."""
+class CommandError(ServiceError):
+    """A command cannot run as asked: an option, an environment variable or the data
+    directory is wrong or in use."""
 
-    code = "config"
+
+class ConfigError(PolicyConfigError, ServiceError):
+    """The configuration file or a variable of the environment has an unknown key or a
+    bad value; ``key`` names it. As for every :class:`ServiceError`, ``message`` is the
+    whole text (``bandits.ConfigError.message`` is the part after the key)."""
 
     def __init__(self, key, message, allowed=None):
-        self.key, self.allowed = key, allowed
-        text = f"{key}: {message}"
-        if allowed is not None:
-            text += f" (allowed: {', '.join(map(str, allowed))})"
-        super().__init__(text)
+        super().__init__(key, message, allowed)
+        self.message = str(self)
 
 
-class BadRequest(ServiceError):
+class ApiError(ServiceError):
+    """An error answered over HTTP as ``{"error": {"code", "message"}}`` with ``status``."""
+
+    status = 500
+    code = "internal"
+
+
+class BadRequest(ApiError):
     """The request body or a parameter is malformed or invalid."""
 
     status, code = 400, "bad_request"
 
 
-class Unauthorized(ServiceError):
+class Unauthorized(ApiError):
     """No API key, or one that matches no configured key."""
 
     status, code = 401, "unauthorized"
 
 
-class Forbidden(ServiceError):
+class Forbidden(ApiError):
     """A valid key used outside its loops or its role."""
 
     status, code = 403, "forbidden"
 
 
-class NotFound(ServiceError):
+class NotFound(ApiError):
     """Unknown loop or event."""
 
     status, code = 404, "not_found"
 
 
-class Conflict(ServiceError):
+class Conflict(ApiError):
     """Reused event id, or a second reward with a different value."""
 
     status, code = 409, "conflict"
 
 
-class Gone(ServiceError):
+class Gone(ApiError):
     """The event's reward window has closed."""
 
     status, code = 410, "gone"
 
 
-class RequestTimeout(ServiceError):
+class RequestTimeout(ApiError):
     """The body did not arrive within ``service.read_timeout``."""
 
     status, code = 408, "request_timeout"
 
 
-class PayloadTooLarge(ServiceError):
+class PayloadTooLarge(ApiError):
     """The body exceeds ``service.max_body_bytes``."""
 
     status, code = 413, "payload_too_large"
 
 
-class UnsupportedMediaType(ServiceError):
+class UnsupportedMediaType(ApiError):
     """The body is not ``application/json``."""
 
     status, code = 415, "unsupported_media_type"
 
 
-class StoreError(ServiceError):
+class LimitExceeded(ApiError):
+    """A rank body over one of the configured limits (:mod:`service.api.limits`)."""
+
+    status, code = 422, "limit_exceeded"
+
+
+class StoreError(ApiError):
     """Redis is unreachable or refused a command."""
 
     status, code = 503, "store_unavailable"
-
-
-class LimitExceeded(ServiceError):
-    """A rank body over one of the configured limits (:mod:`service.limits`)."""
-
-    status, code = 422, "limit_exceeded"

@@ -1,9 +1,13 @@
-"""``cbserve export``: a loop's log as DSJSON lines (``.gz``: gzip), as Parquet
-(``.parquet``, the layout :class:`replay.readers.ParquetLog` reads), or as the
-transitions of a sequential loop's episodes (``--transitions``).
+"""A loop's log out of Redis: ``cbserve export`` files, and the source replay reads.
 
-The output file is opened before the log is read, so a path that cannot be written
-fails at once with a message naming ``-o/--output``.
+``cbserve export`` writes DSJSON lines (``.gz``: gzip), Parquet (``.parquet``, the
+layout :class:`replay.readers.ParquetLog` reads) or the transitions of a sequential
+loop's episodes (``--transitions``). The output file is opened before the log is read,
+so a path that cannot be written fails at once with a message naming ``-o/--output``.
+
+Offline evaluation reads a live loop through :func:`open_log` (a Redis URL, or any
+file replay reads), which hands replay an :class:`replay.readers.EventLog`: replay
+never touches Redis. Both paths meet the joined rewards in :func:`labelled_log` only.
 """
 from __future__ import annotations
 
@@ -12,23 +16,87 @@ import gzip
 import orjson
 
 from bandits import dsjson
+from replay.errors import BadEvent, EventError, LogError
+from replay.readers import PARQUET_COLUMNS, REDIS_SCHEMES, EventLog, LogSource
+from replay.readers import open_log as open_file
 
 from . import transitions
-from .errors import ServiceError
-from .store import LoopStore
+from .errors import CommandError, StoreError
+from .store import LoopLog, LoopStore, connect
 
 #: Decisions per Parquet row group (and per batch held in memory while writing).
 PARQUET_BATCH = 10_000
 
 
+def labelled_log(log: LoopLog, start: str = "-"):
+    """Yield ``(entry id, event, joined)`` for every decision from ``start`` on, the event
+    labelled (:func:`bandits.dsjson.with_label`) with its reward when ``joined =
+    (reward, kind)`` is not None. An entry that holds no JSON object comes as a
+    :class:`replay.errors.BadEvent` in place of the event."""
+    rewards = log.rewards()
+    for sid, raw in log.raw_log(start):
+        try:
+            event = dsjson.loads(raw) if raw is not None else None
+        except orjson.JSONDecodeError as exc:
+            yield sid, BadEvent(f"invalid JSON: {exc}"), None
+            continue
+        if not isinstance(event, dict):
+            yield sid, BadEvent("event: must be a JSON object"), None
+            continue
+        joined = rewards.get(event.get("EventId"))
+        yield sid, event if joined is None else dsjson.with_label(event, *joined), joined
+
+
+# -- the source replay reads ----------------------------------------------------------
+class RedisLog(EventLog):
+    """Loop ``loop`` of the Redis at ``url`` as replay's log source, joined with its
+    rewards as the learner sees them; its published models load candidates naming a
+    ``model_version``. Raises :class:`replay.errors.LogError` naming the option at fault."""
+
+    def __init__(self, url: str, loop: str | None):
+        if not loop:
+            raise LogError("--loop: required when --log is a Redis URL")
+        try:
+            self.log = LoopLog(connect(url), loop)
+            if not self.log.exists():
+                raise LogError(f"--loop: Redis at {url} has no decision log for loop {loop!r}")
+        except StoreError as exc:
+            raise LogError(f"--log: cannot read Redis at {url}: {exc.__cause__}") from exc
+        except ValueError as exc:
+            raise LogError(f"--log: bad Redis URL {url!r}: {exc}") from exc
+        super().__init__(f"{url} loop {loop}", self._events, self._model_bytes)
+
+    def _events(self):
+        try:
+            for sid, event, _ in labelled_log(self.log):
+                yield f"entry {sid}", event
+        except StoreError as exc:
+            raise LogError(f"Redis: {exc.__cause__}") from exc
+
+    def _model_bytes(self, version: int) -> bytes | None:
+        try:
+            return self.log.model_bytes(version)
+        except StoreError as exc:
+            raise LogError(f"Redis: {exc.__cause__}") from exc
+
+
+def open_log(spec: str, loop: str | None = None) -> LogSource:
+    """Replay's reader for ``spec``: a Redis URL (with ``loop``) as a :class:`RedisLog`,
+    else the file reader of :func:`replay.readers.open_log`."""
+    if spec.startswith(REDIS_SCHEMES):
+        return RedisLog(spec, loop)
+    return open_file(spec)
+
+
+# -- cbserve export -------------------------------------------------------------------
 def open_output(path: str, parquet: bool = False):
-    """The output file (gzip for ``.gz``), or a :class:`ServiceError` naming the option."""
+    """The output file (gzip for ``.gz``), or a :class:`CommandError` naming the option."""
     try:
         if parquet:
             return open(path, "wb")
         return (gzip.open if path.endswith(".gz") else open)(path, "wb")
     except OSError as exc:
-        raise ServiceError(f"-o/--output: cannot write {path}: {exc.strerror}") from exc
+        raise CommandError(f"-o/--output: cannot write {path}: {exc.strerror}") from exc
 
 
 def is_parquet(path: str) -> bool:
@@ -36,39 +104,40 @@ def is_parquet(path: str) -> bool:
 
 
 def pyarrow_modules():
-    """``(pyarrow, pyarrow.parquet)``, or a :class:`ServiceError` saying how to get them."""
+    """``(pyarrow, pyarrow.parquet)``, or a :class:`CommandError` saying how to get them."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as exc:
-        raise ServiceError("-o/--output: a .parquet file needs pyarrow "
+        raise CommandError("-o/--output: a .parquet file needs pyarrow "
                            "(pip install 'cbserve[replay]'), or write .json / .json.gz") from exc
     return pa, pq
 
 
-def export_dsjson(store: LoopStore, start: str, out) -> tuple:
-    """Every decision from ``start`` on, labelled when rewarded: ``(decisions, rewarded)``."""
-    rewards = store.rewards()
-    n = labelled = 0
-    for _, event in store.scan_log(start):
-        joined = rewards.get(event["EventId"])
-        if joined is not None:
-            event = dsjson.with_label(event, joined[0], joined[1])
-            labelled += 1
+def export_dsjson(store: LoopLog, start: str, out) -> tuple:
+    """Every decision from ``start`` on, labelled when rewarded:
+    ``(decisions, rewarded, left out)``; left out are entries that hold no decision."""
+    n = labelled = left_out = 0
+    for _, event, joined in labelled_log(store, start):
+        if isinstance(event, BadEvent):
+            left_out += 1
+            continue
         out.write(dsjson.dumps(event) + b"\n")
-        n += 1
-    return n, labelled
+        n, labelled = n + 1, labelled + (joined is not None)
+    return n, labelled, left_out
 
 
 def parquet_row(event: dict, joined: tuple | None) -> dict:
     """One decision in the Parquet layout: context and actions as the policy saw them
     (parsed by :func:`replay.logs.parse_event`), reward null when not rewarded.
-    Raises what ``parse_event`` raises for an event that layout cannot hold."""
+    ``event`` is labelled when ``joined`` is not None (:func:`labelled_log`). Raises
+    what ``parse_event`` raises for an event that layout cannot hold."""
     from replay.logs import parse_event
 
-    reward, kind = joined if joined is not None else (0.0, "reward")
+    if joined is None:  # a placeholder label, for parsing only
+        event = dsjson.with_label(event, 0.0, "reward")
     (event_id, stamp, context, actions, chosen, propensity, parsed_reward, a,
-     p) = parse_event(dsjson.with_label(event, reward, kind))
+     p) = parse_event(event)
     pmf = [0.0] * len(actions)
     for index, prob in zip(a, p):
         pmf[index - 1] = float(prob)
@@ -78,25 +147,23 @@ def parquet_row(event: dict, joined: tuple | None) -> dict:
             "reward": parsed_reward if joined is not None else None, "pmf": pmf}
 
 
-def export_parquet(store: LoopStore, start: str, out) -> tuple:
+def export_parquet(store: LoopLog, start: str, out) -> tuple:
     """Every decision from ``start`` on, one row each: ``(rows, rewarded, left out)``;
     left out are the events the layout cannot hold (multi-slot, malformed)."""
-    from replay.logs import BadEvent, SkipLearn, Unsupported
-    from replay.readers import PARQUET_COLUMNS
-
     pa, pq = pyarrow_modules()
     types = {"chosen": pa.int64(), "propensity": pa.float64(), "reward": pa.float64(),
              "pmf": pa.list_(pa.float64())}
     schema = pa.schema([(name, types.get(name, pa.string())) for name in PARQUET_COLUMNS])
-    rewards = store.rewards()
     n = labelled = left_out = 0
     batch = []
     with pq.ParquetWriter(out, schema) as writer:
-        for _, event in store.scan_log(start):
-            joined = rewards.get(event.get("EventId"))
+        for _, event, joined in labelled_log(store, start):
+            if isinstance(event, BadEvent):
+                left_out += 1
+                continue
             try:
                 batch.append(parquet_row(event, joined))
-            except (BadEvent, SkipLearn, Unsupported):
+            except EventError:  # multi-slot, or malformed
                 left_out += 1
                 continue
             n, labelled = n + 1, labelled + (joined is not None)

@@ -1,7 +1,7 @@
 """The learner: joined events in, versioned model snapshots out.
 
-For each loop it closes expired events (default reward), reads joined events with the
-consumer group :data:`keys.LEARNER_GROUP`, learns them, and publishes a snapshot when
+For each loop it closes expired events (default reward), reads joined events with its
+consumer group (:mod:`service.store.learning`), learns them, and publishes a snapshot when
 ``publish_events`` events are unpublished or ``publish_seconds`` have passed since the
 first of them. Exactly once: a batch is acknowledged in the same MULTI block that
 publishes the snapshot holding it, so after a crash the unacknowledged (pending) entries
@@ -22,21 +22,15 @@ import redis
 from bandits import BanditError, load_policy
 from bandits.dsjson import to_feedback
 
-from . import keys
 from .config import Config, LoopConfig
 from .errors import StoreError
 from .models import spec_text
-from .store import LoopStore
+from .store import LearnerStore
 
 log = logging.getLogger(__name__)
 
 #: Joined entries read per round trip.
 BATCH = 500
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
-"""
 
 
 def _id_tuple(sid: str) -> tuple:
@@ -48,11 +42,10 @@ class LoopLearner:
     """Learner of one loop. ``step()`` does one cycle; :class:`Learner` runs many loops."""
 
     def __init__(self, client: redis.Redis, loop: LoopConfig, config: Config):
-        self.r, self.loop, self.config = client, loop, config
-        self.store = LoopStore(client, loop)
+        self.loop, self.config = loop, config
+        self.store = LearnerStore(client, loop)
         self.name, self.lock_s = loop.name, config.learner_lock
         self._token = uuid.uuid4().hex
-        self._renew = client.register_script(_RENEW)
         self._holding = False
         self._unacked: list = []   # joined stream ids learned but not yet published
         self._first_unpublished = None
@@ -62,11 +55,7 @@ class LoopLearner:
     # -- state ------------------------------------------------------------------------
     def _load(self) -> None:
         """Start from the published model (or a fresh one) and the group's pending list."""
-        try:
-            self.r.xgroup_create(keys.joined(self.name), keys.LEARNER_GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        self.store.join_group()
         meta = self.store.model_meta()
         self.version = int(meta.get("version", 0))
         self.last_id = meta.get("last_id", "0-0")
@@ -82,8 +71,7 @@ class LoopLearner:
         self._learned = 0  # events in _unacked that reached the policy
 
     def _lock(self) -> bool:
-        held = bool(self._renew(keys=[keys.learner_lock(self.name)],
-                                args=[self._token, int(self.lock_s * 1000)]))
+        held = self.store.hold_lock(self._token, self.lock_s)
         if held and not self._holding:
             self._load()  # another learner may have published while we waited
         self._holding = held
@@ -103,18 +91,13 @@ class LoopLearner:
         self.store.sweep()
         entries = []
         if not self._pending_done:  # entries a previous run read but never published
-            entries = self._read("0")
+            entries = self.store.read_joined("0", BATCH)
             self._pending_done = len(entries) < BATCH
         if not entries:
-            entries = self._read(">")
+            entries = self.store.read_joined(">", BATCH)
         learned = self._learn(entries)
         self._maybe_publish()
         return learned
-
-    def _read(self, start: str) -> list:
-        rows = self.r.xreadgroup(keys.LEARNER_GROUP, "learner", {keys.joined(self.name): start},
-                                 count=BATCH)
-        return rows[0][1] if rows else []
 
     def _learn(self, entries) -> int:
         last, fresh, skipped = _id_tuple(self.last_id), [], []
@@ -125,13 +108,13 @@ class LoopLearner:
             else:
                 skipped.append(sid)
         if skipped:  # learned by a published model already; acknowledge only
-            self.r.xack(keys.joined(self.name), keys.LEARNER_GROUP, *skipped)
+            self.store.ack(skipped)
         if not fresh:
             return 0
         events = self.store.decisions([f[b"s"].decode() for _, f in fresh])
         found = [(ev, float(f[b"r"])) for ev, (_, f) in zip(events, fresh) if ev]
         if len(found) < len(fresh):
-            self.r.hincrby(keys.stats(self.name), "lost_decisions", len(fresh) - len(found))
+            self.store.count("lost_decisions", len(fresh) - len(found))
             log.warning("loop %s: %d joined events had left the log (retention too short?)",
                         self.name, len(fresh) - len(found))
         batch = self._learn_batch(found)
@@ -168,7 +151,7 @@ class LoopLearner:
                     bad.append((event_id, exc))
             batch = kept
         if bad:
-            self.r.hincrby(keys.stats(self.name), "unlearnable", len(bad))
+            self.store.count("unlearnable", len(bad))
             for event_id, exc in bad[:3]:
                 log.warning("loop %s: event %s skipped, the policy refuses it: %s",
                             self.name, event_id, exc)
@@ -188,26 +171,14 @@ class LoopLearner:
             return self.version
         n, version = self.name, self.version + 1
         blob = self.policy.to_bytes()
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.watch(keys.model(n))
-            current = pipe.hget(keys.model(n), "version")
-            if int(current or 0) != self.version:  # someone else published: start over
-                pipe.unwatch()
-                log.warning("loop %s: model version moved under the learner; reloading", n)
-                self._load()
-                return self.version
-            pipe.multi()
-            pipe.set(keys.model_version(n, version), blob)
-            pipe.hset(keys.model(n), mapping={
-                "version": version, "last_id": self.last_id, "spec": spec_text(self.loop),
+        meta = {"last_id": self.last_id, "spec": spec_text(self.loop),
                 "policy": getattr(self.policy, "name", type(self.policy).__name__),
-                "created": repr(time.time()), "bytes": len(blob)})
-            pipe.xack(keys.joined(n), keys.LEARNER_GROUP, *self._unacked)
-            pipe.hincrby(keys.stats(n), "learned", self._learned)
-            old = version - self.config.model_history
-            if old > 0:
-                pipe.delete(keys.model_version(n, old))
-            pipe.execute()
+                "created": repr(time.time()), "bytes": len(blob)}
+        if not self.store.publish(self.version, blob, meta, self._unacked, self._learned,
+                                  drop=version - self.config.model_history):
+            log.warning("loop %s: model version moved under the learner; reloading", n)
+            self._load()  # someone else published: start over
+            return self.version
         self.version = version
         self._unacked, self._first_unpublished, self._learned = [], None, 0
         log.info("loop %s: published model version %d", n, version)
@@ -219,7 +190,7 @@ class LoopLearner:
             while self.step():
                 pass
             self._maybe_publish(force=True)
-            self.r.delete(keys.learner_lock(self.name))
+            self.store.release_lock()
             self._holding = False
 
 
@@ -247,8 +218,8 @@ class Learner:
                     try:
                         busy += loop.step()
                         parked.pop(loop.name, None)
-                    except (redis.ConnectionError, redis.TimeoutError, StoreError) as exc:
-                        log.error("loop %s: Redis unreachable (%s); retrying", loop.name, exc)
+                    except StoreError as exc:
+                        log.error("loop %s: Redis failed (%s); retrying", loop.name, exc)
                         loop.restart()
                         self.stopped.wait(1.0)
                     except BanditError as exc:  # its published model cannot be loaded
@@ -263,7 +234,7 @@ class Learner:
             for loop in self.loops:
                 try:
                     loop.release()
-                except (redis.RedisError, StoreError):
+                except StoreError:
                     log.exception("loop %s: could not publish on shutdown", loop.name)
 
     def stop(self) -> None:

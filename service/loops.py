@@ -17,7 +17,8 @@ from .config import Config, LoopConfig
 from .errors import BadRequest
 from .models import ServedModel
 from .requests import RankRequest
-from .store import SUM_FIELDS, LoopStore
+from .store import LoopStore
+from .store.stats import summary as counters
 
 
 class LoopService:
@@ -111,10 +112,4 @@ class LoopService:
                 "model": {"version": int(meta.get("version", 0)), "policy": meta.get("policy"),
                           "created": float(meta["created"]) if "created" in meta else None},
                 "served": {"version": served, "worker": os.getpid()},
-                "counters": {name: stats.get(name, 0.0 if name in SUM_FIELDS else 0)
-                             for name in COUNTERS}}
-
-
-#: Counters every loop reports (all start at 0).
-COUNTERS = ("decisions", "deferred", "activated", "rewards", "joined", "defaults", "expired",
-            "learned", "reward_sum", "lost_decisions", "unlearnable", "sessions", "sessions_ended")
+                "counters": counters(stats)}

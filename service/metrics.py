@@ -11,18 +11,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from .store import LATENCY_BUCKETS
-
-_COUNTERS = {
-    "decisions": "Decisions logged",
-    "rewards": "Rewards received from callers",
-    "defaults": "Events joined with the loop's default reward",
-    "joined": "Events joined and handed to the learner",
-    "expired": "Deferred events never activated within the reward window",
-    "learned": "Events learned into a published model",
-    "unlearnable": "Joined events the policy refused to learn (skipped; see the learner's log)",
-    "lost_decisions": "Joined events whose decision had left the log (retention too short)",
-}
+from .store.stats import COUNTERS, LATENCY_BUCKETS
 
 
 class LoopsCollector:
@@ -32,8 +21,8 @@ class LoopsCollector:
         self.loops = loops
 
     def collect(self):
-        counters = {k: CounterMetricFamily(f"cbserve_{k}", help_, labels=["loop"])
-                    for k, help_ in _COUNTERS.items()}
+        counters = {k: CounterMetricFamily(f"cbserve_{k}", c.help, labels=["loop"])
+                    for k, c in COUNTERS.items() if c.metric}
         join_rate = GaugeMetricFamily("cbserve_join_rate", "Joined events / decisions", labels=["loop"])
         mean = GaugeMetricFamily("cbserve_mean_reward", "Mean reward of joined events", labels=["loop"])
         version = GaugeMetricFamily("cbserve_model_version", "Model version published", labels=["loop"])

@@ -19,8 +19,7 @@ from bandits import dsjson
 from bandits.environments import Trajectory
 from bandits.environments.run import is_missing
 
-from . import keys
-from .store import stream_entries
+from .store import LoopLog
 
 
 class HttpError(RuntimeError):
@@ -147,8 +146,7 @@ def check_decisions(redis_client, loop: str, got: dict, since_ms: int = 0) -> Lo
     them, with the loop's Redis log (from ``since_ms``)."""
     check = LogCheck(checked=len(got))
     found = set()
-    for _, fields in stream_entries(redis_client, keys.log(loop), f"{since_ms}-0"):
-        event = dsjson.loads(fields[b"j"])
+    for _, event in LoopLog(redis_client, loop).scan_log(f"{since_ms}-0"):
         mine = got.get(event["EventId"])
         if mine is None:
             continue

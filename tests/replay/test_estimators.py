@@ -204,3 +204,10 @@ BAD = [
 def test_bad_input_names_the_problem(fn, change, match):
     with pytest.raises(EstimatorError, match=match):
         fn(**{**LOG, **change})
+
+
+@pytest.mark.parametrize("estimator", [ips, snips, dm, dr, sndr], ids=lambda f: f.__name__)
+def test_an_argument_no_estimator_takes_is_a_type_error_naming_it(estimator):
+    """One set of arrays serves every estimator, but a typo is never silently ignored."""
+    with pytest.raises(TypeError, match=f"{estimator.__name__}\\(\\) got an unexpected keyword argument 'levl'"):
+        estimator(**LOG, levl=0.9)

@@ -1,5 +1,5 @@
-"""Readers: DSJSON (cbserve's and VW's), gzip, Parquet and the Redis stream round-trip
-into the same arrays; malformed records are counted with their location."""
+"""Readers: DSJSON (cbserve's and VW's), gzip and Parquet round-trip into the same
+arrays; malformed records are counted with their location."""
 import copy
 import gzip
 
@@ -9,7 +9,7 @@ import pytest
 
 from replay.errors import LogError
 from replay.logs import BadEvent, concat, parse_event
-from replay.readers import DSJSONLog, ParquetLog, RedisLog, open_log, write_parquet
+from replay.readers import DSJSONLog, ParquetLog, open_log, write_parquet
 from replay.simulated import write_dsjson
 
 
@@ -142,40 +142,6 @@ def test_vowpal_wabbit_dsjson_without_action_ids(tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(LogError, match="--log: no such file"):
         open_log(str(tmp_path / "nope.json"))
-
-
-def test_redis_stream_written_by_the_service(client, redis_server):
-    """Decisions made and rewarded over the API read back with what the API returned."""
-    from tests.service.conftest import RECS_ITEMS
-
-    answers = []
-    for i in range(30):
-        ctx = {"user": {"age": 20 + i, "country": ["FR", "DE"][i % 2]}}
-        res = client.post("/v1/loops/recs/rank", json={"context": ctx, "actions": RECS_ITEMS[:6]})
-        body = res.get_json()
-        if i % 3:
-            client.post(f"/v1/loops/recs/events/{body['event_id']}/reward", json={"value": i / 10})
-            answers.append((body, i / 10))
-    source = open_log(redis_server.url, loop="recs")
-    assert isinstance(source, RedisLog)
-    rounds = concat(list(source.chunks(size=7)))
-    assert source.report.unrewarded == 10 and source.report.malformed == 0
-    assert rounds.event_ids == [b["event_id"] for b, _ in answers]
-    assert rounds.propensities.tolist() == [b["probability"] for b, _ in answers]
-    assert [rounds.actions[j][k]["id"] for j, k in enumerate(rounds.chosen)] == [b["chosen"] for b, _ in answers]
-    assert rounds.rewards.tolist() == [v for _, v in answers]
-    for j, (body, _) in enumerate(answers):
-        by_id = {a["id"]: a["probability"] for a in body["ranking"]}
-        assert rounds.logging_pmf[j].tolist() == [by_id[a["id"]] for a in rounds.actions[j]]
-
-
-def test_redis_without_the_loop_or_unreachable(redis_server):
-    with pytest.raises(LogError, match="--loop: required"):
-        open_log(redis_server.url)
-    with pytest.raises(LogError, match="no decision log for loop 'nope'"):
-        open_log(redis_server.url, loop="nope")
-    with pytest.raises(LogError, match="cannot read Redis"):
-        open_log("redis://127.0.0.1:1/0", loop="recs")
 
 
 def _write(tmp_path, events):

@@ -9,7 +9,7 @@ import pytest
 
 from bandits import dsjson, sample_index
 
-from service import keys
+from service.store import keys
 from service.openapi import document
 
 from .conftest import RECS_ITEMS

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from service import keys
+from service.store import keys
 
 from .conftest import RECS_ITEMS
 from .test_api import check_openapi

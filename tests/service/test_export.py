@@ -1,12 +1,15 @@
 """`cbserve export`: DSJSON and Parquet files a reader takes back, and clean messages
-for an output it cannot write."""
+for an output it cannot write; a loop's Redis log read as replay's source."""
 import json
 
 import pyarrow.parquet as pq
 import pytest
 
-from replay.readers import PARQUET_COLUMNS, open_log
+from replay.errors import LogError
+from replay.logs import concat
+from replay.readers import PARQUET_COLUMNS
 from service.cli import main as cbserve
+from service.export import RedisLog, open_log
 
 from .conftest import RECS_ITEMS
 
@@ -83,3 +86,35 @@ def test_json_export_is_unchanged_by_the_parquet_path(client, cfg, tmp_path):
     assert cbserve(["export", "--config", cfg, "--loop", "recs", "-o", str(out)]) == 0
     events = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(events) == 3 and sum("_label_cost" in e for e in events) == 2
+
+
+def test_redis_stream_written_by_the_service(client, redis_server):
+    """Decisions made and rewarded over the API read back with what the API returned."""
+    answers = []
+    for i in range(30):
+        ctx = {"user": {"age": 20 + i, "country": ["FR", "DE"][i % 2]}}
+        res = client.post("/v1/loops/recs/rank", json={"context": ctx, "actions": RECS_ITEMS[:6]})
+        body = res.get_json()
+        if i % 3:
+            client.post(f"/v1/loops/recs/events/{body['event_id']}/reward", json={"value": i / 10})
+            answers.append((body, i / 10))
+    source = open_log(redis_server.url, loop="recs")
+    assert isinstance(source, RedisLog)
+    rounds = concat(list(source.chunks(size=7)))
+    assert source.report.unrewarded == 10 and source.report.malformed == 0
+    assert rounds.event_ids == [b["event_id"] for b, _ in answers]
+    assert rounds.propensities.tolist() == [b["probability"] for b, _ in answers]
+    assert [rounds.actions[j][k]["id"] for j, k in enumerate(rounds.chosen)] == [b["chosen"] for b, _ in answers]
+    assert rounds.rewards.tolist() == [v for _, v in answers]
+    for j, (body, _) in enumerate(answers):
+        by_id = {a["id"]: a["probability"] for a in body["ranking"]}
+        assert rounds.logging_pmf[j].tolist() == [by_id[a["id"]] for a in rounds.actions[j]]
+
+
+def test_redis_without_the_loop_or_unreachable(redis_server):
+    with pytest.raises(LogError, match="--loop: required"):
+        open_log(redis_server.url)
+    with pytest.raises(LogError, match="no decision log for loop 'nope'"):
+        open_log(redis_server.url, loop="nope")
+    with pytest.raises(LogError, match="cannot read Redis"):
+        open_log("redis://127.0.0.1:1/0", loop="recs")

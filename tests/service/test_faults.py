@@ -7,11 +7,10 @@ import time
 import pytest
 
 from bandits import dsjson
-from service import keys
-from service.app import connect, create_app
+from service.app import create_app
 from service.learner import Learner, LoopLearner
 from service.redis_server import RedisServer
-from service.store import stream_entries
+from service.store import connect, keys, stream_entries
 
 from .conftest import RECS_ITEMS, make_config
 from .test_api import call

@@ -6,7 +6,7 @@ import time
 import redis
 
 from bandits import dsjson
-from service import keys
+from service.store import keys
 from service.errors import Conflict, Gone
 from service.learner import LoopLearner
 from service.store import LoopStore

@@ -14,7 +14,7 @@ import redis
 import vowpalwabbit
 
 from bandits import load_policy
-from service import keys
+from service.store import keys
 from service.app import create_app
 from service.cli import main as cbserve
 from service.learner import Learner, LoopLearner

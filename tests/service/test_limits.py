@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from service import keys
+from service.store import keys
 from service.app import create_app
 from service.config import parse_config
 from service.errors import ConfigError, LimitExceeded

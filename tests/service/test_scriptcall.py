@@ -9,9 +9,9 @@ import time
 import pytest
 import redis
 
-from service.app import connect
+from service.store import connect
 from service.redis_server import RedisServer
-from service.scriptcall import LuaScript
+from service.store.scriptcall import LuaScript
 
 INCR = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
 

@@ -13,7 +13,7 @@ import urllib.request
 import psutil
 import redis
 
-from service import keys
+from service.store import keys
 from service.redis_server import free_port, server_binary
 
 

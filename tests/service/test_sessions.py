@@ -10,7 +10,7 @@ import pytest
 
 from bandits import dsjson
 from bandits.offline.onnx_mlp import mlp_onnx
-from service import keys
+from service.store import keys
 from service.app import create_app
 from service.cli import main as cbserve
 from service.config import parse_config

@@ -3,7 +3,7 @@ Every worker serves a newly published version within one second of its publicati
 (each checks every 0.5 s), without restart."""
 import time
 
-from service import keys
+from service.store import keys
 from service.procs import production
 from service.traffic import JsonClient
 

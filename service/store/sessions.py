@@ -2,12 +2,12 @@
 
 A loop with a ``session`` table keys its decisions by the caller's ``session_id``.
 Redis keeps, per session, the step count and the last ``history`` (action, reward)
-pairs with a TTL renewed at every step (:data:`service.lua.LOG_STEP`); an ``end`` call,
+pairs with a TTL renewed at every step (:data:`service.store.lua.LOG_STEP`); an ``end`` call,
 or ``"end": true`` on a reward, closes the episode, and the next step of the same id
 starts a new one. The policy receives the state inside the context, under the metadata
 namespace :data:`STATE_KEY`, which bandit policies ignore (``_`` keys are never
 features) and sequential policies read. Pure functions: the Redis calls are in
-:mod:`service.store`.
+:mod:`service.store.loop`.
 """
 from __future__ import annotations
 

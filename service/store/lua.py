@@ -153,3 +153,10 @@ for _, id in ipairs(ids) do
 end
 return {defaulted, expired}
 """
+
+#: KEYS: the learner's lock. ARGV: the learner's token, lock time ms. Renews the lock
+#: this learner holds, or takes it when free. Returns 1 when held, 0 otherwise.
+LEARNER_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+"""

@@ -1,0 +1,53 @@
+"""Redis clients and their errors: one way to connect, one mapping of failures.
+
+Clients fail fast and never resend a command (see :data:`CLIENT_DEFAULTS`); every Redis
+error that reaches the service becomes a :class:`~service.errors.StoreError` here, at
+the boundary (:func:`mapped`), so callers handle one exception.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..errors import StoreError
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+#: Client defaults: fail fast (a rank answers 503 within seconds, never hangs) and never
+#: resend a command whose reply was lost (a resent log write could answer 409 for its
+#: own decision). Query parameters of the URL override them (``?socket_timeout=5``).
+CLIENT_DEFAULTS = {"socket_connect_timeout": 1.0, "socket_timeout": 2.0,
+                   "retry": Retry(NoBackoff(), 0), "health_check_interval": 0}
+
+
+def connect(url: str) -> redis.Redis:
+    """A client for ``url`` with :data:`CLIENT_DEFAULTS`. It reconnects by itself: a
+    connection that died with its server is replaced when next taken from the pool."""
+    return redis.Redis.from_url(url, **CLIENT_DEFAULTS)
+
+
+def redis_from_env() -> redis.Redis:
+    """The Redis client named by ``REDIS_URL`` (the only place the URL is read)."""
+    return connect(os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
+
+
+def store_error(exc: redis.RedisError) -> StoreError:
+    """The 503 for a Redis failure; says that nothing was stored, so a retry is safe."""
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return StoreError(f"Redis unreachable ({exc}); nothing was stored, retry later")
+    return StoreError(f"Redis refused the command ({exc}); nothing was stored, retry later")
+
+
+def mapped(fn):
+    """Turn redis-py connection and command errors raised by ``fn`` into :class:`StoreError`."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise store_error(exc) from exc
+    return wrapper

@@ -1,0 +1,93 @@
+"""The learner's side of one loop in Redis: its lock, its consumer group, publication.
+
+The learner reads the joined stream with the consumer group :data:`keys.LEARNER_GROUP`
+and acknowledges a batch in the same MULTI block that publishes the model holding it
+(:meth:`LearnerStore.publish`), so the pending entries are exactly the ones no
+published model has learned. One learner per loop holds :func:`keys.learner_lock`.
+Redis errors become :class:`~service.errors.StoreError`.
+"""
+from __future__ import annotations
+
+import redis
+
+from ..config import LoopConfig
+from . import keys, lua
+from .client import mapped
+from .loop import LoopStore
+from .stats import COUNTERS
+
+#: Name of the learner's consumer in its group (one learner per loop reads at a time).
+CONSUMER = "learner"
+
+
+class LearnerStore(LoopStore):
+    """Everything the learner asks of Redis for one loop (reads from :class:`LoopStore`)."""
+
+    def __init__(self, client: redis.Redis, loop: LoopConfig):
+        super().__init__(client, loop)
+        self._lock_script = client.register_script(lua.LEARNER_LOCK)
+
+    @mapped
+    def hold_lock(self, token: str, seconds: float) -> bool:
+        """Take or renew the loop's learner lock for ``seconds``: whether ``token`` holds it."""
+        return bool(self._lock_script(keys=[keys.learner_lock(self.name)],
+                                      args=[token, int(seconds * 1000)]))
+
+    @mapped
+    def release_lock(self) -> None:
+        self.r.delete(keys.learner_lock(self.name))
+
+    @mapped
+    def join_group(self) -> None:
+        """Create the learner's group on the joined stream (from its start) unless it exists."""
+        try:
+            self.r.xgroup_create(keys.joined(self.name), keys.LEARNER_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    @mapped
+    def read_joined(self, start: str, count: int) -> list:
+        """Up to ``count`` joined entries ``(entry id, fields)`` for the group: ``start``
+        ``"0"`` reads again those delivered but never acknowledged, ``">"`` new ones."""
+        rows = self.r.xreadgroup(keys.LEARNER_GROUP, CONSUMER, {keys.joined(self.name): start},
+                                 count=count)
+        return rows[0][1] if rows else []
+
+    @mapped
+    def ack(self, ids: list) -> None:
+        """Acknowledge joined entries a published model holds already."""
+        self.r.xack(keys.joined(self.name), keys.LEARNER_GROUP, *ids)
+
+    @mapped
+    def count(self, counter: str, n: int) -> None:
+        """Add ``n`` to one of the loop's :data:`~service.store.stats.COUNTERS`."""
+        if counter not in COUNTERS:
+            raise ValueError(f"counter: unknown {counter!r} (allowed: {', '.join(COUNTERS)})")
+        self.r.hincrby(keys.stats(self.name), counter, n)
+
+    @mapped
+    def publish(self, current: int, blob: bytes, meta: dict, acked: list, learned: int,
+                drop: int | None = None) -> bool:
+        """Publish version ``current + 1`` (snapshot ``blob``, metadata ``meta``) and
+        acknowledge ``acked`` in one MULTI block, counting ``learned`` events and
+        deleting version ``drop``. Nothing is written, and False returned, when the
+        published version is not ``current`` (another learner published meanwhile)."""
+        n, version = self.name, current + 1
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.watch(keys.model(n))
+            if int(pipe.hget(keys.model(n), "version") or 0) != current:
+                pipe.unwatch()
+                return False
+            pipe.multi()
+            pipe.set(keys.model_version(n, version), blob)
+            pipe.hset(keys.model(n), mapping={"version": version, **meta})
+            pipe.xack(keys.joined(n), keys.LEARNER_GROUP, *acked)
+            pipe.hincrby(keys.stats(n), "learned", learned)
+            if drop is not None and drop > 0:
+                pipe.delete(keys.model_version(n, drop))
+            try:
+                pipe.execute()
+            except redis.WatchError:
+                return False
+        return True
