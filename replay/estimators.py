@@ -44,13 +44,18 @@ Dudík, Langford & Li 2011 (DR); Li, Chu, Langford & Wang 2011 (replay).
 
 Examples
 --------
->>> import numpy as np
->>> est = ips(rewards=np.array([1.0, 0.0, 1.0, 0.0]), propensities=np.array([0.5, 0.5, 0.25, 0.25]),
-...           target_probs=np.array([1.0, 0.0, 0.5, 0.5]))
+>>> import numpy as np, warnings
+>>> with warnings.catch_warnings(record=True) as caught:
+...     warnings.simplefilter("always")
+...     est = ips(rewards=np.array([1.0, 0.0, 1.0, 0.0]),
+...               propensities=np.array([0.5, 0.5, 0.25, 0.25]),
+...               target_probs=np.array([1.0, 0.0, 0.5, 0.5]))
 >>> est.value, est.ess
 (1.0, 3.0)
->>> est.low, est.high  # ESS 3 < MIN_ESS = 30: no interval
+>>> est.low, est.high  # ESS 3 < MIN_ESS = 30: no interval, and a warning says why
 (nan, nan)
+>>> str(caught[0].message)
+'ips: effective sample size 3.0 is under 30: too few to size an interval (shown as n/a)'
 """
 from __future__ import annotations
 

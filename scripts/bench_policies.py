@@ -17,7 +17,6 @@ The last line is one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import time
@@ -25,7 +24,8 @@ import time
 import numpy as np
 
 from bandits import Feedback, make_policy
-from hostcpu import cpu_times, steal_share
+from service.testing.hostcpu import cpu_times, steal_share
+from service.testing.workload import K, workload
 
 POLICIES = {
     "epsilon_greedy": {"type": "epsilon_greedy", "epsilon": 0.1},
@@ -33,26 +33,6 @@ POLICIES = {
     "lints": {"type": "lints"},
     "vw": {"type": "vw", "args": "--epsilon 0.05"},
 }
-K = 20
-
-
-def workload(n_requests: int, seed: int = 0) -> list:
-    """``[(context, actions, chosen, reward)]``, one JSON-decoded copy per request."""
-    rng = np.random.default_rng(seed)
-    users = [{"user": {f"u{i}": round(float(v), 4) for i, v in enumerate(rng.normal(size=23))},
-              "geo": {f"g{i}": f"v{int(rng.integers(20))}" for i in range(8)}} for _ in range(2000)]
-    items = [{"id": f"item-{j}", "features": {"item": {
-        **{f"n{i}": round(float(v), 4) for i, v in enumerate(rng.normal(size=5))},
-        **{f"c{i}": f"c{int(rng.integers(10))}" for i in range(3)}}}} for j in range(500)]
-    out = []
-    for _ in range(n_requests):
-        ctx = copy.deepcopy(users[int(rng.integers(len(users)))])
-        ctx["user"]["session_minutes"] = round(float(rng.exponential(10.0)), 6)
-        actions = copy.deepcopy([items[j] for j in rng.choice(len(items), K, replace=False)])
-        out.append((ctx, actions, int(rng.integers(K)), float(rng.random() < 0.3)))
-    return [tuple(json.loads(json.dumps(r))) for r in out]
-
-
 def per_call_us(fn, requests) -> float:
     """Mean microseconds of ``fn(context, actions)``, each request freshly JSON-decoded
     (untimed) right before its call, so its objects are as cache-hot as in a server."""

@@ -25,12 +25,9 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from replay.estimators import dm, dr, ips, snips  # noqa: E402
-from replay.readers import DSJSONLog  # noqa: E402
-from bandits import dsjson  # noqa: E402
+from bandits import dsjson
+from replay.estimators import dm, dr, ips, snips
+from replay.readers import DSJSONLog
 
 
 def synthetic(n, k, seed=0):

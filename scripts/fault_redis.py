@@ -20,23 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import threading
 import time
 from collections import Counter
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-
-from bench_policies import workload  # noqa: E402
-
-from service.store import keys  # noqa: E402
-from service.store import connect  # noqa: E402
-from service.procs import production  # noqa: E402
-from service.store import joined_rewards, stream_entries  # noqa: E402
-from service.traffic import JsonClient, check_decisions  # noqa: E402
+from service.sim.traffic import JsonClient, check_decisions
+from service.store import connect, joined_rewards, keys, stream_entries
+from service.testing.procs import production
+from service.testing.workload import workload
 
 CONFIG = """
 [service]

@@ -23,16 +23,13 @@ import contextlib
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from replay import ReplayError, evaluate, load_candidate  # noqa: E402
-from replay.estimators import CI_METHODS, ESTIMATORS  # noqa: E402
-from replay.report import format_table, plot, write_json  # noqa: E402
-from service.config import load_config  # noqa: E402
-from service.embedded_redis import config_redis  # noqa: E402
-from service.export import open_log  # noqa: E402
-from service.errors import ServiceError  # noqa: E402
+from replay import ReplayError, evaluate, load_candidate
+from replay.estimators import CI_METHODS, ESTIMATORS
+from replay.report import format_table, plot, write_json
+from service.config import load_config
+from service.embedded_redis import config_redis
+from service.errors import ServiceError
+from service.export import open_log
 
 
 def parse_args(argv):

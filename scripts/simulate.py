@@ -33,10 +33,10 @@ from bandits import BanditError, make_policy
 from bandits.environments import ENVIRONMENTS, NonStationary, make_environment, run_policy
 from service.config import load_config
 from service.embedded_redis import config_redis_url
-from service.demo import env_for_loop, progress_bar
 from service.errors import CommandError, ServiceError
-from service.sim_report import plot, slug, table, write_csv
-from service.traffic import HttpError, JsonClient, check_log, drive
+from service.sim.demo import env_for_loop, progress_bar
+from service.sim.report import plot, slug, table, write_csv
+from service.sim.traffic import HttpError, JsonClient, check_log, drive
 
 DEFAULT_POLICIES = [{"type": "epsilon_greedy"}, {"type": "linucb"}, {"type": "lints"}, {"type": "vw"}]
 

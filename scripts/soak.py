@@ -33,17 +33,12 @@ import sys
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-
-from bench_policies import workload  # noqa: E402
-import openloop  # noqa: E402
-from hostcpu import cpu_times, steal_share  # noqa: E402
-from bench_service import drive  # noqa: E402
-
-from service.store import keys  # noqa: E402
-from service.store import connect  # noqa: E402
-from service.procs import Gunicorn, production  # noqa: E402
+from service.store import connect, keys
+from service.testing import openloop
+from service.testing.hostcpu import cpu_times, steal_share
+from service.testing.load import drive
+from service.testing.procs import Gunicorn, production
+from service.testing.workload import workload
 
 CONFIG = """
 [service]

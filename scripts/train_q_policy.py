@@ -42,8 +42,8 @@ from bandits.offline.fitted_q import fitted_q
 from bandits.offline.onnx_mlp import mlp_onnx
 from bandits.state import StateEncoder
 from replay.sequential import evaluate_policy, read_transitions
-from service.redis_server import RedisServer, free_port
-from service.traffic import JsonClient
+from service.sim.traffic import JsonClient
+from service.testing.redis_server import RedisServer, free_port
 
 STATE = {"features": ["user.engagement", "user.affinity"], "history": 2, "step": True}
 EPSILON = 0.05

@@ -16,9 +16,9 @@ import redis
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
-from .api import authorize, bp
-from .auth import Authenticator, load_keys, refuse_open
-from .body import bound_reads
+from .api.auth import Authenticator, load_keys, refuse_open
+from .api.body import bound_reads
+from .api.routes import authorize, bp
 from .config import Config, load_config
 from .errors import ApiError, ConfigError
 from .loops import LoopService

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from . import export
 from .app import create_app
 from .config import Config, load_config
-from .auth import ENV_FILE, ENV_KEYS, load_keys
+from .api.auth import ENV_FILE, ENV_KEYS, load_keys
 from .embedded import RunningService
 from .embedded_redis import EmbeddedRedis, config_redis
 from .errors import CommandError, ConfigError, ServiceError
@@ -232,7 +232,7 @@ def _export_args(e: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args, config: Config) -> int:
-    from .demo import run_demo
+    from .sim.demo import run_demo
 
     if args.rounds < 1:
         raise CommandError(f"--rounds: must be at least 1, got {args.rounds}")

@@ -22,7 +22,7 @@ from bandits import make_featurizer, make_policy, resolve
 from bandits.inputs import check_value, describe, normalize_actions
 
 from .errors import ConfigError
-from .limits import Limits
+from .api.limits import Limits
 
 SERVICE_DEFAULTS = {
     "publish_events": 100,       # a new model version after this many learned events...

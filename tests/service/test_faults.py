@@ -9,10 +9,10 @@ import pytest
 from bandits import dsjson
 from service.app import create_app
 from service.learner import Learner, LoopLearner
-from service.redis_server import RedisServer
 from service.store import connect, keys, stream_entries
+from service.testing.redis_server import RedisServer
 
-from .conftest import RECS_ITEMS, make_config
+from tests.conftest import RECS_ITEMS, make_config
 from .test_api import call
 
 RANK = "/v1/loops/recs/rank"

@@ -11,10 +11,10 @@ from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
                                                status_code_conformance)
 
+from service.api.openapi import document
 from service.app import create_app
-from service.openapi import document
 
-from .conftest import make_config
+from tests.conftest import make_config
 
 #: Examples per route and generation mode; derandomized, so every run is the same run.
 EXAMPLES = 50

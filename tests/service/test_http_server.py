@@ -15,12 +15,12 @@ from werkzeug.serving import make_server
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 from werkzeug.wrappers import Response
 
+from service.api.body import request_handler
 from service.app import create_app
-from service.body import request_handler
 from service.embedded import RunningService
-from service.procs import Gunicorn, service_env
+from service.testing.procs import Gunicorn, service_env
 
-from .conftest import make_config
+from tests.conftest import make_config
 from .test_api import DOC, check_openapi
 
 RANK = "/v1/loops/recs/rank"

@@ -6,12 +6,11 @@ import time
 import redis
 
 from bandits import dsjson
-from service.store import keys
 from service.errors import Conflict, Gone
 from service.learner import LoopLearner
-from service.store import LoopStore
+from service.store import LoopStore, keys
 
-from .conftest import make_config
+from tests.conftest import make_config
 
 
 def _log(store, n, deferred=False, prefix="e"):

@@ -14,13 +14,12 @@ import redis
 import vowpalwabbit
 
 from bandits import load_policy
-from service.store import keys
 from service.app import create_app
 from service.cli import main as cbserve
 from service.learner import Learner, LoopLearner
-from service.store import LoopStore
+from service.store import LoopStore, keys
 
-from .conftest import RECS_ITEMS
+from tests.conftest import RECS_ITEMS
 
 CONTEXTS = [{"user": {"age": float(a), "country": c}} for a in (20, 40, 60) for c in ("FR", "DE")]
 

@@ -4,13 +4,13 @@ import random
 
 import pytest
 
-from service.store import keys
+from service.api.limits import Limits, _common_ok, _walk, check_rank_body
 from service.app import create_app
 from service.config import parse_config
 from service.errors import ConfigError, LimitExceeded
-from service.limits import Limits, _common_ok, _walk, check_rank_body
+from service.store import keys
 
-from .conftest import make_config
+from tests.conftest import make_config
 from .test_api import check_openapi
 
 LIMITS = {"max_actions": 5, "max_features": 4, "max_string_length": 128, "max_depth": 6,

@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from service.store import connect
-from service.redis_server import RedisServer
 from service.store.scriptcall import LuaScript
+from service.testing.redis_server import RedisServer
 
 INCR = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
 

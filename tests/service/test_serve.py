@@ -13,8 +13,9 @@ import urllib.request
 import psutil
 import redis
 
+from service.embedded_redis import server_binary
 from service.store import keys
-from service.redis_server import free_port, server_binary
+from service.testing.redis_server import free_port
 
 
 def _post(base, path, body):

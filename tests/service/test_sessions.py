@@ -10,11 +10,11 @@ import pytest
 
 from bandits import dsjson
 from bandits.offline.onnx_mlp import mlp_onnx
-from service.store import keys
 from service.app import create_app
 from service.cli import main as cbserve
 from service.config import parse_config
 from service.errors import ConfigError, Conflict
+from service.store import keys
 
 from .test_api import call
 

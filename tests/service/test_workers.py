@@ -3,11 +3,11 @@ Every worker serves a newly published version within one second of its publicati
 (each checks every 0.5 s), without restart."""
 import time
 
+from service.sim.traffic import JsonClient
 from service.store import keys
-from service.procs import production
-from service.traffic import JsonClient
+from service.testing.procs import production
 
-from .conftest import RECS_ITEMS
+from tests.conftest import RECS_ITEMS
 
 CONFIG = """
 [service]

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from . import metrics
 from .body import read_body
-from .errors import BadRequest, NotFound
+from ..errors import BadRequest, NotFound
 from .openapi import document
 from .requests import check_event_id, parse_body, parse_end, parse_rank, parse_reward
 

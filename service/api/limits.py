@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import LimitExceeded
+from ..errors import LimitExceeded
 
 
 @dataclass(frozen=True)

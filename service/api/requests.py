@@ -14,7 +14,7 @@ import orjson
 from bandits import FeatureError
 from bandits.inputs import check_value, describe
 
-from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from .limits import Limits, check_rank_body
 
 #: Event ids: 1-128 characters of letters, digits and ``-_.:``.

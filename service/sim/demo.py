@@ -14,8 +14,8 @@ import time
 
 from bandits.environments import CatalogueEnv, TreatmentEnv
 
-from .errors import CommandError
-from .sim_report import plot, slug, table, write_csv
+from ..errors import CommandError
+from .report import plot, slug, table, write_csv
 from .traffic import JsonClient, check_log, drive
 
 
@@ -55,9 +55,9 @@ def describe(loop, traj, version: int, check) -> str:
 
 def run_demo(config, rounds: int, out_dir: str | None, seed: int = 0, say=print) -> int:
     """Serve ``config`` on a temporary embedded Redis and drive every bandit loop."""
-    from .store import connect
-    from .embedded import RunningService
-    from .embedded_redis import EmbeddedRedis
+    from ..store import connect
+    from ..embedded import RunningService
+    from ..embedded_redis import EmbeddedRedis
 
     data_dir = tempfile.mkdtemp(prefix="cbserve-demo-")
     config = dataclasses.replace(config, data_dir=data_dir)

@@ -11,9 +11,9 @@ import pytest
 
 from bandits.environments import CatalogueEnv, TreatmentEnv
 from service.embedded import RunningService
-from service.redis_server import free_port
-from service.sim_report import table
-from service.traffic import HttpError, JsonClient, check_log, drive
+from service.sim.report import table
+from service.sim.traffic import HttpError, JsonClient, check_log, drive
+from service.testing.redis_server import free_port
 
 HERE = os.path.dirname(__file__)
 SCRIPT = os.path.join(HERE, "..", "..", "scripts", "simulate.py")

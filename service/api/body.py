@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
-from .errors import RequestTimeout
+from ..errors import RequestTimeout
 
 #: WSGI environ keys under which servers pass the client's socket.
 SOCKET_KEYS = ("werkzeug.socket", "gunicorn.socket")

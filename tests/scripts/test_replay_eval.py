@@ -1,14 +1,12 @@
 """scripts/replay_eval.py end to end: table, JSON and PNG; clear errors, exit status 2."""
 import json
 import os
-import sys
 
 import pytest
 
 from replay.simulated import write_dsjson
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-import replay_eval  # noqa: E402
+import replay_eval
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "candidates")
 

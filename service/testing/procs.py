@@ -25,21 +25,19 @@ class Gunicorn:
     """``gunicorn APP_SPEC`` with ``workers`` sync workers on a free local port (and on
     ``unix_socket``, if given).
 
-    ``env`` is the workers' environment (``REDIS_URL``, ``CBSERVE_CONFIG``...);
-    ``pythonpath`` lets the spec name a module outside the package (a baseline app).
+    ``env`` is the workers' environment (``REDIS_URL``, ``CBSERVE_CONFIG``...); the
+    spec names an installed module (the service's, or a baseline of :mod:`service.testing.load`).
     A context manager: started and healthy on entry, stopped (SIGTERM) on exit.
     """
 
-    def __init__(self, app_spec: str, env: dict, workers: int = 2, pythonpath: str | None = None,
-                 log=None, unix_socket: str | None = None):
+    def __init__(self, app_spec: str, env: dict, workers: int = 2, log=None,
+                 unix_socket: str | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         #: Also listening here when given, as behind a proxy on the same host.
         self.unix_socket = unix_socket
         self.cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind",
                     f"127.0.0.1:{self.port}", "--log-level", "warning", app_spec]
-        if pythonpath:
-            self.cmd[3:3] = ["--pythonpath", pythonpath]
         if unix_socket:
             self.cmd[3:3] = ["--bind", f"unix:{unix_socket}"]
         self.env, self.workers, self.log = env, workers, log or subprocess.DEVNULL

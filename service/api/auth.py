@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from bandits.inputs import describe
 
-from .errors import ConfigError, Forbidden, Unauthorized
+from ..errors import ConfigError, Forbidden, Unauthorized
 
 ROLES = ("decide", "admin")
 ENV_KEYS, ENV_FILE = "CBSERVE_API_KEYS", "CBSERVE_API_KEYS_FILE"

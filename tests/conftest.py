@@ -1,11 +1,15 @@
-"""Fixtures: a real redis-server process per test session (flushed before each test),
-the example-style configuration, and Flask apps/clients bound to that Redis."""
+"""Fixtures every layer shares: a real redis-server process per test session (flushed
+before each test), the example-style configuration, Flask apps/clients bound to that
+Redis, and a simulated log written by the service's own DSJSON code."""
 import pytest
 import redis
 
+from bandits import make_policy
+from bandits.environments import LinearStream as LinearEnvironment
+from replay.simulated import simulate_log
 from service.app import create_app
 from service.config import parse_config
-from service.redis_server import RedisServer
+from service.testing.redis_server import RedisServer
 
 RECS_ITEMS = [{"id": f"item-{j}", "features": {"item": {"price": float(j % 7), "cat": f"c{j % 3}"}}}
               for j in range(30)]
@@ -51,3 +55,14 @@ def app(config, r):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def env():
+    return LinearEnvironment(n_actions=5, n_features=6, seed=3)
+
+
+@pytest.fixture(scope="session")
+def events(env):
+    """600 labelled decisions of an ε-greedy logger (ε = 0.3) that learns as it goes."""
+    return simulate_log(env, make_policy({"type": "epsilon_greedy", "epsilon": 0.3}), 600, seed=1)

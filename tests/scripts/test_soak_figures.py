@@ -1,10 +1,7 @@
 """The figures the soak and benchmark scripts compute to explain a slow run."""
-import os
-import sys
+from service.testing import hostcpu
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-import hostcpu  # noqa: E402
-import soak  # noqa: E402
+import soak
 
 
 def test_per_second_p99_buckets_by_due_time():

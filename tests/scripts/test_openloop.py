@@ -1,17 +1,14 @@
 """scripts/openloop.py, the soak's load generator: every request goes out when due,
 whatever the server does, each on its own connection; answers and failures are
 reported with their due time, and latency counts from it."""
-import os
 import socket
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-import openloop  # noqa: E402
+from service.testing import openloop
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -11,7 +11,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from .store.stats import COUNTERS, LATENCY_BUCKETS
+from ..store.stats import COUNTERS, LATENCY_BUCKETS
 
 
 class LoopsCollector:

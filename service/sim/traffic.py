@@ -19,7 +19,7 @@ from bandits import dsjson
 from bandits.environments import Trajectory
 from bandits.environments.run import is_missing
 
-from .store import LoopLog
+from ..store import LoopLog
 
 
 class HttpError(RuntimeError):
