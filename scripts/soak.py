@@ -10,7 +10,7 @@ i / rate, whatever happened to earlier ones, and its latency counts from when it
 due (a stalled server cannot hide queueing). Most are ranks; ``--reward-share``
 rewards per rank (default 0.3, a click-through loop) reward earlier decisions.
 Requests are prebuilt bytes sent by one thread on non-blocking sockets
-(:mod:`openloop`), so the generator leaves the (shared) CPU to the service. They
+(:mod:`service.testing.openloop`), so the generator leaves the (shared) CPU to the service. They
 reach gunicorn on its unix socket, as from nginx on the API host, or with
 ``--front tcp`` on the loopback (each TCP connection costs both ends ~0.2 ms of CPU
 on the 2-core VM: a tenth of a core at this rate). Worker memory is sampled every
@@ -71,7 +71,7 @@ def http_request(method: str, path: str, body: dict | None = None) -> bytes:
 
 
 def steady(address, ranks, rate, seconds, reward_share, rec: Recorder) -> None:
-    """Open-loop load of ``rate`` requests/s (:mod:`openloop`); a slot is a rank, or
+    """Open-loop load of ``rate`` requests/s (:mod:`service.testing.openloop`); a slot is a rank, or
     (``reward_share`` of them) the reward of an earlier rank."""
     rng, to_reward = random.Random(0), []
 

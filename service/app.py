@@ -39,7 +39,7 @@ def config_from_env() -> Config:
 def create_app(config: Config | None = None, client: redis.Redis | None = None,
                keys: list | None = None, anonymous: bool | None = None) -> Flask:
     """A WSGI app serving every loop of ``config`` against ``client``; API ``keys``
-    default to those of the environment (:mod:`service.auth`).
+    default to those of the environment (:mod:`service.api.auth`).
 
     ``anonymous`` says whether the app may serve with no key configured. By default it
     is ``service.allow_anonymous`` when the configuration is read from
@@ -54,7 +54,7 @@ def create_app(config: Config | None = None, client: redis.Redis | None = None,
         anonymous = config.allow_anonymous if from_env else True
     refuse_open(auth, anonymous)
     if not auth.enabled:
-        log.warning("no API keys configured: every route is open (see service.auth)")
+        log.warning("no API keys configured: every route is open (see service.api.auth)")
     app = Flask("cbserve")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False

@@ -22,7 +22,6 @@ from bandits import make_featurizer, make_policy, resolve
 from bandits.inputs import check_value, describe, normalize_actions
 
 from .errors import ConfigError
-from .api.limits import Limits
 
 SERVICE_DEFAULTS = {
     "publish_events": 100,       # a new model version after this many learned events...
@@ -35,7 +34,7 @@ SERVICE_DEFAULTS = {
     "max_string_length": 1024,   # characters of an id, a feature name or value
     "max_depth": 8,              # nesting of the rank body (a valid one needs 6)
     "read_timeout": 10.0,        # seconds a request body may take to arrive (more: 408)
-    "allow_anonymous": False,    # serve with no API key configured (see service.auth)
+    "allow_anonymous": False,    # serve with no API key configured (see service.api.auth)
     "data_dir": ".cbserve",      # `cbserve serve` only: the embedded Redis's files
 }
 LOOP_DEFAULTS = {
@@ -89,6 +88,18 @@ class LoopConfig:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """The size limits of a rank body (:mod:`service.api.limits` checks them), under the
+    keys of ``[service]`` that set them."""
+
+    max_body_bytes: int = SERVICE_DEFAULTS["max_body_bytes"]
+    max_actions: int = SERVICE_DEFAULTS["max_actions"]
+    max_features: int = SERVICE_DEFAULTS["max_features"]  # entries of any object or list but `actions`
+    max_string_length: int = SERVICE_DEFAULTS["max_string_length"]
+    max_depth: int = SERVICE_DEFAULTS["max_depth"]  # the body is depth 1; a valid rank body needs 6
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole file: service-wide settings and the loops by name."""
 
@@ -109,7 +120,7 @@ class Config:
 
     @cached_property
     def limits(self) -> Limits:
-        """The request limits (:mod:`service.limits`)."""
+        """The rank body limits, checked by :mod:`service.api.limits`."""
         return Limits(self.max_body_bytes, self.max_actions, self.max_features,
                       self.max_string_length, self.max_depth)
 

@@ -1,6 +1,6 @@
 """One loop as the API serves it: decide, sample, log, then answer; rewards and activation.
 
-No Flask here: the views in :mod:`service.api` only parse and serialize.
+No Flask here: the views in :mod:`service.api.routes` only parse and serialize.
 """
 from __future__ import annotations
 

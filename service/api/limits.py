@@ -10,20 +10,8 @@ e.g. ``context.user.bio: string of 5000 characters exceeds service.max_string_le
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from ..config import Limits
 from ..errors import LimitExceeded
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The limits of ``[service]``, under the keys users configure them by."""
-
-    max_body_bytes: int = 1_000_000
-    max_actions: int = 1000      # candidates per rank request
-    max_features: int = 1000     # entries of any object or list other than `actions`
-    max_string_length: int = 1024
-    max_depth: int = 8           # the body is depth 1; a valid rank body needs 6
 
 
 class _Over(Exception):

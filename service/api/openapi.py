@@ -101,7 +101,7 @@ SCHEMAS = {
         "loops": {"type": "array", "items": {"type": "string"}}}},
 }
 
-#: API keys (see service.auth); without configured keys the service runs open.
+#: API keys (see service.api.auth); without configured keys the service runs open.
 SECURITY = {"bearer": {"type": "http", "scheme": "bearer"},
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
 

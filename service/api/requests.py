@@ -14,8 +14,9 @@ import orjson
 from bandits import FeatureError
 from bandits.inputs import check_value, describe
 
+from ..config import Limits
 from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from .limits import Limits, check_rank_body
+from .limits import check_rank_body
 
 #: Event ids: 1-128 characters of letters, digits and ``-_.:``.
 EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")

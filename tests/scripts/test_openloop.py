@@ -1,4 +1,4 @@
-"""scripts/openloop.py, the soak's load generator: every request goes out when due,
+"""service.testing.openloop, the soak's load generator: every request goes out when due,
 whatever the server does, each on its own connection; answers and failures are
 reported with their due time, and latency counts from it."""
 import socket

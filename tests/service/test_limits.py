@@ -4,9 +4,9 @@ import random
 
 import pytest
 
-from service.api.limits import Limits, _common_ok, _walk, check_rank_body
+from service.api.limits import _common_ok, _walk, check_rank_body
 from service.app import create_app
-from service.config import parse_config
+from service.config import Limits, parse_config
 from service.errors import ConfigError, LimitExceeded
 from service.store import keys
 
