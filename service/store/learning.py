@@ -1,10 +1,11 @@
 """The learner's side of one loop in Redis: its lock, its consumer group, publication.
 
-The learner reads the joined stream with the consumer group :data:`keys.LEARNER_GROUP`
-and acknowledges a batch in the same MULTI block that publishes the model holding it
-(:meth:`LearnerStore.publish`), so the pending entries are exactly the ones no
-published model has learned. One learner per loop holds :func:`keys.learner_lock`.
-Redis errors become :class:`~service.errors.StoreError`.
+The learner reads the joined stream with its consumer group
+(:data:`~service.store.keys.LEARNER_GROUP`) and acknowledges a batch in the same MULTI
+block that publishes the model holding it (:meth:`LearnerStore.publish`), so the
+pending entries are exactly the ones no published model has learned. One learner per
+loop holds its lock (:func:`~service.store.keys.learner_lock`). Redis errors become
+:class:`~service.errors.StoreError`.
 """
 from __future__ import annotations
 

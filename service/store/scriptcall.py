@@ -2,9 +2,9 @@
 
 redis-py's ``Script`` goes through ``Redis.execute_command`` and the pool on every
 call: a retry wrapper, metrics recorders, event dispatch and a ``poll()`` of the
-socket. Clients made by :func:`service.app.connect` never retry (a resent log write
-would refuse its own event), so all of that is overhead, about 100 µs of CPU per call
-on the benchmark VM, a sixth of a rank's own work. Here the command is written and
+socket. Clients made by :func:`service.store.client.connect` never retry (a resent log
+write would refuse its own event), so all of that is overhead, about 100 µs of CPU per
+call on the benchmark VM, a sixth of a rank's own work. Here the command is written and
 its reply read on a connection the caller keeps between calls, with the pool's
 semantics: a kept connection the server closed meanwhile is reopened before use,
 one that failed mid-call is dropped, errors are raised as redis-py raises them.
