@@ -1,7 +1,7 @@
 """mkdocs hook: renders the HTTP API reference from the app's OpenAPI document.
 
 ``docs/api.md`` holds the prose and the marker ``<!-- openapi -->``; at build time the
-marker is replaced by markdown made from :func:`service.openapi.document` (the document
+marker is replaced by markdown made from :func:`service.api.openapi.document` (the document
 the app serves at ``/openapi.json`` and the tests check against every route), so the
 page cannot drift from the code. Nothing is downloaded.
 """
@@ -21,7 +21,7 @@ def on_page_markdown(markdown, page, config, files):
     """Replace the marker of the API page with the rendered document."""
     if MARKER not in markdown:
         return markdown
-    from service.openapi import document
+    from service.api.openapi import document
 
     return markdown.replace(MARKER, render(document()))
 
