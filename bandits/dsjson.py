@@ -52,6 +52,7 @@ import datetime as _dt
 
 import orjson
 
+from .errors import LogFormatError
 from .types import Feedback
 
 VERSION = "1"
@@ -77,8 +78,9 @@ def decision_event(*, loop, event_id, epoch_s, context, actions, order, pmf, pol
     ``actions`` are the validated ``[(id, features)]`` pairs in request order, ``order``
     the action indices with the chosen one first, ``pmf`` their probabilities (aligned
     with ``actions``). A step of a sequential loop (``session``: its state) also
-    carries ``session_id`` and ``step``. ``memo`` (a dict the caller keeps) holds each
-    action's VW form by id, so fixed or repeated actions are converted once.
+    carries ``session_id`` and ``step``. ``memo`` (a dict the caller keeps for a loop's
+    fixed actions) holds each action's VW form by id, used while the action's features
+    are the very same object: fixed actions are converted once.
     """
     c, orig_context = vw_object(context)
     multi, orig_actions = _vw_actions(actions, {} if memo is None else memo)
@@ -102,7 +104,7 @@ def _vw_actions(actions, memo) -> tuple:
         memo.clear()
     for index, (aid, feats) in enumerate(actions):
         hit = memo.get(aid)
-        if hit is None or (hit[0] is not feats and hit[0] != feats):
+        if hit is None or hit[0] is not feats:  # identity: 1 == True, but the log keeps which
             item, restore = vw_object(feats)
             if ID_NAMESPACE in feats:  # the caller's own namespace of that name
                 restore = {**(restore or {}), ID_NAMESPACE: feats[ID_NAMESPACE]}
@@ -121,7 +123,7 @@ def vw_object(obj: dict) -> tuple:
     out = restore = None
     for key, value in obj.items():
         kind = type(value)
-        if key[:1] == "_":
+        if type(key) is str and key[:1] == "_":
             new = _DROP
         elif kind is dict:
             new, inner = vw_object(value)
@@ -165,7 +167,7 @@ def restored(obj: dict, restore: dict | None) -> dict:
     out = dict(obj)
     for key, value in restore.items():
         current = out.get(key)
-        if type(value) is dict and type(current) is dict and key[:1] != "_":
+        if type(value) is dict and type(current) is dict and str(key)[:1] != "_":
             out[key] = restored(current, value)
         else:
             out[key] = value
@@ -177,18 +179,25 @@ def decode(event: dict, own: bool = False) -> tuple:
 
     Works on cbserve's logs (ids from ``ActionIds``, ``orig`` put back, the id
     feature taken off) and on VW's own (ids ``"1"``..``"K"`` by position). Leaves
-    ``event`` as it was unless ``own`` (the caller's to change: faster). Checks no
-    types: readers of untrusted logs check ``c`` and ``c._multi`` first and treat a
-    TypeError or AttributeError as a bad event.
+    ``event`` as it was unless ``own`` (the caller's to change: faster). Raises
+    :class:`~bandits.errors.LogFormatError` naming the field that is not as written.
     """
-    context = event["c"] if own else dict(event["c"])
-    multi = context.pop("_multi")
+    c = event.get("c")
+    multi = c.get("_multi") if type(c) is dict else None
+    if type(multi) is not list:
+        raise LogFormatError("c._multi: must be a list of action feature objects")
+    context = c if own else dict(c)
+    del context["_multi"]
     ids = event.get("ActionIds")
     if ids is None:
-        return context, [(str(i + 1), feats) for i, feats in enumerate(multi)]
+        ids = [str(i + 1) for i in range(len(multi))]
+    elif type(ids) is not list or len(ids) != len(multi) or not all(type(i) is str for i in ids):
+        raise LogFormatError(f"ActionIds: must be {len(multi)} strings, one per c._multi item")
     pairs = []
-    for aid, feats in zip(ids, multi):
-        id_feature = feats.get(ID_NAMESPACE) if type(feats) is dict else None
+    for index, (aid, feats) in enumerate(zip(ids, multi)):
+        if type(feats) is not dict:
+            raise LogFormatError(f"c._multi[{index}]: must be an object of feature namespaces")
+        id_feature = feats.get(ID_NAMESPACE) if "ActionIds" in event else None
         if type(id_feature) is dict and len(id_feature) == 1 and id_feature.get(aid) == 1:
             if not own:
                 feats = feats.copy()
@@ -196,10 +205,23 @@ def decode(event: dict, own: bool = False) -> tuple:
         pairs.append((aid, feats))
     orig = event.get(ORIG)
     if orig:
-        context = restored(context, orig.get("context"))
-        for index, restore in (orig.get("actions") or {}).items():
-            aid, feats = pairs[int(index)]
-            pairs[int(index)] = (aid, restored(feats, restore))
+        context, pairs = _put_back(orig, context, pairs)
+    return context, pairs
+
+
+def _put_back(orig, context, pairs) -> tuple:
+    """Context and actions with the originals in ``orig`` restored; checks its layout."""
+    restore = orig.get("context") if type(orig) is dict else None
+    actions = orig.get("actions") if type(orig) is dict else None
+    if type(orig) is not dict or type(restore or {}) is not dict or type(actions or {}) is not dict:
+        raise LogFormatError("orig: must be {\"context\": {...}, \"actions\": {\"<index>\": {...}}}")
+    context = restored(context, restore)
+    for index, change in (actions or {}).items():
+        if not (index.isdigit() and int(index) < len(pairs)) or type(change) is not dict:
+            raise LogFormatError(f"orig.actions.{index}: not an action index (0..{len(pairs) - 1}) "
+                                 "with an object of originals")
+        aid, feats = pairs[int(index)]
+        pairs[int(index)] = (aid, restored(feats, change))
     return context, pairs
 
 

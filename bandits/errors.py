@@ -30,5 +30,9 @@ class SnapshotError(BanditError, ValueError):
     """Bytes given to ``from_bytes`` are not a snapshot this code can load."""
 
 
+class LogFormatError(BanditError, ValueError):
+    """A logged decision is not in the layout :mod:`bandits.dsjson` reads; names the field."""
+
+
 class VWError(BanditError):
     """Vowpal Wabbit failed on input that cbserve had accepted."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bandits.dsjson import decode
+from bandits.errors import LogFormatError
 
 from .errors import BadEvent, SkipLearn, Unrewarded, Unsupported
 
@@ -80,10 +81,11 @@ _FIELDS = ("event_ids", "timestamps", "contexts", "actions", "chosen", "propensi
            "rewards", "logging_pmf", "n_actions", "where")
 
 
-def parse_event(event, where: str | None = None) -> tuple:
+def parse_event(event, where: str | None = None, own: bool = True) -> tuple:
     """``(event_id, timestamp, context, actions, chosen, propensity, reward, a, p)``.
 
-    Takes ownership of ``event`` (its ``c`` becomes the context). ``where`` (e.g.
+    Takes ownership of ``event`` (its ``c`` becomes the context) unless ``own`` is
+    false (a caller that reads the same event objects again). ``where`` (e.g.
     ``"log.json:12"``) stands in for a missing ``EventId``. Raises
     :class:`BadEvent` naming the field at fault, :class:`Unrewarded`,
     :class:`SkipLearn` or :class:`Unsupported`. ``a`` and ``p`` are checked as a pmf
@@ -105,17 +107,11 @@ def parse_event(event, where: str | None = None) -> tuple:
     if type(multi) is not list or not multi:
         raise BadEvent("c._multi: must be a non-empty list of action feature objects")
     k = len(multi)
-    ids = event.get("ActionIds")
-    if ids is not None and (type(ids) is not list or len(ids) != k):
-        raise BadEvent(f"ActionIds: must be {k} strings, one per c._multi item")
     try:
-        context, pairs = decode(event, own=True)
-    except (AttributeError, TypeError, ValueError, IndexError) as exc:  # a malformed "orig"
-        raise BadEvent(f"orig: not as cbserve writes it ({exc})") from exc
-    actions = [{"id": aid, "features": feats} for aid, feats in pairs
-               if type(aid) is str and type(feats) is dict]
-    if len(actions) != k:
-        raise BadEvent("ActionIds and c._multi: ids must be strings and features objects")
+        context, pairs = decode(event, own=own)
+    except LogFormatError as exc:
+        raise BadEvent(str(exc)) from exc
+    actions = [{"id": aid, "features": feats} for aid, feats in pairs]
     a, p = event.get("a"), event.get("p")
     if type(a) is not list or type(p) is not list or not a or len(a) != len(p):
         raise BadEvent("a, p: must be non-empty lists of equal length (action indices and "

@@ -143,9 +143,9 @@ def _no_gc():
             gc.enable()
 
 
-def _parsed(event, where: str | None = None):
+def _parsed(event, where: str | None = None, own: bool = True):
     try:
-        return parse_event(event, where)
+        return parse_event(event, where, own)
     except EventError as exc:
         return exc
 
@@ -195,6 +195,8 @@ class EventLog(LogSource):
     >>> source = EventLog("memory", lambda: iter(events))
     >>> [len(chunk) for chunk in source.chunks()], source.report.unrewarded
     ([1], 1)
+    >>> [len(chunk) for chunk in source.chunks()]  # every pass reads the same events
+    [1]
     """
 
     def __init__(self, name: str, events, model_loader=None):
@@ -203,7 +205,7 @@ class EventLog(LogSource):
 
     def _items(self):
         for where, event in self._events():
-            yield where, event if isinstance(event, Exception) else _parsed(event)
+            yield where, event if isinstance(event, Exception) else _parsed(event, own=False)
 
 
 class ParquetLog(LogSource):

@@ -95,6 +95,8 @@ def main(argv=None) -> int:
         parser.error(f"--estimators: unknown {', '.join(unknown)} (allowed: {', '.join(ESTIMATORS)})")
     if not 0.0 < args.level < 1.0:
         parser.error("--level: must be in (0, 1)")
+    if args.config and not args.loop:
+        parser.error("--loop: required with --config (the loop whose log to read)")
     try:
         with contextlib.ExitStack() as stack:
             log = args.log or stack.enter_context(config_redis(load_config(args.config), "replay_eval"))

