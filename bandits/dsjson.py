@@ -259,5 +259,8 @@ def to_feedback(event: dict, reward: float) -> Feedback:
 
 
 def state(event: dict) -> dict:
-    """The context a sequential policy saw at this step (with ``_session``)."""
-    return decode(event)[0]
+    """The context a sequential policy saw at this step (with ``_session``); the
+    actions are left alone."""
+    context = {k: v for k, v in event["c"].items() if k != "_multi"}
+    orig = event.get(ORIG)
+    return restored(context, orig.get("context")) if type(orig) is dict else context

@@ -104,3 +104,8 @@ def test_a_malformed_event_is_refused_naming_the_field(change, field):
         dsjson.decode(event)
     with pytest.raises(BanditError):  # what the learner counts as unlearnable
         dsjson.to_feedback(event, 1.0)
+
+
+def test_state_is_the_decoded_context():
+    event = orjson.loads(dsjson.dumps(_event()))
+    assert dsjson.state(event) == dsjson.decode(event)[0] == CONTEXT
