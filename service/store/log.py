@@ -70,6 +70,21 @@ class LoopLog:
             pipe.xrange(keys.log(self.name), sid, sid, count=1)
         return [dsjson.loads(rows[0][1][b"j"]) if rows else None for rows in pipe.execute()]
 
+    @mapped
+    def recent_decisions(self, count: int) -> list:
+        """The last ``count`` decisions of the log as DSJSON dicts, oldest first (what
+        the pre-deployment checks of :mod:`service.checks` decide on); entries that
+        hold no JSON object are left out."""
+        out = []
+        for _, fields in reversed(self.r.xrevrange(keys.log(self.name), count=count)):
+            try:
+                event = dsjson.loads(fields.get(b"j") or b"null")
+            except ValueError:  # orjson.JSONDecodeError: an entry written by hand
+                continue
+            if isinstance(event, dict):
+                out.append(event)
+        return out
+
     def rewards(self) -> dict:
         """``{event id: (reward, kind)}`` of every joined event still retained."""
         return joined_rewards(self._entries(keys.joined(self.name)))
