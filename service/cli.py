@@ -1,5 +1,5 @@
 """The ``cbserve`` command: ``serve``, ``api``, ``learner``, ``export [--transitions]``,
-``demo``.
+``train`` (:mod:`service.warmstart`), ``demo``.
 
 Redis: ``REDIS_URL`` when set; otherwise (``serve``, ``export``) the data_dir's embedded
 Redis (:mod:`service.embedded_redis`), so a restart resumes where it stopped. ``api``
@@ -26,6 +26,7 @@ from .embedded_redis import EmbeddedRedis, config_redis
 from .errors import CommandError, ConfigError, ServiceError
 from .learner import Learner
 from .store import LoopStore, connect, redis_from_env
+from .warmstart import add_train_args, cmd_train
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ DESCRIPTION = """\
 A contextual-bandit decision service. 'serve' runs the API, the learner and an embedded
 Redis in one process (or uses $REDIS_URL); 'api' (gunicorn workers) and 'learner' are
 the production pieces, on the Redis of $REDIS_URL; 'export' writes a loop's log;
+'train' learns a loop's policy from a log file;
 'demo' plays simulated users against the example loops."""
 
 
@@ -214,6 +216,7 @@ def parser() -> argparse.ArgumentParser:
                    help="serve without API keys (only behind a gateway that authenticates)")
     command("learner", "the learner (needs $REDIS_URL)")
     _export_args(command("export", "write a loop's log (DSJSON, Parquet or transitions)"))
+    add_train_args(command("train", "train a loop's policy from a log file into a snapshot"))
     d = command("demo", "simulated users on the example loops")
     d.add_argument("--rounds", type=int, default=3000, help="rounds per loop")
     d.add_argument("--seed", type=int, default=0, help="seed of the simulated users")
@@ -245,7 +248,7 @@ def cmd_demo(args, config: Config) -> int:
 EXAMPLE_CONFIG = os.path.join(os.path.dirname(__file__), os.pardir, "config", "example.toml")
 
 COMMANDS = {"serve": cmd_serve, "api": cmd_api, "learner": cmd_learner, "export": cmd_export,
-            "demo": cmd_demo}
+            "train": cmd_train, "demo": cmd_demo}
 
 
 def main(argv=None) -> int:

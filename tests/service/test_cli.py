@@ -28,7 +28,7 @@ def test_help_is_plain_text_and_whole(capsys):
     text = _help(["--help"], capsys)
     assert "``" not in text
     assert "'demo' plays simulated users against the example loops." in text
-    for command in ("serve", "api", "learner", "export", "demo"):
+    for command in ("serve", "api", "learner", "export", "train", "demo"):
         assert f"\n    {command} " in text
 
 
