@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bandits import dsjson, resolve
+from bandits import BanditError, dsjson, resolve
 
 from .config import LoopConfig
 
@@ -146,8 +146,8 @@ def logged_inputs(loop: LoopConfig, decisions: list) -> tuple:
         try:
             context, pairs = dsjson.decode(event)
             actions = [{"id": aid, "features": feats} for aid, feats in pairs]
-        except (KeyError, TypeError, AttributeError, ValueError, IndexError):
-            undecodable += 1
+        except (BanditError, KeyError, TypeError, AttributeError, ValueError, IndexError):
+            undecodable += 1  # the log's fault, not the candidate's: counted, not failed
             continue
         event_id = event.get("EventId") if isinstance(event.get("EventId"), str) else f"#{n}"
         inputs.append((event_id, context, actions))

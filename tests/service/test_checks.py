@@ -109,6 +109,14 @@ def test_a_qnetwork_passes_on_a_sequential_loop(tmp_path):
     assert report.checks[2].figures["rule"] == "p >= 0.05/K"
 
 
+def test_a_malformed_logged_entry_is_counted_not_held_against_the_candidate(recs_log):
+    loop = loop_of({"type": "linucb"})
+    log = recs_log[:5] + [{"EventId": "bad", "c": {"_multi": 3}}, {"c": 5}]
+    report = run_checks(trained(loop, recs_log), loop, log, latency_budget_ms=1000.0)
+    assert report.passed and report.checks[1].figures["undecodable"] == 2
+    assert report.checks[1].figures["decisions"] == 5
+
+
 def test_with_no_logged_decision_a_fixed_loop_decides_on_its_actions():
     loop = loop_of({"type": "epsilon_greedy", "model": "disjoint"}, HERO)
     report = run_checks(loop.new_policy().to_bytes(), loop, [], latency_budget_ms=1000.0)
