@@ -104,6 +104,6 @@ def _version_bytes(value, model_loader, fail) -> bytes:
         fail("model_version", "needs --log to be the loop's Redis URL (where models are published)")
     data = model_loader(value)
     if data is None:
-        fail("model_version", f"version {value} is not in Redis (published versions are "
-                              "kept for the configured model_history)")
+        fail("model_version", f"version {value} is not in Redis (the registry keeps the "
+                              "last models.keep versions of a loop)")
     return data

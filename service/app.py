@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 from .api.auth import Authenticator, load_keys, refuse_open
 from .api.body import bound_reads
 from .api.routes import authorize, bp
+from .api.versions import bp as models_bp
 from .config import Config, load_config
 from .errors import ApiError, ConfigError
 from .loops import LoopService
@@ -64,6 +65,7 @@ def create_app(config: Config | None = None, client: redis.Redis | None = None,
     if auth.enabled:  # an open service pays nothing per request
         app.before_request(authorize)
     app.register_blueprint(bp)
+    app.register_blueprint(models_bp)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

@@ -26,7 +26,6 @@ from .errors import ConfigError
 SERVICE_DEFAULTS = {
     "publish_events": 100,       # a new model version after this many learned events...
     "publish_seconds": 5.0,      # ...or this long after the first unpublished one
-    "model_history": 10,         # model versions kept in Redis
     "learner_lock": 10.0,        # seconds a dead learner blocks its successor
     "max_actions": 1000,         # candidates per rank request
     "max_body_bytes": 1_000_000,   # request body (more: 413)
@@ -36,6 +35,9 @@ SERVICE_DEFAULTS = {
     "read_timeout": 10.0,        # seconds a request body may take to arrive (more: 408)
     "allow_anonymous": False,    # serve with no API key configured (see service.api.auth)
     "data_dir": ".cbserve",      # `cbserve serve` only: the embedded Redis's files
+}
+MODELS_DEFAULTS = {
+    "keep": 50,                  # model versions kept per loop (oldest non-serving dropped first)
 }
 LOOP_DEFAULTS = {
     "policy": {"type": "linucb"},
@@ -106,7 +108,7 @@ class Config:
     loops: dict
     publish_events: int = SERVICE_DEFAULTS["publish_events"]
     publish_seconds: float = SERVICE_DEFAULTS["publish_seconds"]
-    model_history: int = SERVICE_DEFAULTS["model_history"]
+    models_keep: int = MODELS_DEFAULTS["keep"]
     learner_lock: float = SERVICE_DEFAULTS["learner_lock"]
     max_actions: int = SERVICE_DEFAULTS["max_actions"]
     max_body_bytes: int = SERVICE_DEFAULTS["max_body_bytes"]
@@ -139,10 +141,15 @@ def load_config(path: str) -> Config:
 
 def parse_config(raw: dict, source: str = "<dict>") -> Config:
     """Validate an already parsed mapping (what the TOML file holds)."""
-    _no_unknown(raw, ("service", "loops"), "")
-    service = raw.get("service", {})
+    _no_unknown(raw, ("service", "models", "loops"), "")
+    service, models = raw.get("service", {}), raw.get("models", {})
     _table(service, "service")
+    _table(models, "models")
+    if "model_history" in service:
+        raise ConfigError("service.model_history", "replaced by models.keep (the model "
+                          "versions kept per loop, default 50) in a [models] table")
     _no_unknown(service, SERVICE_DEFAULTS, "service.")
+    _no_unknown(models, MODELS_DEFAULTS, "models.")
     s = {**SERVICE_DEFAULTS, **service}
     loops = raw.get("loops")
     if not isinstance(loops, dict) or not loops:
@@ -152,7 +159,7 @@ def parse_config(raw: dict, source: str = "<dict>") -> Config:
         loops=parsed,
         publish_events=_int(s["publish_events"], "service.publish_events", 1),
         publish_seconds=duration(s["publish_seconds"], "service.publish_seconds"),
-        model_history=_int(s["model_history"], "service.model_history", 1),
+        models_keep=_int(models.get("keep", MODELS_DEFAULTS["keep"]), "models.keep", 2),
         learner_lock=duration(s["learner_lock"], "service.learner_lock"),
         max_actions=_int(s["max_actions"], "service.max_actions", 1),
         max_body_bytes=_int(s["max_body_bytes"], "service.max_body_bytes", 1024),

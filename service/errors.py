@@ -16,7 +16,7 @@ from __future__ import annotations
 from bandits.errors import ConfigError as PolicyConfigError
 
 __all__ = ["ApiError", "BadRequest", "CommandError", "ConfigError", "Conflict", "Forbidden",
-           "Gone", "LimitExceeded", "NotFound", "PayloadTooLarge", "RequestTimeout",
+           "Gone", "InvalidSnapshot", "LimitExceeded", "NotFound", "PayloadTooLarge", "RequestTimeout",
            "ServiceError", "StoreError", "Unauthorized", "UnsupportedMediaType"]
 
 
@@ -108,6 +108,12 @@ class LimitExceeded(ApiError):
     """A rank body over one of the configured limits (:mod:`service.api.limits`)."""
 
     status, code = 422, "limit_exceeded"
+
+
+class InvalidSnapshot(ApiError):
+    """An uploaded model snapshot that the loop's policy class cannot load."""
+
+    status, code = 422, "invalid_snapshot"
 
 
 class StoreError(ApiError):

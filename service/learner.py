@@ -3,12 +3,14 @@
 For each loop it closes expired events (default reward), reads joined events with its
 consumer group (:mod:`service.store.learning`), learns them, and publishes a snapshot when
 ``publish_events`` events are unpublished or ``publish_seconds`` have passed since the
-first of them. Exactly once: a batch is acknowledged in the same MULTI block that
-publishes the snapshot holding it, so after a crash the unacknowledged (pending) entries
-are exactly the ones no published model has learned; they are read again and learned
-once. The snapshot also records the last stream id it holds, and older entries are
+first of them. Exactly once: a batch is acknowledged in the same script that
+publishes the snapshot holding it (:meth:`service.store.registry.Registry.publish`), so
+after a crash the unacknowledged (pending) entries are exactly the ones no published
+model has learned; they are read again and learned once. The snapshot also records the last stream id it holds, and older entries are
 skipped. One learner per loop holds a lock (``service.learner_lock`` seconds, renewed
-every cycle); a second learner waits until it is free.
+every cycle); a second learner waits until it is free. A publication is a new version
+of the loop's registry whose parent is the version the learner started from; a deploy
+moves that start, and a pinned loop's events are acknowledged unlearned.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from .config import Config, LoopConfig
 from .errors import StoreError
 from .models import spec_text
 from .store import LearnerStore
+from .store.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +47,14 @@ class LoopLearner:
     def __init__(self, client: redis.Redis, loop: LoopConfig, config: Config):
         self.loop, self.config = loop, config
         self.store = LearnerStore(client, loop)
+        self.registry = Registry(client, loop.name, config.models_keep)
         self.name, self.lock_s = loop.name, config.learner_lock
         self._token = uuid.uuid4().hex
         self._holding = False
         self._unacked: list = []   # joined stream ids learned but not yet published
         self._first_unpublished = None
         self._pending_done = False
+        self._pinned = False
         self.policy = None
 
     # -- state ------------------------------------------------------------------------
@@ -60,13 +65,15 @@ class LoopLearner:
         self.version = int(meta.get("version", 0))
         self.last_id = meta.get("last_id", "0-0")
         blob = self.store.model_bytes(self.version) if self.version else None
+        entry = self.registry.entry(self.version) if self.version else None
         if blob is not None and meta.get("spec") == spec_text(self.loop):
-            self.policy = load_policy(blob)
+            self.policy, self._parent = load_policy(blob), self.version
+            self._events = int(entry["events_learned"]) if entry else 0
         else:
             if blob is not None:
-                log.warning("loop %s: policy spec changed; learning a new model from version %d",
-                            self.name, self.version + 1)
-            self.policy = self.loop.new_policy()
+                log.warning("loop %s: policy spec changed; learning a new model from the next "
+                            "version", self.name)
+            self.policy, self._parent, self._events = self.loop.new_policy(), None, 0
         self._unacked, self._first_unpublished, self._pending_done = [], None, False
         self._learned = 0  # events in _unacked that reached the policy
 
@@ -89,6 +96,11 @@ class LoopLearner:
         if not self._lock():
             return 0
         self.store.sweep()
+        if self.registry.serving().get("learn") == "0":
+            return self._skip_pinned()
+        if self._pinned:  # a deploy with learn = true: continue from the head it set
+            self._pinned = False
+            self._load()
         entries = []
         if not self._pending_done:  # entries a previous run read but never published
             entries = self.store.read_joined("0", BATCH)
@@ -98,6 +110,24 @@ class LoopLearner:
         learned = self._learn(entries)
         self._maybe_publish()
         return learned
+
+    def _skip_pinned(self) -> int:
+        """While the loop is pinned: acknowledge joined events without learning them.
+        The champion learns nothing from them (a pin freezes it); the decision log keeps
+        them for offline evaluation and training. What was learned since the last
+        version is dropped with them; a later deploy with learn = true starts from the
+        version it deploys."""
+        if not self._pinned:
+            self._pinned = True
+            log.info("loop %s: pinned; joined events are acknowledged, not learned", self.name)
+        ids = self._unacked
+        self._unacked, self._first_unpublished, self._learned = [], None, 0
+        entries = self.store.read_joined("0", BATCH) or self.store.read_joined(">", BATCH)
+        ids = ids + [sid.decode() for sid, _ in entries]
+        if ids:
+            self.store.ack(ids)
+            self.store.count("not_learned", len(ids))
+        return len(ids)
 
     def _learn(self, entries) -> int:
         last, fresh, skipped = _id_tuple(self.last_id), [], []
@@ -169,19 +199,24 @@ class LoopLearner:
         (nothing to do when no event was learned since the last version)."""
         if not self._unacked:
             return self.version
-        n, version = self.name, self.version + 1
-        blob = self.policy.to_bytes()
-        meta = {"last_id": self.last_id, "spec": spec_text(self.loop),
-                "policy": getattr(self.policy, "name", type(self.policy).__name__),
-                "created": repr(time.time()), "bytes": len(blob)}
-        if not self.store.publish(self.version, blob, meta, self._unacked, self._learned,
-                                  drop=version - self.config.model_history):
-            log.warning("loop %s: model version moved under the learner; reloading", n)
-            self._load()  # someone else published: start over
+        blob, now = self.policy.to_bytes(), time.time()
+        name, spec = getattr(self.policy, "name", type(self.policy).__name__), spec_text(self.loop)
+        params = self.policy.get_params() if hasattr(self.policy, "get_params") else {}
+        entry = {"created": now, "parent": self._parent, "source": "learner",
+                 "events_learned": self._events + self._learned,
+                 "policy": {"name": name, "params": params}, "spec": spec, "bytes": len(blob)}
+        head = {"last_id": self.last_id, "spec": spec, "policy": name, "created": repr(now),
+                "bytes": len(blob)}
+        status, version = self.registry.publish(self.version, blob, entry, head, self._unacked,
+                                                self._learned)
+        if status != "ok":  # a deploy moved the head, or a pin: start again from Redis
+            log.info("loop %s: not publishing (%s); reloading", self.name,
+                     "pinned" if status == "pinned" else f"version {version} deployed")
+            self._load()
             return self.version
-        self.version = version
+        self.version, self._parent, self._events = version, version, entry["events_learned"]
         self._unacked, self._first_unpublished, self._learned = [], None, 0
-        log.info("loop %s: published model version %d", n, version)
+        log.info("loop %s: published model version %d", self.name, version)
         return version
 
     def release(self) -> None:

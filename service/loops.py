@@ -18,6 +18,7 @@ from .errors import BadRequest
 from .models import ServedModel
 from .api.requests import RankRequest
 from .store import LoopStore
+from .store.registry import Registry
 from .store.stats import summary as counters
 
 
@@ -27,7 +28,8 @@ class LoopService:
     def __init__(self, client: redis.Redis, loop: LoopConfig, config: Config):
         self.loop, self.config = loop, config
         self.store = LoopStore(client, loop)
-        self.model = ServedModel(self.store, loop)
+        self.registry = Registry(client, loop.name, config.models_keep)
+        self.model = ServedModel(self.store, loop, self.registry)
         self._fixed_ids = frozenset(a["id"] for a in loop.actions or ())
         self._vw_actions: dict = {}  # the fixed actions' logged form, by id (bandits.dsjson)
 
@@ -103,14 +105,18 @@ class LoopService:
     def summary(self) -> dict:
         """Configuration, model version and counters (``GET /v1/loops/<loop>``).
 
-        ``model`` is the latest published version; ``served`` the one this worker
+        ``model`` is the learner's head (the version it publishes from);
+        ``serving_version`` the serving pointer and ``learning`` whether the learner
+        learns for the loop (false: pinned); ``served`` the version this worker
         (process id ``worker``) serves, refreshed as a rank would refresh it.
         """
-        meta = self.store.model_meta()
+        meta, pointer = self.store.model_meta(), self.registry.serving()
         stats = self.store.stats()
         _, served = self.model.current()
         return {**self.loop.summary(),
                 "model": {"version": int(meta.get("version", 0)), "policy": meta.get("policy"),
                           "created": float(meta["created"]) if "created" in meta else None},
+                "serving_version": int(pointer.get("version", 0)),
+                "learning": pointer.get("learn") != "0",
                 "served": {"version": served, "worker": os.getpid()},
                 "counters": counters(stats)}

@@ -1,8 +1,9 @@
-"""The policy an API worker serves for one loop, swapped when the learner publishes.
+"""The policy an API worker serves for one loop: the version of its serving pointer.
 
 Workers never restart to deploy: every :data:`REFRESH_S` seconds (checked on the next
-request) a worker reads the loop's current version number, one small Redis read, and
-loads the new snapshot if it changed.
+request) a worker reads the loop's serving pointer (:mod:`service.store.registry`), one
+small Redis read, and loads that version's snapshot if it changed. The pointer moves
+with each publication of a learning loop and with each deploy.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from bandits.featurizer import Featurizer
 
 from .config import LoopConfig
 from .store import LoopStore
+from .store.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,8 @@ def spec_text(loop: LoopConfig) -> str:
 class ServedModel:
     """Thread-safe holder of ``(policy, version)`` for one loop in one process."""
 
-    def __init__(self, store: LoopStore, loop: LoopConfig):
-        self.store, self.loop = store, loop
+    def __init__(self, store: LoopStore, loop: LoopConfig, registry: Registry):
+        self.store, self.loop, self.registry = store, loop, registry
         self.lock = threading.Lock()  # decide mutates featurizer memos: one at a time
         self.policy, self.version = loop.new_policy(), 0
         self._spec = spec_text(loop)
@@ -49,15 +51,15 @@ class ServedModel:
         return self.policy, self.version
 
     def refresh(self) -> bool:
-        """Load the published version if it is new; True when the model changed."""
-        meta = self.store.model_meta()
+        """Load the serving version if it is new; True when the model changed."""
+        meta = self.registry.serving()
         version = int(meta.get("version", 0))
         if version == self.version or meta.get("spec") != self._spec:
             return False
         if version == self._unloadable:
             return False
         blob = self.store.model_bytes(version)
-        if blob is None:  # trimmed between the two reads: the next check gets a newer one
+        if blob is None:  # dropped between the two reads: the next check gets the pointer's
             return False
         try:
             policy = load_policy(blob)

@@ -26,6 +26,10 @@ class LoopsCollector:
         join_rate = GaugeMetricFamily("cbserve_join_rate", "Joined events / decisions", labels=["loop"])
         mean = GaugeMetricFamily("cbserve_mean_reward", "Mean reward of joined events", labels=["loop"])
         version = GaugeMetricFamily("cbserve_model_version", "Model version published", labels=["loop"])
+        serving = GaugeMetricFamily("cbserve_serving_version", "Model version the serving pointer names",
+                                    labels=["loop"])
+        learning = GaugeMetricFamily("cbserve_learning", "1 when the learner learns for the loop, "
+                                     "0 when it is pinned", labels=["loop"])
         latency = HistogramMetricFamily("cbserve_rank_latency_seconds",
                                         "Rank latency from request to log write", labels=["loop"])
         for name, service in self.loops.items():
@@ -36,6 +40,9 @@ class LoopsCollector:
             join_rate.add_metric([name], joined / decisions if decisions else 0.0)
             mean.add_metric([name], stats.get("reward_sum", 0.0) / joined if joined else 0.0)
             version.add_metric([name], service.store.model_version())
+            pointer = service.registry.serving()
+            serving.add_metric([name], int(pointer.get("version", 0)))
+            learning.add_metric([name], 0 if pointer.get("learn") == "0" else 1)
             cumulative, buckets = 0.0, []
             for bound in LATENCY_BUCKETS:
                 cumulative += stats.get(f"lat_le_{bound:g}", 0.0)
@@ -43,7 +50,7 @@ class LoopsCollector:
             buckets.append(("+Inf", cumulative + stats.get("lat_le_inf", 0.0)))
             latency.add_metric([name], buckets, stats.get("latency_sum", 0.0))
         yield from counters.values()
-        yield from (join_rate, mean, version, latency)
+        yield from (join_rate, mean, version, serving, learning, latency)
 
 
 def render(loops: dict) -> bytes:

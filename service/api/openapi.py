@@ -18,11 +18,14 @@ def _json(schema, description):
 
 def _errors(*statuses):
     text = {400: "Invalid request (the message names the field)",
-            401: "No API key, or an unknown one", 403: "The key's loops or role do not cover this route", 404: "Unknown loop, event or session",
-            409: "Conflict (reused event id, a different reward, or a session step raced)", 410: "Reward window closed",
+            401: "No API key, or an unknown one", 403: "The key's loops or role do not cover this route",
+            404: "Unknown loop, event, session or model version",
+            409: "Conflict (reused event id, a different reward, a session step raced, or a "
+                 "deploy of a version that never served without force)", 410: "Reward window closed",
             408: "Body not received within service.read_timeout",
-            413: "Body over service.max_body_bytes", 415: "Body is not application/json",
-            422: "Over a configured limit (actions, features, string length, depth)",
+            413: "Body over service.max_body_bytes", 415: "Body of another Content-Type than the route's",
+            422: "Over a configured limit (actions, features, string length, depth), or a "
+                 "snapshot the loop's policy cannot load",
             503: "Redis unavailable"}
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
@@ -33,6 +36,11 @@ _EVENT = {"name": "event_id", "in": "path", "required": True,
 _SESSION = {"name": "session_id", "in": "path", "required": True,
             "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"}}
 _NUM = {"type": "number"}
+_VERSION = {"name": "version", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}}
+_INT = {"type": "integer"}
+_OPT_INT = {"type": ["integer", "null"]}
+_OPT_BOOL = {"type": ["boolean", "null"]}
 
 SCHEMAS = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -79,7 +87,8 @@ SCHEMAS = {
         "event_id": {"type": "string"}, "status": {"enum": ["activated", "already_active"]}}},
     "Loop": {"type": "object", "required": [
         "name", "policy", "featurizer", "actions", "reward_wait", "default_reward", "seed",
-        "retention", "session", "model", "served", "counters"], "properties": {
+        "retention", "session", "model", "serving_version", "learning", "served", "counters"],
+        "properties": {
         "name": {"type": "string"}, "policy": {"type": "object"}, "featurizer": {"type": "object"},
         "actions": {"type": ["array", "null"], "items": {"type": "string"}},
         "reward_wait": _NUM, "default_reward": _NUM, "seed": {"type": "integer"},
@@ -89,6 +98,9 @@ SCHEMAS = {
         "model": {"type": "object", "required": ["version"], "properties": {
             "version": {"type": "integer"}, "policy": {"type": ["string", "null"]},
             "created": {"type": ["number", "null"]}}},
+        "serving_version": {"type": "integer", "minimum": 0,
+                            "description": "the serving pointer (every worker follows it)"},
+        "learning": {"type": "boolean", "description": "false: the loop is pinned"},
         "served": {"type": "object", "required": ["version", "worker"], "properties": {
             "version": {"type": "integer"}, "worker": {"type": "integer"}}},
         "counters": {"type": "object", "description": "counts (integers) and reward_sum",
@@ -96,6 +108,37 @@ SCHEMAS = {
                      "additionalProperties": {"type": "integer", "minimum": 0}}}},
     "Loops": {"type": "object", "required": ["loops"],
               "properties": {"loops": {"type": "array", "items": _ref("Loop")}}},
+    "ModelVersion": {"type": "object", "required": [
+        "version", "served", "serving", "created", "parent", "source", "events_learned", "policy"],
+        "properties": {
+            "version": {"type": "integer", "minimum": 1}, "created": _NUM, "parent": _OPT_INT,
+            "served": {"type": "boolean", "description": "it has served (or serves)"},
+            "serving": {"type": "boolean", "description": "the serving pointer names it"},
+            "source": {"enum": ["learner", "upload"]}, "events_learned": _OPT_INT,
+            "bytes": _INT, "policy": {"type": "object", "required": ["name", "params"],
+                                      "properties": {"name": {"type": "string"},
+                                                     "params": {"type": "object"}}}}},
+    "Models": {"type": "object", "required": ["serving", "learning", "models"], "properties": {
+        "serving": {"type": "integer", "minimum": 0}, "learning": {"type": "boolean"},
+        "models": {"type": "array", "items": _ref("ModelVersion")}}},
+    "DeployRequest": {"type": "object", "required": ["version"], "additionalProperties": False,
+                      "properties": {
+                          "version": {"type": "integer", "minimum": 1},
+                          "learn": {"type": "boolean", "default": True,
+                                    "description": "false pins the loop: the learner learns nothing"},
+                          "force": {"type": "boolean", "default": False,
+                                    "description": "deploy a version that never served"},
+                          "reason": {"type": "string", "maxLength": 1024}}},
+    "DeployResponse": {"type": "object", "required": ["serving", "previous", "learning"],
+                       "properties": {"serving": _INT, "previous": _INT, "learning": {"type": "boolean"}}},
+    "Audit": {"type": "object", "required": ["entries"], "properties": {"entries": {
+        "type": "array", "description": "newest first", "items": {
+            "type": "object", "required": ["id", "time", "action", "key", "version", "reason"],
+            "properties": {
+                "id": {"type": "string"}, "time": _NUM, "key": {"type": "string"},
+                "action": {"enum": ["deploy", "pin", "refused", "upload"]},
+                "version": _OPT_INT, "from": _OPT_INT, "learn": _OPT_BOOL, "force": _OPT_BOOL,
+                "reason": {"type": "string"}}}}}},
     "Health": {"type": "object", "required": ["status", "redis", "loops"], "properties": {
         "status": {"enum": ["ok", "unavailable"]}, "redis": {"type": "boolean"},
         "loops": {"type": "array", "items": {"type": "string"}}}},
@@ -133,6 +176,34 @@ PATHS = {
     "/v1/loops/{loop}": {"get": {"summary": "One loop", "parameters": [_LOOP],
                                  "responses": {"200": _json(_ref("Loop"), "The loop"),
                                                **_errors(401, 403, 404, 503)}}},
+    "/v1/loops/{loop}/models": {
+        "get": {"summary": "The loop's model registry and serving pointer (admin)", "parameters": [_LOOP],
+                "responses": {"200": _json(_ref("Models"), "The registry"), **_errors(401, 403, 404, 503)}},
+        "post": {"summary": "Register an uploaded snapshot as a version that never served (admin)",
+                 "parameters": [_LOOP, {"name": "reason", "in": "query", "required": False,
+                                        "schema": {"type": "string", "maxLength": 1024}}],
+                 "requestBody": {"required": True, "content": {"application/octet-stream": {
+                     "schema": {"type": "string", "format": "binary"}}}},
+                 "responses": {"201": _json(_ref("ModelVersion"), "Registered"),
+                               **_errors(401, 403, 400, 404, 408, 413, 415, 422, 503)}}},
+    "/v1/loops/{loop}/models/{version}": {"get": {
+        "summary": "One model version (admin)", "parameters": [_LOOP, _VERSION],
+        "responses": {"200": _json(_ref("ModelVersion"), "The version"), **_errors(401, 403, 404, 503)}}},
+    "/v1/loops/{loop}/models/{version}/snapshot": {"get": {
+        "summary": "One version's snapshot bytes (admin)", "parameters": [_LOOP, _VERSION],
+        "responses": {"200": {"description": "The snapshot", "content": {"application/octet-stream": {
+            "schema": {"type": "string", "format": "binary"}}}}, **_errors(401, 403, 404, 503)}}},
+    "/v1/loops/{loop}/deploy": {"post": {
+        "summary": "Serve a version: deploy, roll back, pin (learn: false) or resume (admin)",
+        "parameters": [_LOOP],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("DeployRequest")}}},
+        "responses": {"200": _json(_ref("DeployResponse"), "Every worker serves it within a second"),
+                      **_errors(401, 403, 400, 404, 408, 409, 413, 415, 503)}}},
+    "/v1/loops/{loop}/audit": {"get": {
+        "summary": "Deploys, pins, refusals and uploads of the loop, newest first (admin)",
+        "parameters": [_LOOP, {"name": "count", "in": "query", "required": False,
+                               "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
+        "responses": {"200": _json(_ref("Audit"), "The audit entries"), **_errors(401, 403, 400, 404, 503)}}},
     "/healthz": {"get": {"summary": "Liveness and Redis reachability (no key needed)", "security": [], "responses": {
         "200": _json(_ref("Health"), "Healthy"), "503": _json(_ref("Health"), "Redis unreachable")}}},
     "/metrics": {"get": {"summary": "Prometheus metrics of the key's loops (admin)", "responses": {"200": {

@@ -21,7 +21,10 @@ bp = Blueprint("cbserve", __name__)
 #: The role each endpoint needs (``None``: any valid key); ``/healthz`` is public.
 ROUTE_ROLES = {"cbserve.rank": "decide", "cbserve.reward": "decide", "cbserve.activate": "decide",
                "cbserve.end_session": "decide", "cbserve.list_loops": "admin",
-               "cbserve.get_loop": "admin", "cbserve.prometheus": "admin", "cbserve.openapi": None}
+               "cbserve.get_loop": "admin", "cbserve.prometheus": "admin", "cbserve.openapi": None,
+               "models.list_models": "admin", "models.get_model": "admin",
+               "models.get_snapshot": "admin", "models.upload_model": "admin",
+               "models.deploy": "admin", "models.audit": "admin"}
 PUBLIC = frozenset({"cbserve.healthz"})
 
 
@@ -41,7 +44,7 @@ def _visible_loops() -> dict:
     return {name: loops[name] for name in names}
 
 
-def _loop(name: str):
+def loop_service(name: str):
     loops = current_app.extensions["cbserve"]["loops"]
     if name not in loops:
         shown = name if len(name) <= 64 else name[:64] + "..."
@@ -58,7 +61,7 @@ def _body() -> dict:
 @bp.post("/v1/loops/<loop>/rank")
 def rank(loop):
     started = time.perf_counter()
-    service = _loop(loop)
+    service = loop_service(loop)
     config = current_app.extensions["cbserve"]["config"]
     req = parse_rank(_body(), config.limits)
     return Response(orjson.dumps(service.rank(req, started)), mimetype="application/json")
@@ -66,7 +69,7 @@ def rank(loop):
 
 @bp.post("/v1/loops/<loop>/events/<event_id>/reward")
 def reward(loop, event_id):
-    service = _loop(loop)
+    service = loop_service(loop)
     check_event_id(event_id)
     value, end = parse_reward(_body())
     if end and not service.loop.sequential:
@@ -78,7 +81,7 @@ def reward(loop, event_id):
 
 @bp.post("/v1/loops/<loop>/sessions/<session_id>/end")
 def end_session(loop, session_id):
-    service = _loop(loop)
+    service = loop_service(loop)
     check_event_id(session_id, "session_id")
     if not service.loop.sequential:
         raise BadRequest(f"loop {loop!r} is not sequential (it has no session table)")
@@ -91,7 +94,7 @@ def end_session(loop, session_id):
 
 @bp.post("/v1/loops/<loop>/events/<event_id>/activate")
 def activate(loop, event_id):
-    service = _loop(loop)
+    service = loop_service(loop)
     check_event_id(event_id)
     status = service.store.activate(event_id)
     return jsonify({"event_id": event_id,
@@ -105,7 +108,7 @@ def list_loops():
 
 @bp.get("/v1/loops/<loop>")
 def get_loop(loop):
-    return jsonify(_loop(loop).summary())
+    return jsonify(loop_service(loop).summary())
 
 
 @bp.get("/healthz")

@@ -4,7 +4,9 @@
 - :mod:`~service.store.client`: connecting, and Redis errors mapped to ``StoreError``;
 - :class:`LoopLog`: reading a loop (log, rewards, models, counters) by its name;
 - :class:`LoopStore`: the API's writes (log a decision, join a reward, sessions, sweep);
-- :class:`LearnerStore`: the learner's lock, consumer group and model publication.
+- :class:`LearnerStore`: the learner's lock and consumer group;
+- :class:`~service.store.registry.Registry`: model versions, the serving pointer, the
+  audit stream, and the learner's publication.
 """
 from .client import connect, redis_from_env
 from .learning import LearnerStore

@@ -10,8 +10,12 @@ key                            type      holds
 ``cb:{loop}:ev:<event_id>``    hash      join state of one event (status, reward, deadline)
 ``cb:{loop}:due``              zset      open events by reward deadline (ms)
 ``cb:{loop}:joined``           stream    rewarded events for the learner (``e``, ``s``, ``r``, ``k``)
-``cb:{loop}:model``            hash      current model version and its metadata
+``cb:{loop}:model``            hash      the learner's head: the version it learns from, and its metadata
 ``cb:{loop}:model:<version>``  string    policy snapshot bytes of one version
+``cb:{loop}:models``           hash      the registry: version -> JSON metadata of each version kept
+``cb:{loop}:versions``         string    the last version number given (monotonic per loop)
+``cb:{loop}:serving``          hash      the serving pointer: ``version``, ``learn`` (1 or 0), ``spec``
+``cb:{loop}:audit``            stream    deploys, pins, refusals and uploads (one entry each)
 ``cb:{loop}:stats``            hash      counters behind ``/metrics``
 ``cb:{loop}:learner``          string    the learner's lock (one learner per loop)
 ``cb:{loop}:sess:<session>``   hash      a session's step count and recent history (TTL)
@@ -57,6 +61,27 @@ def model(loop: str) -> str:
 
 def model_version(loop: str, version: int) -> str:
     return _base(loop) + f"model:{version}"
+
+
+def model_prefix(loop: str) -> str:
+    """Prefix of the snapshot keys (:func:`model_version` is the prefix plus the version)."""
+    return _base(loop) + "model:"
+
+
+def registry(loop: str) -> str:
+    return _base(loop) + "models"
+
+
+def versions(loop: str) -> str:
+    return _base(loop) + "versions"
+
+
+def serving(loop: str) -> str:
+    return _base(loop) + "serving"
+
+
+def audit(loop: str) -> str:
+    return _base(loop) + "audit"
 
 
 def stats(loop: str) -> str:

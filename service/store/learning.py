@@ -1,9 +1,9 @@
 """The learner's side of one loop in Redis: its lock, its consumer group, publication.
 
 The learner reads the joined stream with its consumer group
-(:data:`~service.store.keys.LEARNER_GROUP`) and acknowledges a batch in the same MULTI
-block that publishes the model holding it (:meth:`LearnerStore.publish`), so the
-pending entries are exactly the ones no published model has learned. One learner per
+(:data:`~service.store.keys.LEARNER_GROUP`) and acknowledges a batch in the same script
+that publishes the model holding it (:meth:`service.store.registry.Registry.publish`),
+so the pending entries are exactly the ones no published model has learned. One learner per
 loop holds its lock (:func:`~service.store.keys.learner_lock`). Redis errors become
 :class:`~service.errors.StoreError`.
 """
@@ -66,29 +66,3 @@ class LearnerStore(LoopStore):
         if counter not in COUNTERS:
             raise ValueError(f"counter: unknown {counter!r} (allowed: {', '.join(COUNTERS)})")
         self.r.hincrby(keys.stats(self.name), counter, n)
-
-    @mapped
-    def publish(self, current: int, blob: bytes, meta: dict, acked: list, learned: int,
-                drop: int | None = None) -> bool:
-        """Publish version ``current + 1`` (snapshot ``blob``, metadata ``meta``) and
-        acknowledge ``acked`` in one MULTI block, counting ``learned`` events and
-        deleting version ``drop``. Nothing is written, and False returned, when the
-        published version is not ``current`` (another learner published meanwhile)."""
-        n, version = self.name, current + 1
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.watch(keys.model(n))
-            if int(pipe.hget(keys.model(n), "version") or 0) != current:
-                pipe.unwatch()
-                return False
-            pipe.multi()
-            pipe.set(keys.model_version(n, version), blob)
-            pipe.hset(keys.model(n), mapping={"version": version, **meta})
-            pipe.xack(keys.joined(n), keys.LEARNER_GROUP, *acked)
-            pipe.hincrby(keys.stats(n), "learned", learned)
-            if drop is not None and drop > 0:
-                pipe.delete(keys.model_version(n, drop))
-            try:
-                pipe.execute()
-            except redis.WatchError:
-                return False
-        return True

@@ -31,6 +31,7 @@ COUNTERS = {
     "learned": Counter("Events learned into a published model"),
     "reward_sum": Counter("Sum of the joined rewards", metric=False),
     "lost_decisions": Counter("Joined events whose decision had left the log (retention too short)"),
+    "not_learned": Counter("Joined events acknowledged unlearned while the loop was pinned"),
     "unlearnable": Counter("Joined events the policy refused to learn (skipped; see the learner's log)"),
     "sessions": Counter("Sessions started", metric=False),
     "sessions_ended": Counter("Sessions ended", metric=False),

@@ -113,3 +113,38 @@ def test_a_cycle_cut_short_by_redis_is_learned_again_and_only_once(r):
     assert learner.step() == 12 and learner.policy.n_learned == 12  # from the pending list
     assert learner.publish() == 1
     assert r.hget(keys.stats("recs"), "learned") == b"12"
+
+
+def test_a_pin_survives_a_redis_restart(crashable):
+    config = make_config(publish_events=5, publish_seconds=0.2)
+    client = connect(crashable.url)
+    app = create_app(config, client).test_client()
+    learner = Learner(connect(crashable.url), config)
+    thread = threading.Thread(target=learner.run, daemon=True)
+    thread.start()
+    try:
+        _learned(app, client, 5)
+        assert _learned(app, client, 5) >= 2
+        pin = call(app, "post", "/v1/loops/recs/deploy", json={"version": 1, "learn": False,
+                                                                  "reason": "incident"})
+        assert pin.status_code == 200
+        crashable.kill()
+        time.sleep(0.3)
+        crashable.start()  # from its append-only file
+        loop = call(app, "get", "/v1/loops/recs").get_json()
+        assert (loop["serving_version"], loop["learning"]) == (1, False)
+        latest = int(client.hget(keys.model("recs"), "version"))
+        for _ in range(5):  # decided by version 1, acknowledged by the learner, not learned
+            event = call(app, "post", RANK, json=GOOD).get_json()
+            assert event["model"]["version"] == 1
+            assert _reward(app, event["event_id"]).status_code == 200
+        deadline = time.monotonic() + 5
+        while int(client.hget(keys.stats("recs"), "not_learned") or 0) < 5:
+            assert time.monotonic() < deadline, "the pinned loop's events were not acknowledged"
+            time.sleep(0.05)
+        assert int(client.hget(keys.model("recs"), "version")) == latest
+        audit = call(app, "get", "/v1/loops/recs/audit").get_json()["entries"]
+        assert [(e["action"], e["reason"]) for e in audit] == [("pin", "incident")]
+    finally:
+        learner.stop()
+        thread.join(10)

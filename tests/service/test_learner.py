@@ -228,13 +228,13 @@ def test_a_published_model_that_cannot_be_loaded_leaves_ranks_on_the_current_one
     assert served.refresh() and served.version == 1
     good = r.get(keys.model_version("recs", 1))
     r.set(keys.model_version("recs", 2), b"not a snapshot")
-    r.hset(keys.model("recs"), "version", 2)
+    r.hset(keys.serving("recs"), "version", 2)  # the serving pointer, as a deploy moves it
     served._checked = float("-inf")  # check now, not in 0.5 s
     res = client.post("/v1/loops/recs/rank", json={"actions": RECS_ITEMS[:4]})
     assert res.status_code == 200 and res.get_json()["model"]["version"] == 1
     assert "model version 2 cannot be loaded, still serving version 1" in caplog.text
     r.set(keys.model_version("recs", 3), good)
-    r.hset(keys.model("recs"), "version", 3)
+    r.hset(keys.serving("recs"), "version", 3)
     served._checked = float("-inf")
     assert client.post("/v1/loops/recs/rank", json={"actions": RECS_ITEMS[:4]}).get_json()["model"]["version"] == 3
 

@@ -58,3 +58,39 @@ def test_four_workers_serve_a_new_version_within_one_second(redis_server, r):
         # one second after its publication, every worker answers with that version
         assert set(after) == pids, "some worker got no request: rerun with more"
         assert all(v == {version} for v in after.values()), after
+
+
+def _rank_and_reward(client, n):
+    for i in range(n):
+        res = client.call("POST", "/v1/loops/recs/rank",
+                          {"context": {"user": {"age": i % 7}}, "actions": RECS_ITEMS[:6]})
+        client.call("POST", f"/v1/loops/recs/events/{res['event_id']}/reward",
+                    {"value": float(res["chosen"] in ("item-1", "item-2"))})
+
+
+def test_four_workers_serve_a_deployed_version_within_one_second_and_stay_pinned(redis_server, r):
+    with production(CONFIG, WORKERS, redis_url=redis_server.url) as deployed:
+        api, client = deployed.api, JsonClient(deployed.api.url)
+        pids = set(api.worker_pids())
+        deadline = time.monotonic() + 20
+        while int(r.hget(keys.model("recs"), "version") or 0) < 2:  # two versions to choose from
+            assert time.monotonic() < deadline, "the learner process published no second version"
+            _rank_and_reward(client, 40)
+            time.sleep(0.4)
+        time.sleep(1.0)  # the traffic's last events are published: nothing moves the pointer
+        answer = client.call("POST", "/v1/loops/recs/deploy",
+                             {"version": 1, "learn": False, "reason": "pin for the test"})
+        assert answer["serving"] == 1
+        time.sleep(1.0)
+        after = _served(api.url, 200)
+        # one second after the deploy, every worker answers with the pinned version
+        assert set(after) == pids, "some worker got no request: rerun with more"
+        assert all(v == {1} for v in after.values()), after
+        latest = int(r.hget(keys.model("recs"), "version"))
+        _rank_and_reward(client, 40)  # the learner acknowledges these, and learns none
+        deadline = time.monotonic() + 20
+        while int(r.hget(keys.stats("recs"), "not_learned") or 0) < 40:
+            assert time.monotonic() < deadline, "the learner did not acknowledge the pinned events"
+            time.sleep(0.1)
+        assert int(r.hget(keys.model("recs"), "version")) == latest
+        assert all(v == {1} for v in _served(api.url, 40).values())

@@ -1,0 +1,76 @@
+"""Deploying, pinning and uploading model versions of one loop (the registry's rules).
+
+The registry itself, its serving pointer and its audit stream live in Redis
+(:mod:`service.store.registry`); this module checks what a request may do before the
+store moves anything: the version exists and was built for the loop's policy, a version
+that never served is deployed only with ``force``, an upload loads with the loop's
+policy class. Every outcome is audited by the store's scripts. ``service`` is the
+loop's :class:`service.loops.LoopService`.
+"""
+from __future__ import annotations
+
+import time
+
+from bandits import BanditError
+
+from .errors import Conflict, InvalidSnapshot, NotFound
+from .models import spec_text
+
+
+def deploy(service, version: int, learn: bool, force: bool, key: str,
+           reason: str) -> dict:
+    """Make ``version`` the serving one (``learn``: the learner continues from it; else
+    the loop is pinned to it). 404 for an unknown version, 409 for one built for another
+    policy specification or one that never served without ``force``."""
+    name, registry = service.loop.name, service.registry
+    entry = registry.entry(version)
+    if entry is None:
+        raise NotFound(unknown_message(service, version))
+    if entry.get("spec") != spec_text(service.loop):
+        raise Conflict(f"version {version} of loop {name!r} was built for another policy or "
+                       "featurizer than the loop's configuration, and workers do not serve it")
+    status, previous = registry.deploy(version, learn, force, key, reason)
+    if status == "unknown":  # dropped between the two reads
+        raise NotFound(unknown_message(service, version))
+    if status == "gate":
+        raise Conflict(f"version {version} of loop {name!r} never served, and a version that "
+                       "never served needs force: true to pass the gate (the refusal is "
+                       "in the audit)")
+    return {"serving": version, "previous": previous, "learning": learn}
+
+
+def unknown_message(service, version: int) -> str:
+    kept = [e["version"] for e in service.registry.entries()]
+    shown = f"{kept[0]}..{kept[-1]}" if kept else "none yet"
+    return f"loop {service.loop.name!r} has no model version {version} (kept: {shown})"
+
+
+def upload(service, blob: bytes, key: str, reason: str) -> dict:
+    """Register ``blob`` as a new version that never served; 422 naming the problem when
+    the loop's policy class cannot load it."""
+    cls = type(service.loop.new_policy())
+    try:
+        policy = cls.from_bytes(blob)
+    except BanditError as exc:
+        raise InvalidSnapshot(f"snapshot: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - any failure of a foreign snapshot is its fault
+        raise InvalidSnapshot(f"snapshot: cannot be loaded as a {cls.name} policy "
+                              f"({type(exc).__name__}: {exc})") from exc
+    learned = getattr(policy, "n_learned", None)
+    entry = {"created": time.time(), "parent": None, "source": "upload",
+             "events_learned": learned if isinstance(learned, int) else None,
+             "policy": {"name": policy.name, "params": policy.get_params()},
+             "spec": spec_text(service.loop), "bytes": len(blob)}
+    version = service.registry.upload(blob, entry, key, reason)
+    return describe(service.registry.entry(version), serving_version(service))
+
+
+def serving_version(service) -> int:
+    return int(service.registry.serving().get("version", 0))
+
+
+def describe(entry: dict, serving: int) -> dict:
+    """A registry entry as the API shows it (``serving``: whether the pointer names it)."""
+    shown = {k: v for k, v in entry.items() if k != "spec"}
+    shown["serving"] = entry["version"] == serving
+    return shown

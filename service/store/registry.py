@@ -1,0 +1,183 @@
+"""The model registry of one loop: its versions, the serving pointer, the audit stream.
+
+Every version a loop serves or could serve is one entry of the registry hash
+(:func:`~service.store.keys.registry`, version -> JSON metadata) beside its snapshot
+(:func:`~service.store.keys.model_version`). Version numbers come from one counter per
+loop (:func:`~service.store.keys.versions`), so learner publications and uploads never
+share a number. Workers serve the serving pointer (:func:`~service.store.keys.serving`),
+not the latest version: a deploy moves it, and with ``learn = 0`` (a pin) the learner
+publishes nothing for the loop. Each of publish, deploy and upload is one Lua script, so
+two deploys racing both land in the audit stream and the pointer is the last one's.
+Entries beyond ``models.keep`` are dropped oldest first, never the serving version nor
+the learner's head (the version it learns from).
+"""
+from __future__ import annotations
+
+import json
+
+import redis
+
+from . import keys
+from .client import mapped
+
+#: Entries the audit stream keeps (approximately: ``MAXLEN ~``).
+AUDIT_MAXLEN = 10_000
+
+_TRIM = """
+local function trim(reg, prefix, keep, a, b)
+  local n = redis.call('HLEN', reg)
+  if n <= keep then return end
+  local nums = {}
+  for _, s in ipairs(redis.call('HKEYS', reg)) do nums[#nums + 1] = tonumber(s) end
+  table.sort(nums)
+  for _, x in ipairs(nums) do
+    if n <= keep then return end
+    if x ~= a and x ~= b then
+      redis.call('HDEL', reg, x)
+      redis.call('DEL', prefix .. x)
+      n = n - 1
+    end
+  end
+end
+local function next_version(counter, head)
+  local v = redis.call('INCR', counter)
+  if v <= head then v = head + 1; redis.call('SET', counter, v) end
+  return v
+end
+local function num(x) return tonumber(x or '0') or 0 end
+"""
+
+# KEYS: head, versions, registry, serving, joined, stats
+# ARGV: parent, blob, entry json, last_id, spec, policy, created, bytes, keep, prefix,
+#       learned, acked ids...
+PUBLISH = _TRIM + """
+local head = num(redis.call('HGET', KEYS[1], 'version'))
+if head ~= tonumber(ARGV[1]) then return {'moved', head} end
+if redis.call('HGET', KEYS[4], 'learn') == '0' then return {'pinned', head} end
+local v = next_version(KEYS[2], head)
+redis.call('SET', ARGV[10] .. v, ARGV[2])
+redis.call('HSET', KEYS[3], v, '{"version":' .. v .. ',"served":true,' .. string.sub(ARGV[3], 2))
+redis.call('HSET', KEYS[1], 'version', v, 'last_id', ARGV[4], 'spec', ARGV[5],
+           'policy', ARGV[6], 'created', ARGV[7], 'bytes', ARGV[8])
+redis.call('HSET', KEYS[4], 'version', v, 'learn', '1', 'spec', ARGV[5])
+for i = 12, #ARGV, 1000 do
+  redis.call('XACK', KEYS[5], '@GROUP@', unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('HINCRBY', KEYS[6], 'learned', ARGV[11])
+trim(KEYS[3], ARGV[10], tonumber(ARGV[9]), v, v)
+return {'ok', v}
+""".replace("@GROUP@", keys.LEARNER_GROUP)
+
+# KEYS: registry, serving, head, audit
+# ARGV: version, learn (1|0), force (1|0), key name, reason, maxlen
+DEPLOY = """
+local before = redis.call('HGET', KEYS[2], 'version') or redis.call('HGET', KEYS[3], 'version') or '0'
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return {'unknown', before} end
+local e = cjson.decode(raw)
+local function audit(action)
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'action', action, 'version', ARGV[1],
+             'from', before, 'learn', ARGV[2], 'force', ARGV[3], 'key', ARGV[4], 'reason', ARGV[5])
+end
+if not e['served'] and ARGV[3] ~= '1' then audit('refused'); return {'gate', before} end
+if not e['served'] then
+  redis.call('HSET', KEYS[1], ARGV[1], (string.gsub(raw, '"served":false', '"served":true', 1)))
+end
+redis.call('HSET', KEYS[2], 'version', ARGV[1], 'learn', ARGV[2], 'spec', e['spec'])
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[3], 'version', ARGV[1], 'spec', e['spec'], 'policy', e['policy']['name'],
+             'created', tostring(e['created']), 'bytes', tostring(e['bytes']))
+end
+if ARGV[2] == '1' then audit('deploy') else audit('pin') end
+return {'ok', before}
+"""
+
+# KEYS: versions, registry, audit, serving, head
+# ARGV: blob, entry json, prefix, keep, key name, reason, maxlen
+UPLOAD = _TRIM + """
+local head = num(redis.call('HGET', KEYS[5], 'version'))
+local v = next_version(KEYS[1], head)
+redis.call('SET', ARGV[3] .. v, ARGV[1])
+redis.call('HSET', KEYS[2], v, '{"version":' .. v .. ',"served":false,' .. string.sub(ARGV[2], 2))
+trim(KEYS[2], ARGV[3], tonumber(ARGV[4]), num(redis.call('HGET', KEYS[4], 'version')), head)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'action', 'upload', 'version', v,
+           'from', '', 'learn', '', 'force', '', 'key', ARGV[5], 'reason', ARGV[6])
+return v
+"""
+
+
+def entry_json(fields: dict) -> str:
+    """The JSON text of a registry entry without ``version`` and ``served`` (the scripts
+    prepend both)."""
+    return json.dumps(fields, separators=(",", ":"), default=str)
+
+
+class Registry:
+    """The registry, serving pointer and audit stream of one loop: ``Registry(client, name)``."""
+
+    def __init__(self, client: redis.Redis, name: str, keep: int):
+        self.r, self.name, self.keep = client, name, keep
+        self._publish = client.register_script(PUBLISH)
+        self._deploy = client.register_script(DEPLOY)
+        self._upload = client.register_script(UPLOAD)
+
+    # -- reads ------------------------------------------------------------------------
+    @mapped
+    def serving(self) -> dict:
+        """The serving pointer ``{"version", "learn", "spec"}``; before the first
+        publication or deploy, the learner's head (what an older deployment served)."""
+        raw = self.r.hgetall(keys.serving(self.name)) or self.r.hgetall(keys.model(self.name))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    @mapped
+    def entries(self) -> list:
+        """Every kept version's metadata, oldest first."""
+        raw = self.r.hgetall(keys.registry(self.name))
+        return sorted((json.loads(v) for v in raw.values()), key=lambda e: e["version"])
+
+    @mapped
+    def entry(self, version: int) -> dict | None:
+        raw = self.r.hget(keys.registry(self.name), version)
+        return None if raw is None else json.loads(raw)
+
+    @mapped
+    def audit(self, count: int) -> list:
+        """The newest ``count`` audit entries, newest first: ``(stream id, fields)``."""
+        rows = self.r.xrevrange(keys.audit(self.name), count=count)
+        return [(sid.decode(), {k.decode(): v.decode() for k, v in f.items()}) for sid, f in rows]
+
+    # -- writes -----------------------------------------------------------------------
+    @mapped
+    def publish(self, parent: int, blob: bytes, entry: dict, head: dict, acked: list,
+                learned: int) -> tuple:
+        """Register the learner's next version (parent ``parent``), make it the head and,
+        unless the loop is pinned, the serving version; acknowledge ``acked`` and count
+        ``learned``, all at once. ``("ok", version)``, or ``("moved", head)`` when the
+        head is no longer ``parent`` (a deploy), ``("pinned", head)`` when pinned:
+        nothing is written then."""
+        n = self.name
+        out = self._publish(
+            keys=[keys.model(n), keys.versions(n), keys.registry(n), keys.serving(n),
+                  keys.joined(n), keys.stats(n)],
+            args=[parent, blob, entry_json(entry), head["last_id"], head["spec"], head["policy"],
+                  head["created"], head["bytes"], self.keep, keys.model_prefix(n), learned, *acked])
+        return out[0].decode(), int(out[1])
+
+    @mapped
+    def deploy(self, version: int, learn: bool, force: bool, key: str, reason: str) -> tuple:
+        """Move the serving pointer to ``version`` (and, with ``learn``, the learner's head)
+        and audit it: ``(status, previous serving version)``, status ``ok``, ``unknown``
+        or ``gate`` (a version that never served, without ``force``; audited as refused)."""
+        n = self.name
+        out = self._deploy(keys=[keys.registry(n), keys.serving(n), keys.model(n), keys.audit(n)],
+                           args=[version, int(learn), int(force), key, reason, AUDIT_MAXLEN])
+        return out[0].decode(), int(out[1])
+
+    @mapped
+    def upload(self, blob: bytes, entry: dict, key: str, reason: str) -> int:
+        """Register an uploaded snapshot (never served until deployed); its version."""
+        n = self.name
+        return int(self._upload(
+            keys=[keys.versions(n), keys.registry(n), keys.audit(n), keys.serving(n), keys.model(n)],
+            args=[blob, entry_json(entry), keys.model_prefix(n), self.keep, key, reason,
+                  AUDIT_MAXLEN]))
