@@ -1,6 +1,7 @@
 """cbserve train (service.warmstart): a snapshot trained from a log decides exactly as a
 policy that learned the same feedback in the same order in-process, from cbserve's own
-export and from VW's layout; bad input is one line naming the option, exit 2."""
+export and from VW's layout, and serves once uploaded and deployed; bad input is one
+line naming the option, exit 2."""
 import json
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 from bandits import Feedback, dsjson, load_policy
 from replay.simulated import write_dsjson
-from service import learner, warmstart
+from service import learner, models, warmstart
 from service.checks import run_checks
 from service.cli import main
 from service.config import load_config
@@ -74,6 +75,27 @@ def test_trained_from_an_export_it_decides_as_the_learner_would(cfg, events, tmp
     same_decisions(trained, expected, inputs)
     assert trained.to_bytes() == expected.to_bytes()
     assert run_checks(out.read_bytes(), loop, events, latency_budget_ms=1000.0).passed
+
+
+def test_export_train_upload_deploy_serves_the_trained_model(cfg, events, tmp_path, client, monkeypatch):
+    """The warm start of docs/lifecycle.md, end to end (the app's recs loop is cfg's)."""
+    monkeypatch.setattr(models, "REFRESH_S", 0.0)
+    log, out = tmp_path / "yesterday.json.gz", tmp_path / "recs.bin"
+    write_dsjson(events, str(log))
+    assert train(cfg, "recs", log, out) == 0
+    up = client.post("/v1/loops/recs/models", data=out.read_bytes(), query_string={"reason": "warm start"},
+                     headers={"Content-Type": "application/octet-stream"})
+    assert up.status_code == 201, up.get_json()
+    version = up.get_json()["version"]
+    deploy = {"version": version, "learn": True, "force": True, "reason": "warm start"}
+    assert client.post("/v1/loops/recs/deploy", json=deploy).status_code == 200
+    context, pairs = dsjson.decode(events[0])
+    actions = [{"id": a, "features": f} for a, f in pairs]
+    body = client.post("/v1/loops/recs/rank", json={"context": context, "actions": actions}).get_json()
+    assert body["model"]["version"] == version
+    expected = load_policy(out.read_bytes()).decide(context, actions)
+    served = {item["id"]: item["probability"] for item in body["ranking"]}
+    assert [served[a] for a in expected.action_ids] == expected.pmf.tolist()
 
 
 def test_trained_from_vw_layout_with_positional_actions(cfg, tmp_path, capsys):
