@@ -76,14 +76,16 @@ class VWPolicy(Policy):
         self._actions: dict = {}
         self._ws = self._workspace()
 
-    def _command_line(self) -> list:
-        cmd = ["--cb_explore_adf", "--quiet", "--random_seed", str(self.seed)]
+    def _command_line(self, seeded: bool = True) -> list:
+        cmd = ["--cb_explore_adf", "--quiet"] + (["--random_seed", str(self.seed)] if seeded else [])
         for group in self.interactions:
             cmd += ["-q", group]
         return cmd + shlex.split(self.args)
 
     def _workspace(self, model_path=None):
-        cmd = self._command_line() + (["-i", model_path] if model_path else [])
+        """A VW workspace; from a saved model, the model's own random seed (``--bag``
+        advances it, and VW refuses a command line that disagrees with the model)."""
+        cmd = self._command_line(seeded=not model_path) + (["-i", model_path] if model_path else [])
         try:
             return vowpalwabbit.Workspace(arg_list=cmd)
         except Exception as exc:  # VW raises plain RuntimeError/ValueError for bad options

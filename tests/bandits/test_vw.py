@@ -85,3 +85,12 @@ def test_shared_features_matter_by_default():
         return [int(np.argmax(p.decide({"u": {"side": s}}, ["x", "y"]).pmf)) for s in ("left", "right")]
     assert train(["sa"]) == [0, 1]
     assert len(set(train([]))) == 1
+
+
+@pytest.mark.parametrize("args", ["--bag 3", "--cover 3", "--epsilon 0.1"])
+def test_a_snapshot_after_learning_reloads_and_decides_the_same(args):
+    p = VWPolicy(args=args, seed=5)
+    for t in range(20):
+        p.learn([Feedback(CONTEXT, ACTIONS, t % 5, 0.2, float(t % 3 == 0))])
+    q = VWPolicy.from_bytes(p.to_bytes())  # --bag saves an advanced random seed
+    np.testing.assert_array_equal(q.decide(CONTEXT, ACTIONS).pmf, p.decide(CONTEXT, ACTIONS).pmf)
