@@ -38,6 +38,7 @@ SERVICE_DEFAULTS = {
 }
 MODELS_DEFAULTS = {
     "keep": 50,                  # model versions kept per loop (oldest non-serving dropped first)
+    "check_latency": "5ms",      # the p99 of a candidate's decide the pre-deployment checks allow
 }
 LOOP_DEFAULTS = {
     "policy": {"type": "linucb"},
@@ -109,6 +110,7 @@ class Config:
     publish_events: int = SERVICE_DEFAULTS["publish_events"]
     publish_seconds: float = SERVICE_DEFAULTS["publish_seconds"]
     models_keep: int = MODELS_DEFAULTS["keep"]
+    models_check_latency: float = 0.005
     learner_lock: float = SERVICE_DEFAULTS["learner_lock"]
     max_actions: int = SERVICE_DEFAULTS["max_actions"]
     max_body_bytes: int = SERVICE_DEFAULTS["max_body_bytes"]
@@ -160,6 +162,8 @@ def parse_config(raw: dict, source: str = "<dict>") -> Config:
         publish_events=_int(s["publish_events"], "service.publish_events", 1),
         publish_seconds=duration(s["publish_seconds"], "service.publish_seconds"),
         models_keep=_int(models.get("keep", MODELS_DEFAULTS["keep"]), "models.keep", 2),
+        models_check_latency=duration(models.get("check_latency", MODELS_DEFAULTS["check_latency"]),
+                                      "models.check_latency"),
         learner_lock=duration(s["learner_lock"], "service.learner_lock"),
         max_actions=_int(s["max_actions"], "service.max_actions", 1),
         max_body_bytes=_int(s["max_body_bytes"], "service.max_body_bytes", 1024),

@@ -13,7 +13,8 @@ import time
 
 from bandits import BanditError
 
-from .errors import Conflict, InvalidSnapshot, NotFound
+from .checks import MAX_DECISIONS, run_checks
+from .errors import CheckFailed, Conflict, InvalidSnapshot, NotFound
 from .models import spec_text
 
 
@@ -29,6 +30,15 @@ def deploy(service, version: int, learn: bool, force: bool, key: str,
     if entry.get("spec") != spec_text(service.loop):
         raise Conflict(f"version {version} of loop {name!r} was built for another policy or "
                        "featurizer than the loop's configuration, and workers do not serve it")
+    blob = service.store.model_bytes(version)
+    if blob is None:
+        raise NotFound(unknown_message(service, version))
+    report = checks(service, blob)
+    failed = report.first_failure()
+    if failed is not None:  # never overridable, force or not
+        registry.refuse(version, key, f"check {failed.name} failed: {failed.message}")
+        raise CheckFailed(f"version {version} of loop {name!r}: the pre-deployment check "
+                          f"{failed.name!r} failed: {failed.message}")
     status, previous = registry.deploy(version, learn, force, key, reason)
     if status == "unknown":  # dropped between the two reads
         raise NotFound(unknown_message(service, version))
@@ -39,6 +49,12 @@ def deploy(service, version: int, learn: bool, force: bool, key: str,
     return {"serving": version, "previous": previous, "learning": learn}
 
 
+def checks(service, blob: bytes):
+    """The pre-deployment checks of ``blob`` on the loop's last logged decisions."""
+    return run_checks(blob, service.loop, service.store.recent_decisions(MAX_DECISIONS),
+                      service.config.models_check_latency * 1000.0)
+
+
 def unknown_message(service, version: int) -> str:
     kept = [e["version"] for e in service.registry.entries()]
     shown = f"{kept[0]}..{kept[-1]}" if kept else "none yet"
@@ -46,8 +62,8 @@ def unknown_message(service, version: int) -> str:
 
 
 def upload(service, blob: bytes, key: str, reason: str) -> dict:
-    """Register ``blob`` as a new version that never served; 422 naming the problem when
-    the loop's policy class cannot load it."""
+    """Register ``blob`` as a new version that never served, with its pre-deployment
+    checks; 422 naming the problem when the loop's policy class cannot load it."""
     cls = type(service.loop.new_policy())
     try:
         policy = cls.from_bytes(blob)
@@ -60,7 +76,8 @@ def upload(service, blob: bytes, key: str, reason: str) -> dict:
     entry = {"created": time.time(), "parent": None, "source": "upload",
              "events_learned": learned if isinstance(learned, int) else None,
              "policy": {"name": policy.name, "params": policy.get_params()},
-             "spec": spec_text(service.loop), "bytes": len(blob)}
+             "spec": spec_text(service.loop), "bytes": len(blob),
+             "checks": checks(service, blob).to_dict()}
     version = service.registry.upload(blob, entry, key, reason)
     return describe(service.registry.entry(version), serving_version(service))
 

@@ -110,6 +110,12 @@ class LimitExceeded(ApiError):
     status, code = 422, "limit_exceeded"
 
 
+class CheckFailed(ApiError):
+    """A pre-deployment check refused the version (:mod:`service.checks`)."""
+
+    status, code = 422, "check_failed"
+
+
 class InvalidSnapshot(ApiError):
     """An uploaded model snapshot that the loop's policy class cannot load."""
 

@@ -17,7 +17,9 @@ RECS_ITEMS = [{"id": f"item-{j}", "features": {"item": {"price": float(j % 7), "
 
 def make_config(**service):
     """Two loops like config/example.toml, with short windows for tests."""
-    raw = {"service": {"publish_events": 20, "publish_seconds": 0.5, **service}, "loops": {
+    raw = {"service": {"publish_events": 20, "publish_seconds": 0.5, **service},
+           "models": {"check_latency": "1s"},  # the latency check has its own tests
+           "loops": {
         "hero": {"actions": ["hero-a", "hero-b", "hero-c", "hero-d"],
                  "policy": {"type": "epsilon_greedy", "epsilon": 0.2, "model": "disjoint"},
                  "featurizer": {"context_dim": 8, "interaction_dim": 0, "action_id": False},

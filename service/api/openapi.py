@@ -24,8 +24,8 @@ def _errors(*statuses):
                  "deploy of a version that never served without force)", 410: "Reward window closed",
             408: "Body not received within service.read_timeout",
             413: "Body over service.max_body_bytes", 415: "Body of another Content-Type than the route's",
-            422: "Over a configured limit (actions, features, string length, depth), or a "
-                 "snapshot the loop's policy cannot load",
+            422: "Over a configured limit (actions, features, string length, depth), a "
+                 "snapshot the loop's policy cannot load, or a failed pre-deployment check",
             503: "Redis unavailable"}
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
@@ -115,7 +115,7 @@ SCHEMAS = {
             "served": {"type": "boolean", "description": "it has served (or serves)"},
             "serving": {"type": "boolean", "description": "the serving pointer names it"},
             "source": {"enum": ["learner", "upload"]}, "events_learned": _OPT_INT,
-            "bytes": _INT, "policy": {"type": "object", "required": ["name", "params"],
+            "bytes": _INT, "checks": _ref("Checks"), "policy": {"type": "object", "required": ["name", "params"],
                                       "properties": {"name": {"type": "string"},
                                                      "params": {"type": "object"}}}}},
     "Models": {"type": "object", "required": ["serving", "learning", "models"], "properties": {
@@ -131,6 +131,12 @@ SCHEMAS = {
                           "reason": {"type": "string", "maxLength": 1024}}},
     "DeployResponse": {"type": "object", "required": ["serving", "previous", "learning"],
                        "properties": {"serving": _INT, "previous": _INT, "learning": {"type": "boolean"}}},
+    "Checks": {"type": "object", "required": ["passed", "checks"], "properties": {
+        "passed": {"type": "boolean"}, "checks": {"type": "array", "items": {
+            "type": "object", "required": ["name", "passed", "figures", "message"], "properties": {
+                "name": {"enum": ["loads", "pmf", "floor", "actions", "latency"]},
+                "passed": {"type": ["boolean", "null"], "description": "null: not run"},
+                "figures": {"type": "object"}, "message": {"type": "string"}}}}}},
     "Audit": {"type": "object", "required": ["entries"], "properties": {"entries": {
         "type": "array", "description": "newest first", "items": {
             "type": "object", "required": ["id", "time", "action", "key", "version", "reason"],
@@ -198,7 +204,7 @@ PATHS = {
         "parameters": [_LOOP],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("DeployRequest")}}},
         "responses": {"200": _json(_ref("DeployResponse"), "Every worker serves it within a second"),
-                      **_errors(401, 403, 400, 404, 408, 409, 413, 415, 503)}}},
+                      **_errors(401, 403, 400, 404, 408, 409, 413, 415, 422, 503)}}},
     "/v1/loops/{loop}/audit": {"get": {
         "summary": "Deploys, pins, refusals and uploads of the loop, newest first (admin)",
         "parameters": [_LOOP, {"name": "count", "in": "query", "required": False,

@@ -174,6 +174,13 @@ class Registry:
         return out[0].decode(), int(out[1])
 
     @mapped
+    def refuse(self, version: int, key: str, reason: str) -> None:
+        """Audit a deploy of ``version`` that a pre-deployment check refused."""
+        self.r.xadd(keys.audit(self.name), {"action": "refused", "version": version, "from": "",
+                                            "learn": "", "force": "", "key": key, "reason": reason},
+                    maxlen=AUDIT_MAXLEN, approximate=True)
+
+    @mapped
     def upload(self, blob: bytes, entry: dict, key: str, reason: str) -> int:
         """Register an uploaded snapshot (never served until deployed); its version."""
         n = self.name

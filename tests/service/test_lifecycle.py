@@ -1,6 +1,7 @@
 """The model registry against a real Redis: versions the learner publishes, the serving
 pointer, deploy, roll back, pin and resume, uploads, the audit stream, and every
 response checked against the OpenAPI document."""
+import dataclasses
 import threading
 
 import numpy as np
@@ -161,6 +162,27 @@ def test_an_upload_never_serves_until_deployed_with_force(client, traffic):
     assert [(e["action"], e["version"], e["force"]) for e in audit] == [
         ("deploy", 2, True), ("refused", 2, False), ("upload", 2, None)]
     assert audit[2]["reason"] == "warm start"
+
+
+def test_a_failing_pre_deployment_check_refuses_even_a_forced_deploy(client, traffic, r, config):
+    traffic.learn()
+    slow = create_app(dataclasses.replace(config, models_check_latency=1e-9), r, keys=KEYS).test_client()
+    blob = make_policy({"type": "linucb", "alpha": 0.5, "epsilon": 0.05}).to_bytes()
+    up = call(slow, "post", "/v1/loops/recs/models", data=blob,
+              headers={**AS_ADMIN, "Content-Type": "application/octet-stream"}).get_json()
+    assert up["checks"]["passed"] is False
+    assert [c["name"] for c in up["checks"]["checks"] if c["passed"] is False] == ["latency"]
+    refused = call(slow, "post", "/v1/loops/recs/deploy", json={"version": up["version"], "force": True},
+                   headers=AS_ADMIN)
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["message"].startswith(
+        f"version {up['version']} of loop 'recs': the pre-deployment check 'latency' failed")
+    assert _serving(client) == 1
+    entry = _get(client, "/v1/loops/recs/audit").get_json()["entries"][0]
+    assert (entry["action"], entry["version"]) == ("refused", up["version"])
+    assert entry["reason"].startswith("check latency failed")
+    assert _deploy(client, {"version": up["version"], "force": True}).status_code == 200  # 1 s budget
+    assert _serving(client) == up["version"]
 
 
 @pytest.mark.parametrize("blob, content_type, status, match", [

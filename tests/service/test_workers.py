@@ -18,6 +18,8 @@ publish_seconds = 0.3
 policy = { type = "linucb", alpha = 0.5 }
 featurizer = { context_dim = 16, action_dim = 8, interaction_dim = 8 }
 reward_wait = "30s"
+[models]
+check_latency = "1s"
 """
 WORKERS = 4
 
