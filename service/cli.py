@@ -1,5 +1,5 @@
 """The ``cbserve`` command: ``serve``, ``api``, ``learner``, ``export [--transitions]``,
-``train`` (:mod:`service.warmstart`), ``demo``.
+``train`` (:mod:`service.warmstart`), ``demo``, ``models`` (:mod:`service.models_cli`).
 
 Redis: ``REDIS_URL`` when set; otherwise (``serve``, ``export``) the data_dir's embedded
 Redis (:mod:`service.embedded_redis`), so a restart resumes where it stopped. ``api``
@@ -25,6 +25,7 @@ from .embedded import RunningService
 from .embedded_redis import EmbeddedRedis, config_redis
 from .errors import CommandError, ConfigError, ServiceError
 from .learner import Learner
+from .models_cli import add_models_parser, cmd_models
 from .store import LoopStore, connect, redis_from_env
 from .warmstart import add_train_args, cmd_train
 
@@ -166,7 +167,8 @@ DESCRIPTION = """\
 A contextual-bandit decision service. 'serve' runs the API, the learner and an embedded
 Redis in one process (or uses $REDIS_URL); 'api' (gunicorn workers) and 'learner' are
 the production pieces, on the Redis of $REDIS_URL; 'export' writes a loop's log;
-'train' learns a loop's policy from a log file;
+'train' learns a loop's policy from a log file; 'models' deploys and rolls back a
+running service's model versions over HTTP;
 'demo' plays simulated users against the example loops."""
 
 
@@ -221,6 +223,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--rounds", type=int, default=3000, help="rounds per loop")
     d.add_argument("--seed", type=int, default=0, help="seed of the simulated users")
     d.add_argument("--out", default="cbserve-demo", help="CSV and PNG directory; '' writes none")
+    add_models_parser(sub, HelpFormatter)
     return p
 
 
@@ -253,6 +256,8 @@ COMMANDS = {"serve": cmd_serve, "api": cmd_api, "learner": cmd_learner, "export"
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "models":  # an HTTP client of a running service: no configuration
+        return cmd_models(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     if args.command == "demo" and not args.config and os.path.exists(EXAMPLE_CONFIG):
