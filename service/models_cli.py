@@ -18,6 +18,7 @@ What it prints is :mod:`service.models_format`'s (pure: an answer in, text out).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -67,7 +68,7 @@ class Client:
             raise refusal(route, exc.code, exc.read(), bool(self.key)) from exc
         except urllib.error.URLError as exc:
             raise RemoteError(unreachable(self.url, exc.reason, self.timeout)) from exc
-        except (TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
             raise RemoteError(unreachable(self.url, exc, self.timeout)) from exc
 
     def json(self, method: str, path: str, payload: dict | None = None) -> tuple:
@@ -176,8 +177,12 @@ def _write(path: str, blob: bytes, what: str) -> str:
 
 def cmd_models(args) -> int:
     """Run ``cbserve models``: 0, 1 (the service refused or cannot be reached) or 2."""
-    client = Client(args.url or os.environ.get(ENV_URL) or DEFAULT_URL, os.environ.get(ENV_KEY) or None)
+    url = args.url or os.environ.get(ENV_URL) or DEFAULT_URL
+    client = Client(url, os.environ.get(ENV_KEY) or None)
     try:
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            where = "--url" if args.url else ENV_URL
+            raise CommandError(f"{where}: must be an http:// or https:// URL, got {url!r}")
         text = run(args, client)
     except RemoteError as exc:
         print(f"cbserve: {exc.message}", file=sys.stderr)

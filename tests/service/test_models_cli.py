@@ -170,6 +170,8 @@ def test_a_service_that_does_not_answer_is_named(capsys, monkeypatch):
     assert (status, out) == (1, "")
     assert err == (f"cbserve: cannot connect to http://127.0.0.1:{port}: connection refused (is "
                    "cbserve running there? give --url or set CBSERVE_URL)\n")
+    status, _, err = models(capsys, "list", "--url", f"127.0.0.1:{port}")
+    assert status == 2 and err == f"cbserve: --url: must be an http:// or https:// URL, got '127.0.0.1:{port}'\n"
 
 
 def test_the_default_url_is_where_cbserve_serve_listens(capsys):
