@@ -78,7 +78,8 @@ class LoopService:
             memo=self._vw_actions if req.actions is None else None)
         self.store.log_decision(event_id, dsjson.dumps(event), req.defer,
                                 time.perf_counter() - started,
-                                None if state is None else (state, pairs[chosen][0]))
+                                None if state is None else (state, pairs[chosen][0]),
+                                version=version)
         shown = order[:req.k] if req.k else order
         body = {"event_id": event_id, "chosen": pairs[chosen][0],
                 "probability": float(decision.pmf[chosen]),

@@ -16,6 +16,8 @@ key                            type      holds
 ``cb:{loop}:versions``         string    the last version number given (monotonic per loop)
 ``cb:{loop}:serving``          hash      the serving pointer: ``version``, ``learn`` (1 or 0), ``spec``
 ``cb:{loop}:audit``            stream    deploys, pins, refusals and uploads (one entry each)
+``cb:{loop}:figures``          hash      live figures of each version: ``<v>:d`` decisions, ``<v>:n``
+                                         rewards joined, ``<v>:s`` their sum, ``<v>:q`` sum of squares
 ``cb:{loop}:stats``            hash      counters behind ``/metrics``
 ``cb:{loop}:learner``          string    the learner's lock (one learner per loop)
 ``cb:{loop}:sess:<session>``   hash      a session's step count and recent history (TTL)
@@ -82,6 +84,21 @@ def serving(loop: str) -> str:
 
 def audit(loop: str) -> str:
     return _base(loop) + "audit"
+
+
+def figures(loop: str) -> str:
+    """The live figures of every version, four fields each (:func:`figure_fields`)."""
+    return _base(loop) + "figures"
+
+
+def figure_fields(version: int) -> list:
+    """The fields of ``version`` in :func:`figures`: decisions served, rewards joined,
+    reward sum, sum of squared rewards.
+
+    >>> figure_fields(7)
+    ['7:d', '7:n', '7:s', '7:q']
+    """
+    return [f"{version}:{f}" for f in "dnsq"]
 
 
 def stats(loop: str) -> str:

@@ -50,9 +50,11 @@ class LoopStore(LoopLog):
     # -- decisions and rewards --------------------------------------------------------
     @mapped
     def log_decision(self, event_id: str, event: bytes, deferred: bool, latency_s: float,
-                     step: tuple | None = None) -> str:
+                     step: tuple | None = None, *, version: int) -> str:
         """Append the decision to the log and open its reward window; 409 on a reused id.
 
+        ``version`` is the model version that decided: the decision, and the reward
+        joined to it later, count in that version's live figures.
         ``step`` is ``(session state, chosen action id)`` for a sequential loop: the
         decision is then also the session's next step, refused (409) if another step
         of the session was logged since the state was read.
@@ -60,13 +62,13 @@ class LoopStore(LoopLog):
         n = self.name
         ks = [keys.event(n, event_id), keys.log(n), keys.due(n), keys.stats(n)]
         args = [event_id, event, int(deferred), self._wait_ms, self._event_ttl,
-                self._retention_ms, latency_field(latency_s), repr(latency_s)]
+                self._retention_ms, latency_field(latency_s), repr(latency_s), int(version)]
         if step is None:
-            out = self._log(keys=ks, args=args)
+            out = self._log(keys=ks + [keys.figures(n)], args=args)
         else:
             state, action_id = step
             session = self.loop.session
-            out = self._log_step(keys=ks + [keys.session(n, state.session_id)],
+            out = self._log_step(keys=ks + [keys.session(n, state.session_id), keys.figures(n)],
                                  args=args + [state.step, action_id, max(1, int(session["ttl"] * 1000)),
                                               session["history"], state.session_id])
         status = out[0].decode()
@@ -106,7 +108,7 @@ class LoopStore(LoopLog):
     def reward(self, event_id: str, value: float, end: bool = False) -> str:
         """Record the reward: ``"ok"`` or ``"same"`` (a repeat); 409/410/404 otherwise.
         ``end`` also closes the episode of the event's session."""
-        out = self._reward(keys=self._event_keys(event_id) + [keys.ends(self.name)],
+        out = self._reward(keys=self._event_keys(event_id) + [keys.ends(self.name), keys.figures(self.name)],
                            args=[event_id, canonical_reward(value), self._retention_ms, int(end)])
         if out[0] == b"nosession":
             raise BadRequest(f"end: event {event_id!r} is not a step of a session")
@@ -115,7 +117,8 @@ class LoopStore(LoopLog):
     @mapped
     def activate(self, event_id: str) -> str:
         """Mark a deferred event learnable: ``"ok"`` or ``"same"``; 410/404 otherwise."""
-        out = self._activate(keys=self._event_keys(event_id), args=[event_id, self._retention_ms])
+        out = self._activate(keys=self._event_keys(event_id) + [keys.figures(self.name)],
+                             args=[event_id, self._retention_ms])
         return self._status(out, event_id, "activation")
 
     def _event_keys(self, event_id):
@@ -139,7 +142,7 @@ class LoopStore(LoopLog):
     def sweep(self, limit: int = SWEEP_BATCH) -> tuple:
         """Close events past their deadline; returns (joined with default, expired)."""
         n = self.name
-        out = self._sweep(keys=[keys.due(n), keys.joined(n), keys.stats(n)],
+        out = self._sweep(keys=[keys.due(n), keys.joined(n), keys.stats(n), keys.figures(n)],
                           args=[keys.event_prefix(n), canonical_reward(self.loop.default_reward),
                                 limit, self._retention_ms])
         return int(out[0]), int(out[1])

@@ -9,7 +9,11 @@ not the latest version: a deploy moves it, and with ``learn = 0`` (a pin) the le
 publishes nothing for the loop. Each of publish, deploy and upload is one Lua script, so
 two deploys racing both land in the audit stream and the pointer is the last one's.
 Entries beyond ``models.keep`` are dropped oldest first, never the serving version nor
-the learner's head (the version it learns from).
+the learner's head (the version it learns from), with their snapshots and live figures.
+
+The live figures of each version (:func:`~service.store.keys.figures`: decisions
+served, rewards joined, their sum and sum of squares) are counted by the API's own
+scripts (:mod:`service.store.lua`); :meth:`Registry.figures` reads them.
 """
 from __future__ import annotations
 
@@ -23,8 +27,16 @@ from .client import mapped
 #: Entries the audit stream keeps (approximately: ``MAXLEN ~``).
 AUDIT_MAXLEN = 10_000
 
+#: Lua functions for a script that adds a version (prepend it to the script's text):
+#: ``trim(reg, prefix, keep, a, b, figures)`` drops the oldest entries of the registry
+#: hash ``reg`` until at most ``keep`` remain, never versions ``a`` nor ``b`` (the
+#: serving one and the learner's head), each with its snapshot (key ``prefix .. v``)
+#: and its four fields of the ``figures`` hash (the script declares ``reg`` and
+#: ``figures`` in its KEYS; the snapshot keys are built from ``prefix``, under the
+#: same hash tag). ``next_version(counter, head)`` gives the next version number;
+#: ``num(x)`` reads a number, 0 when absent.
 _TRIM = """
-local function trim(reg, prefix, keep, a, b)
+local function trim(reg, prefix, keep, a, b, figures)
   local n = redis.call('HLEN', reg)
   if n <= keep then return end
   local nums = {}
@@ -35,6 +47,7 @@ local function trim(reg, prefix, keep, a, b)
     if x ~= a and x ~= b then
       redis.call('HDEL', reg, x)
       redis.call('DEL', prefix .. x)
+      redis.call('HDEL', figures, x .. ':d', x .. ':n', x .. ':s', x .. ':q')
       n = n - 1
     end
   end
@@ -47,7 +60,7 @@ end
 local function num(x) return tonumber(x or '0') or 0 end
 """
 
-# KEYS: head, versions, registry, serving, joined, stats
+# KEYS: head, versions, registry, serving, joined, stats, figures
 # ARGV: parent, blob, entry json, last_id, spec, policy, created, bytes, keep, prefix,
 #       learned, acked ids...
 PUBLISH = _TRIM + """
@@ -64,7 +77,7 @@ for i = 12, #ARGV, 1000 do
   redis.call('XACK', KEYS[5], '@GROUP@', unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 redis.call('HINCRBY', KEYS[6], 'learned', ARGV[11])
-trim(KEYS[3], ARGV[10], tonumber(ARGV[9]), v, v)
+trim(KEYS[3], ARGV[10], tonumber(ARGV[9]), v, v, KEYS[7])
 return {'ok', v}
 """.replace("@GROUP@", keys.LEARNER_GROUP)
 
@@ -92,14 +105,14 @@ if ARGV[2] == '1' then audit('deploy') else audit('pin') end
 return {'ok', before}
 """
 
-# KEYS: versions, registry, audit, serving, head
+# KEYS: versions, registry, audit, serving, head, figures
 # ARGV: blob, entry json, prefix, keep, key name, reason, maxlen
 UPLOAD = _TRIM + """
 local head = num(redis.call('HGET', KEYS[5], 'version'))
 local v = next_version(KEYS[1], head)
 redis.call('SET', ARGV[3] .. v, ARGV[1])
 redis.call('HSET', KEYS[2], v, '{"version":' .. v .. ',"served":false,' .. string.sub(ARGV[2], 2))
-trim(KEYS[2], ARGV[3], tonumber(ARGV[4]), num(redis.call('HGET', KEYS[4], 'version')), head)
+trim(KEYS[2], ARGV[3], tonumber(ARGV[4]), num(redis.call('HGET', KEYS[4], 'version')), head, KEYS[6])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'action', 'upload', 'version', v,
            'from', '', 'learn', '', 'force', '', 'key', ARGV[5], 'reason', ARGV[6])
 return v
@@ -158,7 +171,7 @@ class Registry:
         n = self.name
         out = self._publish(
             keys=[keys.model(n), keys.versions(n), keys.registry(n), keys.serving(n),
-                  keys.joined(n), keys.stats(n)],
+                  keys.joined(n), keys.stats(n), keys.figures(n)],
             args=[parent, blob, entry_json(entry), head["last_id"], head["spec"], head["policy"],
                   head["created"], head["bytes"], self.keep, keys.model_prefix(n), learned, *acked])
         return out[0].decode(), int(out[1])
@@ -185,6 +198,7 @@ class Registry:
         """Register an uploaded snapshot (never served until deployed); its version."""
         n = self.name
         return int(self._upload(
-            keys=[keys.versions(n), keys.registry(n), keys.audit(n), keys.serving(n), keys.model(n)],
+            keys=[keys.versions(n), keys.registry(n), keys.audit(n), keys.serving(n), keys.model(n),
+                  keys.figures(n)],
             args=[blob, entry_json(entry), keys.model_prefix(n), self.keep, key, reason,
                   AUDIT_MAXLEN]))
