@@ -15,6 +15,7 @@ from bandits import BanditError
 
 from .checks import MAX_DECISIONS, run_checks
 from .errors import CheckFailed, Conflict, InvalidSnapshot, NotFound
+from .figures import live_figures
 from .models import spec_text
 
 
@@ -79,15 +80,24 @@ def upload(service, blob: bytes, key: str, reason: str) -> dict:
              "spec": spec_text(service.loop), "bytes": len(blob),
              "checks": checks(service, blob).to_dict()}
     version = service.registry.upload(blob, entry, key, reason)
-    return describe(service.registry.entry(version), serving_version(service))
+    return shown(service, [service.registry.entry(version)], serving_version(service))[0]
 
 
 def serving_version(service) -> int:
     return int(service.registry.serving().get("version", 0))
 
 
-def describe(entry: dict, serving: int) -> dict:
-    """A registry entry as the API shows it (``serving``: whether the pointer names it)."""
-    shown = {k: v for k, v in entry.items() if k != "spec"}
-    shown["serving"] = entry["version"] == serving
-    return shown
+def shown(service, entries: list, serving: int) -> list:
+    """``entries`` of the registry as the API shows them, with their live figures (read
+    in one call); ``serving`` is the version the serving pointer names."""
+    figures = service.registry.figures([e["version"] for e in entries])
+    return [describe(e, serving, figures[e["version"]]) for e in entries]
+
+
+def describe(entry: dict, serving: int, figures: tuple) -> dict:
+    """A registry entry as the API shows it (``serving``: whether the pointer names it;
+    ``figures``: its counts ``(decisions, rewards, reward sum, sum of squares)``)."""
+    out = {k: v for k, v in entry.items() if k != "spec"}
+    out["serving"] = entry["version"] == serving
+    out["figures"] = live_figures(*figures)
+    return out

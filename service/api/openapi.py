@@ -109,7 +109,8 @@ SCHEMAS = {
     "Loops": {"type": "object", "required": ["loops"],
               "properties": {"loops": {"type": "array", "items": _ref("Loop")}}},
     "ModelVersion": {"type": "object", "required": [
-        "version", "served", "serving", "created", "parent", "source", "events_learned", "policy"],
+        "version", "served", "serving", "created", "parent", "source", "events_learned", "policy",
+        "figures"],
         "properties": {
             "version": {"type": "integer", "minimum": 1}, "created": _NUM, "parent": _OPT_INT,
             "served": {"type": "boolean", "description": "it has served (or serves)"},
@@ -117,7 +118,18 @@ SCHEMAS = {
             "source": {"enum": ["learner", "upload"]}, "events_learned": _OPT_INT,
             "bytes": _INT, "checks": _ref("Checks"), "policy": {"type": "object", "required": ["name", "params"],
                                       "properties": {"name": {"type": "string"},
-                                                     "params": {"type": "object"}}}}},
+                                                     "params": {"type": "object"}}},
+            "figures": _ref("Figures")}},
+    "Figures": {"type": "object", "description": "live figures of the version while it served",
+                "required": ["decisions", "rewards", "mean_reward", "low", "high"],
+                "additionalProperties": False, "properties": {
+        "decisions": {"type": "integer", "minimum": 0, "description": "decisions it made"},
+        "rewards": {"type": "integer", "minimum": 0,
+                    "description": "rewards joined to them, default rewards included"},
+        "mean_reward": {"type": ["number", "null"], "description": "null: no reward yet"},
+        "low": {"type": ["number", "null"], "description": "95 % normal interval of the mean "
+                                                          "(null: fewer than 2 rewards)"},
+        "high": {"type": ["number", "null"]}}},
     "Models": {"type": "object", "required": ["serving", "learning", "models"], "properties": {
         "serving": {"type": "integer", "minimum": 0}, "learning": {"type": "boolean"},
         "models": {"type": "array", "items": _ref("ModelVersion")}}},

@@ -38,7 +38,7 @@ def list_models(loop):
     pointer = service.registry.serving()
     serving = int(pointer.get("version", 0))
     return jsonify({"serving": serving, "learning": pointer.get("learn") != "0",
-                    "models": [deploys.describe(e, serving) for e in service.registry.entries()]})
+                    "models": deploys.shown(service, service.registry.entries(), serving)})
 
 
 @bp.get("/v1/loops/<loop>/models/<version>")
@@ -47,7 +47,7 @@ def get_model(loop, version):
     entry = service.registry.entry(v)
     if entry is None:
         raise NotFound(deploys.unknown_message(service, v))
-    return jsonify(deploys.describe(entry, deploys.serving_version(service)))
+    return jsonify(deploys.shown(service, [entry], deploys.serving_version(service))[0])
 
 
 @bp.get("/v1/loops/<loop>/models/<version>/snapshot")

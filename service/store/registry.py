@@ -154,6 +154,21 @@ class Registry:
         return None if raw is None else json.loads(raw)
 
     @mapped
+    def figures(self, versions) -> dict:
+        """The live figures of each of ``versions``: ``{version: (decisions, rewards,
+        reward sum, sum of squared rewards)}``, zeros for a version with none yet."""
+        versions = list(versions)
+        if not versions:
+            return {}
+        fields = [f for v in versions for f in keys.figure_fields(v)]
+        raw = self.r.hmget(keys.figures(self.name), fields)
+        out = {}
+        for i, v in enumerate(versions):
+            d, n, s, q = raw[4 * i:4 * i + 4]
+            out[v] = (int(d or 0), int(n or 0), float(s or 0), float(q or 0))
+        return out
+
+    @mapped
     def audit(self, count: int) -> list:
         """The newest ``count`` audit entries, newest first: ``(stream id, fields)``."""
         rows = self.r.xrevrange(keys.audit(self.name), count=count)
