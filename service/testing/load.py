@@ -77,21 +77,23 @@ def bare_redis_app():
     return app
 
 
-def drive(url, bodies_path, seconds, connections, ids_prefix, tmp):
-    """Run wrk (or the Python fallback); returns its RESULT dict."""
+def drive(url, bodies_path, seconds, connections, ids_prefix, tmp, path="/v1/loops/recs/rank"):
+    """Run wrk (or the Python fallback) POSTing the bodies to ``path``; returns its RESULT
+    dict. With ``ids_prefix``, the event ids of the 200 answers are written to files
+    named from it."""
     if shutil.which("wrk"):
         script = os.path.join(tmp, "rank.lua")
         with open(script, "w") as fh:
             fh.write(WRK_SCRIPT)
         cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", script,
-               url, "--", bodies_path, "/v1/loops/recs/rank", ids_prefix or "-"]
+               url, "--", bodies_path, path, ids_prefix or "-"]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
         return {**json.loads(line[7:]), "generator": "wrk"}
-    return python_load(url, bodies_path, seconds, connections, ids_prefix)
+    return python_load(url, bodies_path, seconds, connections, ids_prefix, path)
 
 
-def python_load(url, bodies_path, seconds, connections, ids_prefix):
+def python_load(url, bodies_path, seconds, connections, ids_prefix, path="/v1/loops/recs/rank"):
     """Fallback generator: threads with keep-alive http.client connections."""
     import http.client
     import threading
@@ -104,7 +106,7 @@ def python_load(url, bodies_path, seconds, connections, ids_prefix):
         conn, i = http.client.HTTPConnection(host, int(port)), t
         while time.monotonic() < stop:
             start = time.perf_counter()
-            conn.request("POST", "/v1/loops/recs/rank", bodies[i % len(bodies)],
+            conn.request("POST", path, bodies[i % len(bodies)],
                          {"Content-Type": "application/json"})
             res = conn.getresponse()
             data = res.read()
