@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 from .api.auth import Authenticator, load_keys, refuse_open
 from .api.body import bound_reads
 from .api.routes import authorize, bp
+from .api.challengers import bp as challengers_bp
 from .api.versions import bp as models_bp
 from .config import Config, load_config
 from .errors import ApiError, ConfigError
@@ -66,6 +67,7 @@ def create_app(config: Config | None = None, client: redis.Redis | None = None,
         app.before_request(authorize)
     app.register_blueprint(bp)
     app.register_blueprint(models_bp)
+    app.register_blueprint(challengers_bp)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
@@ -76,14 +78,14 @@ def create_app(config: Config | None = None, client: redis.Redis | None = None,
     return app
 
 
-def _error(status: int, code: str, message: str):
-    return jsonify({"error": {"code": code, "message": message}}), status
+def _error(status: int, code: str, message: str, details: dict | None = None):
+    return jsonify({"error": {"code": code, "message": message, **(details or {})}}), status
 
 
 def _api_error(exc: ApiError):
     if exc.status >= 500:
         log.error("%s", exc.message)
-    body, status = _error(exc.status, exc.code, exc.message)
+    body, status = _error(exc.status, exc.code, exc.message, getattr(exc, "details", None))
     if status == 401:
         body.headers["WWW-Authenticate"] = 'Bearer realm="cbserve"'
     if status == 503:

@@ -22,6 +22,8 @@ from bandits import make_featurizer, make_policy, resolve
 from bandits.inputs import check_value, describe, normalize_actions
 
 from .errors import ConfigError
+from .lifecycle_config import (EVALUATION_DEFAULTS, PROMOTION_DEFAULTS, parse_challengers,
+                               parse_evaluation, parse_promotion)
 
 SERVICE_DEFAULTS = {
     "publish_events": 100,       # a new model version after this many learned events...
@@ -49,6 +51,9 @@ LOOP_DEFAULTS = {
     "seed": 0,
     "retention": 7 * 86400.0,    # seconds the decision log keeps events
     "session": None,             # a table makes the loop sequential (SESSION_DEFAULTS)
+    "challengers": None,         # policies learning beside the champion (service.lifecycle_config)
+    "evaluation": None,          # their evaluation window (EVALUATION_DEFAULTS)
+    "promotion": None,           # the gate a challenger passes to serve (PROMOTION_DEFAULTS)
 }
 SESSION_DEFAULTS = {
     "ttl": 1800.0,               # seconds of inactivity after which a session is forgotten
@@ -72,6 +77,9 @@ class LoopConfig:
     seed: int
     retention: float
     session: dict | None = None
+    challengers: tuple = ()
+    evaluation: dict = field(default_factory=lambda: dict(EVALUATION_DEFAULTS))
+    promotion: dict = field(default_factory=lambda: dict(PROMOTION_DEFAULTS))
 
     @property
     def sequential(self) -> bool:
@@ -82,12 +90,19 @@ class LoopConfig:
         """A fresh (unlearned) policy built from this loop's specification."""
         return make_policy(self.policy, self.featurizer)
 
+    def challenger(self, name: str):
+        """The challenger called ``name``, or None."""
+        return next((c for c in self.challengers if c.name == name), None)
+
     def summary(self) -> dict:
         """JSON-ready view for ``GET /v1/loops``."""
         return {"name": self.name, "policy": self.policy, "featurizer": self.featurizer,
                 "actions": [a["id"] for a in self.actions] if self.actions else None,
                 "reward_wait": self.reward_wait, "default_reward": self.default_reward,
-                "seed": self.seed, "retention": self.retention, "session": self.session}
+                "seed": self.seed, "retention": self.retention, "session": self.session,
+                "challengers": [{"name": c.name, "policy": c.policy, "featurizer": c.featurizer}
+                                for c in self.challengers],
+                "evaluation": self.evaluation, "promotion": self.promotion}
 
 
 @dataclass(frozen=True)
@@ -207,18 +222,27 @@ def _loop(name: str, spec: Any) -> LoopConfig:
             actions = [{"id": aid, "features": feats} for aid, feats in normalize_actions(actions)]
         except FeatureError as exc:
             raise ConfigError(f"{prefix}.{exc.field}", str(exc).partition(": ")[2]) from exc
-    policy = _policy_spec(dict(s["policy"]), actions, session, prefix)
-    if policy.get("model") == "disjoint" and actions is None:
-        raise ConfigError(prefix + ".actions", "required with policy.model = 'disjoint': it keeps "
-                          "one model per action id, so per-request candidates would add a model for "
-                          "every new id (use model = 'shared' for those)")
-    try:
-        make_featurizer(s["featurizer"])
-        make_policy(policy, s["featurizer"])
-    except PolicyConfigError as exc:
-        part = "featurizer" if str(exc.key).startswith("featurizer.") else "policy"
-        key = exc.key.partition(".")[2] if part == "featurizer" else exc.key
-        raise ConfigError(f"{prefix}.{part}.{key}", exc.message, exc.allowed) from exc
+    def checked(policy: dict, featurizer: dict, at: str) -> dict:
+        policy = _policy_spec(policy, actions, session, at)
+        if policy.get("model") == "disjoint" and actions is None:
+            raise ConfigError(prefix + ".actions", "required with policy.model = 'disjoint': it "
+                              "keeps one model per action id, so per-request candidates would add "
+                              "a model for every new id (use model = 'shared' for those)")
+        try:
+            make_featurizer(featurizer)
+            make_policy(policy, featurizer)
+        except PolicyConfigError as exc:
+            part = "featurizer" if str(exc.key).startswith("featurizer.") else "policy"
+            key = exc.key.partition(".")[2] if part == "featurizer" else exc.key
+            raise ConfigError(f"{at}.{part}.{key}", exc.message, exc.allowed) from exc
+        return policy
+
+    policy = checked(dict(s["policy"]), s["featurizer"], prefix)
+    challengers = parse_challengers(s["challengers"], prefix + ".challengers", s["featurizer"],
+                                    checked)
+    if challengers and session is not None:
+        raise ConfigError(prefix + ".challengers", "sequential loops (with a session table) "
+                                                   "have no challengers")
     wait = duration(s["reward_wait"], prefix + ".reward_wait")
     retention = duration(s["retention"], prefix + ".retention")
     if retention < wait:
@@ -231,7 +255,11 @@ def _loop(name: str, spec: Any) -> LoopConfig:
     return LoopConfig(name=name, policy=policy, featurizer=dict(s["featurizer"]),
                       actions=actions, reward_wait=wait, default_reward=reward,
                       seed=_int(s["seed"], prefix + ".seed", 0), retention=retention,
-                      session=session)
+                      session=session, challengers=challengers,
+                      evaluation=parse_evaluation(s["evaluation"], prefix + ".evaluation",
+                                                  duration, _int),
+                      promotion=parse_promotion(s["promotion"], prefix + ".promotion",
+                                                duration, _int))
 
 
 def _session(spec: Any, key: str) -> dict | None:

@@ -16,7 +16,7 @@ from bandits import BanditError
 from .checks import MAX_DECISIONS, run_checks
 from .errors import CheckFailed, Conflict, InvalidSnapshot, NotFound
 from .figures import live_figures
-from .models import spec_text
+from .models import servable, spec_text
 
 
 def deploy(service, version: int, learn: bool, force: bool, key: str,
@@ -28,13 +28,14 @@ def deploy(service, version: int, learn: bool, force: bool, key: str,
     entry = registry.entry(version)
     if entry is None:
         raise NotFound(unknown_message(service, version))
-    if entry.get("spec") != spec_text(service.loop):
+    variant = servable(service.loop).get(entry.get("spec"))
+    if variant is None:
         raise Conflict(f"version {version} of loop {name!r} was built for another policy or "
                        "featurizer than the loop's configuration, and workers do not serve it")
     blob = service.store.model_bytes(version)
     if blob is None:
         raise NotFound(unknown_message(service, version))
-    report = checks(service, blob)
+    report = checks(service, blob, variant)
     failed = report.first_failure()
     if failed is not None:  # never overridable, force or not
         registry.refuse(version, key, f"check {failed.name} failed: {failed.message}")
@@ -50,9 +51,10 @@ def deploy(service, version: int, learn: bool, force: bool, key: str,
     return {"serving": version, "previous": previous, "learning": learn}
 
 
-def checks(service, blob: bytes):
-    """The pre-deployment checks of ``blob`` on the loop's last logged decisions."""
-    return run_checks(blob, service.loop, service.store.recent_decisions(MAX_DECISIONS),
+def checks(service, blob: bytes, loop=None):
+    """The pre-deployment checks of ``blob`` on the loop's last logged decisions
+    (``loop``: the loop as that version serves it, by default the configured one)."""
+    return run_checks(blob, loop or service.loop, service.store.recent_decisions(MAX_DECISIONS),
                       service.config.models_check_latency * 1000.0)
 
 

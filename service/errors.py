@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from bandits.errors import ConfigError as PolicyConfigError
 
-__all__ = ["ApiError", "BadRequest", "CommandError", "ConfigError", "Conflict", "Forbidden",
-           "Gone", "InvalidSnapshot", "LimitExceeded", "NotFound", "PayloadTooLarge", "RequestTimeout",
-           "ServiceError", "StoreError", "Unauthorized", "UnsupportedMediaType"]
+__all__ = ["ApiError", "BadRequest", "CheckFailed", "CommandError", "ConfigError", "Conflict",
+           "Forbidden", "GateRefused", "Gone", "InvalidSnapshot", "LimitExceeded", "NotFound",
+           "PayloadTooLarge", "RequestTimeout", "ServiceError", "StoreError", "Unauthorized",
+           "UnsupportedMediaType"]
 
 
 class ServiceError(Exception):
@@ -108,6 +109,17 @@ class LimitExceeded(ApiError):
     """A rank body over one of the configured limits (:mod:`service.api.limits`)."""
 
     status, code = 422, "limit_exceeded"
+
+
+class GateRefused(Conflict):
+    """A promotion the gate refused (:func:`service.challengers.gate`); ``details``
+    holds the figures it was judged on."""
+
+    code = "gate_refused"
+
+    def __init__(self, message: str, details: dict):
+        super().__init__(message)
+        self.details = details
 
 
 class CheckFailed(ApiError):

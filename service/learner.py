@@ -24,9 +24,10 @@ import redis
 from bandits import BanditError, load_policy
 from bandits.dsjson import to_feedback
 
+from .challenger_learner import LoopChallengers
 from .config import Config, LoopConfig
 from .errors import StoreError
-from .models import spec_text
+from .models import servable, spec_text
 from .store import LearnerStore
 from .store.registry import Registry
 
@@ -56,6 +57,7 @@ class LoopLearner:
         self._pending_done = False
         self._pinned = False
         self.policy = None
+        self.challengers = LoopChallengers(self) if loop.challengers else None
 
     # -- state ------------------------------------------------------------------------
     def _load(self) -> None:
@@ -66,16 +68,20 @@ class LoopLearner:
         self.last_id = meta.get("last_id", "0-0")
         blob = self.store.model_bytes(self.version) if self.version else None
         entry = self.registry.entry(self.version) if self.version else None
-        if blob is not None and meta.get("spec") == spec_text(self.loop):
+        if blob is not None and meta.get("spec") in servable(self.loop):
             self.policy, self._parent = load_policy(blob), self.version
             self._events = int(entry["events_learned"]) if entry else 0
+            self._spec = meta["spec"]
         else:
             if blob is not None:
                 log.warning("loop %s: policy spec changed; learning a new model from the next "
                             "version", self.name)
             self.policy, self._parent, self._events = self.loop.new_policy(), None, 0
+            self._spec = spec_text(self.loop)
         self._unacked, self._first_unpublished, self._pending_done = [], None, False
         self._learned = 0  # events in _unacked that reached the policy
+        if self.challengers is not None:
+            self.challengers.load()
 
     def _lock(self) -> bool:
         held = self.store.hold_lock(self._token, self.lock_s)
@@ -97,7 +103,10 @@ class LoopLearner:
             return 0
         self.store.sweep()
         if self.registry.serving().get("learn") == "0":
-            return self._skip_pinned()
+            skipped = self._skip_pinned()
+            if self.challengers is not None:  # they learn on; a pin is never overridden
+                skipped += self.challengers.step(promote=False)[0]
+            return skipped
         if self._pinned:  # a deploy with learn = true: continue from the head it set
             self._pinned = False
             self._load()
@@ -109,6 +118,11 @@ class LoopLearner:
             entries = self.store.read_joined(">", BATCH)
         learned = self._learn(entries)
         self._maybe_publish()
+        if self.challengers is not None:
+            evaluated, promoted = self.challengers.step()
+            learned += evaluated
+            if promoted is not None:  # serve and learn on from the promoted version
+                self._load()
         return learned
 
     def _skip_pinned(self) -> int:
@@ -200,7 +214,7 @@ class LoopLearner:
         if not self._unacked:
             return self.version
         blob, now = self.policy.to_bytes(), time.time()
-        name, spec = getattr(self.policy, "name", type(self.policy).__name__), spec_text(self.loop)
+        name, spec = getattr(self.policy, "name", type(self.policy).__name__), self._spec
         params = self.policy.get_params() if hasattr(self.policy, "get_params") else {}
         entry = {"created": now, "parent": self._parent, "source": "learner",
                  "events_learned": self._events + self._learned,
@@ -225,6 +239,8 @@ class LoopLearner:
             while self.step():
                 pass
             self._maybe_publish(force=True)
+            if self.challengers is not None:
+                self.challengers.release()
             self.store.release_lock()
             self._holding = False
 

@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import replace
 
 from bandits import BanditError, load_policy
 from bandits.featurizer import Featurizer
@@ -31,6 +32,15 @@ def spec_text(loop: LoopConfig) -> str:
     return json.dumps({"policy": loop.policy, "featurizer": loop.featurizer}, sort_keys=True)
 
 
+def servable(loop: LoopConfig) -> dict:
+    """``{spec text: LoopConfig}`` of every specification the loop may serve: its own and
+    each challenger's (a promoted challenger serves as the loop with its policy and
+    featurizer). The values are what checks and the learner use for such a version."""
+    variants = [loop] + [replace(loop, policy=c.policy, featurizer=c.featurizer, challengers=())
+                         for c in loop.challengers]
+    return {spec_text(v): v for v in reversed(variants)}
+
+
 class ServedModel:
     """Thread-safe holder of ``(policy, version)`` for one loop in one process."""
 
@@ -38,7 +48,7 @@ class ServedModel:
         self.store, self.loop, self.registry = store, loop, registry
         self.lock = threading.Lock()  # decide mutates featurizer memos: one at a time
         self.policy, self.version = loop.new_policy(), 0
-        self._spec = spec_text(loop)
+        self._specs = servable(loop)
         self._checked = float("-inf")
         self._unloadable = None  # a published version load_policy refused (not retried)
 
@@ -54,7 +64,7 @@ class ServedModel:
         """Load the serving version if it is new; True when the model changed."""
         meta = self.registry.serving()
         version = int(meta.get("version", 0))
-        if version == self.version or meta.get("spec") != self._spec:
+        if version == self.version or meta.get("spec") not in self._specs:
             return False
         if version == self._unloadable:
             return False

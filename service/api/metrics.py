@@ -11,6 +11,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from .. import promotion
 from ..store.stats import COUNTERS, LATENCY_BUCKETS
 
 
@@ -51,6 +52,40 @@ class LoopsCollector:
             latency.add_metric([name], buckets, stats.get("latency_sum", 0.0))
         yield from counters.values()
         yield from (join_rate, mean, version, serving, learning, latency)
+        yield from challenger_metrics(self.loops)
+
+
+def challenger_metrics(loops: dict) -> list:
+    """Each challenger's live figures (loops without challengers add nothing)."""
+    value = GaugeMetricFamily("cbserve_challenger_value", "A challenger's estimated value over "
+                              "the evaluation window", labels=["loop", "challenger", "estimator", "bound"])
+    ess = GaugeMetricFamily("cbserve_challenger_ess", "Effective sample size of a challenger's "
+                            "importance weights over the window", labels=["loop", "challenger"])
+    events = GaugeMetricFamily("cbserve_challenger_events", "Events in a challenger's window",
+                               labels=["loop", "challenger"])
+    champion = GaugeMetricFamily("cbserve_champion_value", "The serving model's on-policy mean "
+                                 "reward over the challengers' window", labels=["loop", "bound"])
+    passes = GaugeMetricFamily("cbserve_challenger_gate", "1 when the challenger passes the "
+                               "promotion gate", labels=["loop", "challenger"])
+    for name, service in loops.items():
+        if not service.loop.challengers:
+            continue
+        report = promotion.report(service)
+        for bound, x in (report["champion"] or {}).items():
+            if bound in ("value", "low", "high") and x is not None:
+                champion.add_metric([name, bound], x)
+        for row in report["challengers"]:
+            fig = row["figures"]
+            if fig is None:
+                continue
+            for est in ("snips", "dr"):
+                for bound, x in fig[est].items():
+                    if x is not None:
+                        value.add_metric([name, row["name"], est, bound], x)
+            ess.add_metric([name, row["name"]], fig["ess"])
+            events.add_metric([name, row["name"]], fig["n"])
+            passes.add_metric([name, row["name"]], 1 if row["gate"]["passes"] else 0)
+    return [value, ess, events, champion, passes]
 
 
 def render(loops: dict) -> bytes:

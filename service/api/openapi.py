@@ -41,11 +41,14 @@ _VERSION = {"name": "version", "in": "path", "required": True,
 _INT = {"type": "integer"}
 _OPT_INT = {"type": ["integer", "null"]}
 _OPT_BOOL = {"type": ["boolean", "null"]}
+_OPT_NUM = {"type": ["number", "null"]}
 
 SCHEMAS = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["code", "message"],
-        "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                       "figures": {"description": "a gate refusal: what it was judged on"},
+                       "gate": {"description": "a gate refusal: the rules missed"}}}}},
     "Action": {"type": "object", "required": ["id"], "additionalProperties": False, "properties": {
         "id": {"type": "string", "minLength": 1},
         "features": {"type": "object", "description": "namespace -> {name: value}"}}},
@@ -115,7 +118,7 @@ SCHEMAS = {
             "version": {"type": "integer", "minimum": 1}, "created": _NUM, "parent": _OPT_INT,
             "served": {"type": "boolean", "description": "it has served (or serves)"},
             "serving": {"type": "boolean", "description": "the serving pointer names it"},
-            "source": {"enum": ["learner", "upload"]}, "events_learned": _OPT_INT,
+            "source": {"enum": ["learner", "upload", "challenger"]}, "events_learned": _OPT_INT,
             "bytes": _INT, "checks": _ref("Checks"), "policy": {"type": "object", "required": ["name", "params"],
                                       "properties": {"name": {"type": "string"},
                                                      "params": {"type": "object"}}},
@@ -154,9 +157,43 @@ SCHEMAS = {
             "type": "object", "required": ["id", "time", "action", "key", "version", "reason"],
             "properties": {
                 "id": {"type": "string"}, "time": _NUM, "key": {"type": "string"},
-                "action": {"enum": ["deploy", "pin", "refused", "upload"]},
+                "action": {"enum": ["deploy", "pin", "refused", "upload", "promote"]},
                 "version": _OPT_INT, "from": _OPT_INT, "learn": _OPT_BOOL, "force": _OPT_BOOL,
-                "reason": {"type": "string"}}}}}},
+                "reason": {"type": "string"},
+                "challenger": {"type": ["string", "null"], "description": "a promotion's"},
+                "figures": {"type": "object", "description": "what a promotion (or its "
+                            "refusal) was judged on: the challenger's figures and the gate"}}}}}},
+    "Interval": {"type": "object", "required": ["value", "low", "high"], "properties": {
+        "value": _OPT_NUM, "low": _OPT_NUM, "high": _OPT_NUM}},
+    "ChallengerFigures": {"type": ["object", "null"], "description": "null: nothing evaluated "
+                          "yet", "required": ["n", "ess", "snips", "dr", "champion"], "properties": {
+        "n": _INT, "ess": _NUM, "snips": _ref("Interval"), "dr": _ref("Interval"),
+        "champion": _ref("Interval")}},
+    "Gate": {"type": "object", "required": ["passes", "reasons", "bound", "needed"], "properties": {
+        "passes": {"type": "boolean"}, "reasons": {"type": "array", "items": {"type": "string"}},
+        "bound": _OPT_NUM, "needed": _OPT_NUM}},
+    "Challengers": {"type": "object", "required": ["serving", "champion", "window", "promotion",
+                                                   "challengers"], "properties": {
+        "serving": _INT, "window": _INT, "promotion": {"type": "object"},
+        "champion": {"type": ["object", "null"], "description": "the serving model's on-policy "
+                     "value over the same events"},
+        "challengers": {"type": "array", "items": {
+            "type": "object", "required": ["name", "policy", "figures", "verdict", "gate"],
+            "properties": {"name": {"type": "string"}, "policy": {"type": "object"},
+                           "figures": _ref("ChallengerFigures"),
+                           "verdict": {"enum": ["better", "worse", "undecided"]},
+                           "gate": _ref("Gate")}}}}},
+    "PromoteRequest": {"type": "object", "required": ["challenger"], "additionalProperties": False,
+                       "properties": {"challenger": {"type": "string"},
+                                      "force": {"type": "boolean", "default": False,
+                                                "description": "promote though the gate refuses "
+                                                               "(recorded); checks still apply"},
+                                      "reason": {"type": "string", "maxLength": 1024}}},
+    "PromoteResponse": {"type": "object", "required": [
+        "serving", "previous", "learning", "challenger", "figures", "gate", "forced"],
+        "properties": {"serving": _INT, "previous": _INT, "learning": {"type": "boolean"},
+                       "challenger": {"type": "string"}, "figures": _ref("ChallengerFigures"),
+                       "gate": _ref("Gate"), "forced": {"type": "boolean"}}},
     "Health": {"type": "object", "required": ["status", "redis", "loops"], "properties": {
         "status": {"enum": ["ok", "unavailable"]}, "redis": {"type": "boolean"},
         "loops": {"type": "array", "items": {"type": "string"}}}},
@@ -222,6 +259,19 @@ PATHS = {
         "parameters": [_LOOP, {"name": "count", "in": "query", "required": False,
                                "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
         "responses": {"200": _json(_ref("Audit"), "The audit entries"), **_errors(401, 403, 400, 404, 503)}}},
+    "/v1/loops/{loop}/challengers": {"get": {
+        "summary": "The challengers' live off-policy figures, verdicts and gate (admin)",
+        "parameters": [_LOOP],
+        "responses": {"200": _json(_ref("Challengers"), "The challengers"),
+                      **_errors(401, 403, 404, 503)}}},
+    "/v1/loops/{loop}/promote": {"post": {
+        "summary": "Promote a challenger through the gate: it serves and the loop learns on "
+                   "from it (admin)",
+        "parameters": [_LOOP],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("PromoteRequest")}}},
+        "responses": {"200": _json(_ref("PromoteResponse"), "Promoted; every worker serves it "
+                                   "within a second"),
+                      **_errors(401, 403, 400, 404, 408, 409, 413, 415, 422, 503)}}},
     "/healthz": {"get": {"summary": "Liveness and Redis reachability (no key needed)", "security": [], "responses": {
         "200": _json(_ref("Health"), "Healthy"), "503": _json(_ref("Health"), "Redis unreachable")}}},
     "/metrics": {"get": {"summary": "Prometheus metrics of the key's loops (admin)", "responses": {"200": {

@@ -5,6 +5,8 @@ rules live in :mod:`service.deploys`, the Redis side in :mod:`service.store.regi
 """
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from .. import deploys
@@ -21,7 +23,7 @@ MAX_REASON = 1024
 MAX_AUDIT = 1000
 
 
-def _caller() -> str:
+def caller() -> str:
     key = g.get("api_key")
     return key.name if key is not None else "anonymous"
 
@@ -71,8 +73,8 @@ def upload_model(loop):
     blob = read_body(config.max_body_bytes, config.read_timeout)
     if not blob:
         raise BadRequest("body: empty (send the snapshot bytes)")
-    reason = _reason(request.args.get("reason", ""))
-    return jsonify(deploys.upload(service, blob, _caller(), reason)), 201
+    reason = parse_reason(request.args.get("reason", ""))
+    return jsonify(deploys.upload(service, blob, caller(), reason)), 201
 
 
 @bp.post("/v1/loops/<loop>/deploy")
@@ -82,7 +84,7 @@ def deploy(loop):
     body = parse_body(read_body(config.max_body_bytes, config.read_timeout),
                       request.content_type, config.max_body_bytes)
     version, learn, force, reason = parse_deploy(body)
-    return jsonify(deploys.deploy(service, version, learn, force, _caller(), reason))
+    return jsonify(deploys.deploy(service, version, learn, force, caller(), reason))
 
 
 @bp.get("/v1/loops/<loop>/audit")
@@ -96,12 +98,19 @@ def audit(loop):
 
 
 def _audit_entry(sid: str, f: dict) -> dict:
+    """One audit entry as the API shows it; a promotion (or its refusal) also names the
+    challenger and the figures it was judged on."""
     def num(text):
         return int(text) if text.isdigit() else None
-    return {"id": sid, "time": int(sid.split("-")[0]) / 1000.0, "action": f["action"],
-            "key": f["key"], "version": num(f["version"]), "from": num(f["from"]),
-            "learn": {"1": True, "0": False}.get(f["learn"]),
-            "force": {"1": True, "0": False}.get(f["force"]), "reason": f["reason"]}
+    shown = {"id": sid, "time": int(sid.split("-")[0]) / 1000.0, "action": f["action"],
+             "key": f["key"], "version": num(f["version"]), "from": num(f["from"]),
+             "learn": {"1": True, "0": False}.get(f["learn"]),
+             "force": {"1": True, "0": False}.get(f["force"]), "reason": f["reason"]}
+    if "figures" in f:
+        judged = json.loads(f["figures"])
+        shown["challenger"] = f.get("challenger") or judged.get("challenger")
+        shown["figures"] = judged
+    return shown
 
 
 def parse_deploy(body: dict) -> tuple:
@@ -119,10 +128,10 @@ def parse_deploy(body: dict) -> tuple:
         if not isinstance(value, bool):
             raise BadRequest(f"{field}: must be true or false")
         flags.append(value)
-    return version, flags[0], flags[1], _reason(body.get("reason", ""))
+    return version, flags[0], flags[1], parse_reason(body.get("reason", ""))
 
 
-def _reason(value) -> str:
+def parse_reason(value) -> str:
     if not isinstance(value, str) or len(value) > MAX_REASON:
         raise BadRequest(f"reason: must be a string of at most {MAX_REASON} characters")
     return value

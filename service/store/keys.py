@@ -22,12 +22,16 @@ key                            type      holds
 ``cb:{loop}:learner``          string    the learner's lock (one learner per loop)
 ``cb:{loop}:sess:<session>``   hash      a session's step count and recent history (TTL)
 ``cb:{loop}:ends``             stream    ended episodes (``id``, ``ep``, ``n`` steps)
+``cb:{loop}:challengers``      hash      challengers' snapshots, reward models, figures
+``cb:{loop}:ch:<name>``        list      a challenger's evaluation window (record blocks)
 =============================  ========  =================================================
 """
 from __future__ import annotations
 
 #: Consumer group of the learner on the joined stream.
 LEARNER_GROUP = "learner"
+#: Consumer group of the challengers (a loop without challengers has none).
+CHALLENGER_GROUP = "challengers"
 #: Extra life of an event's join state after its reward window (seconds): a late
 #: reward is answered 410 (not 404) for this long.
 EVENT_GRACE_S = 86400
@@ -115,3 +119,11 @@ def session(loop: str, session_id: str) -> str:
 
 def ends(loop: str) -> str:
     return _base(loop) + "ends"
+
+
+def challengers(loop: str) -> str:
+    return _base(loop) + "challengers"
+
+
+def challenger_window(loop: str, name: str) -> str:
+    return _base(loop) + "ch:" + name

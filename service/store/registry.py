@@ -202,11 +202,15 @@ class Registry:
         return out[0].decode(), int(out[1])
 
     @mapped
-    def refuse(self, version: int, key: str, reason: str) -> None:
-        """Audit a deploy of ``version`` that a pre-deployment check refused."""
-        self.r.xadd(keys.audit(self.name), {"action": "refused", "version": version, "from": "",
-                                            "learn": "", "force": "", "key": key, "reason": reason},
-                    maxlen=AUDIT_MAXLEN, approximate=True)
+    def refuse(self, version: int | None, key: str, reason: str, figures: str = "") -> None:
+        """Audit a deploy of ``version`` that a pre-deployment check refused, or (version
+        None) a promotion the gate or a check refused, with the ``figures`` (JSON) it was
+        judged on."""
+        fields = {"action": "refused", "version": "" if version is None else version, "from": "",
+                  "learn": "", "force": "", "key": key, "reason": reason}
+        if figures:
+            fields["figures"] = figures
+        self.r.xadd(keys.audit(self.name), fields, maxlen=AUDIT_MAXLEN, approximate=True)
 
     @mapped
     def upload(self, blob: bytes, entry: dict, key: str, reason: str) -> int:
