@@ -5,13 +5,11 @@ the promotion live in :mod:`service.promotion`.
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify
 
 from .. import promotion
 from ..errors import BadRequest
-from .body import read_body
-from .requests import parse_body
-from .routes import loop_service
+from .routes import json_body, loop_service
 from .versions import caller, parse_reason
 
 bp = Blueprint("challengers", __name__)
@@ -25,10 +23,7 @@ def list_challengers(loop):
 @bp.post("/v1/loops/<loop>/promote")
 def promote(loop):
     service = loop_service(loop)
-    config = current_app.extensions["cbserve"]["config"]
-    body = parse_body(read_body(config.max_body_bytes, config.read_timeout),
-                      request.content_type, config.max_body_bytes)
-    name, reason, force = parse_promote(body)
+    name, reason, force = parse_promote(json_body())
     return jsonify(promotion.promote(service, name, caller(), reason, force))
 
 

@@ -53,7 +53,8 @@ def loop_service(name: str):
     return loops[name]
 
 
-def _body() -> dict:
+def json_body() -> dict:
+    """The request's JSON body, read within the limits (400/408/413/415 otherwise)."""
     config = current_app.extensions["cbserve"]["config"]
     raw = read_body(config.max_body_bytes, config.read_timeout)
     return parse_body(raw, request.content_type, config.max_body_bytes)
@@ -64,7 +65,7 @@ def rank(loop):
     started = time.perf_counter()
     service = loop_service(loop)
     config = current_app.extensions["cbserve"]["config"]
-    req = parse_rank(_body(), config.limits)
+    req = parse_rank(json_body(), config.limits)
     return Response(orjson.dumps(service.rank(req, started)), mimetype="application/json")
 
 
@@ -72,7 +73,7 @@ def rank(loop):
 def reward(loop, event_id):
     service = loop_service(loop)
     check_event_id(event_id)
-    value, end = parse_reward(_body())
+    value, end = parse_reward(json_body())
     if end and not service.loop.sequential:
         raise BadRequest(f"end: loop {loop!r} is not sequential (it has no session table)")
     status = service.store.reward(event_id, value, end)
@@ -87,7 +88,7 @@ def end_session(loop, session_id):
     if not service.loop.sequential:
         raise BadRequest(f"loop {loop!r} is not sequential (it has no session table)")
     if request.content_length:
-        parse_end(_body())
+        parse_end(json_body())
     status, steps = service.store.end_session(session_id)
     return jsonify({"session_id": session_id, "steps": steps,
                     "status": "ended" if status == "ok" else "already_ended"})

@@ -12,8 +12,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from .. import deploys
 from ..errors import BadRequest, NotFound, UnsupportedMediaType
 from .body import read_body
-from .requests import parse_body
-from .routes import loop_service
+from .routes import json_body, loop_service
 
 bp = Blueprint("models", __name__)
 
@@ -80,10 +79,7 @@ def upload_model(loop):
 @bp.post("/v1/loops/<loop>/deploy")
 def deploy(loop):
     service = loop_service(loop)
-    config = current_app.extensions["cbserve"]["config"]
-    body = parse_body(read_body(config.max_body_bytes, config.read_timeout),
-                      request.content_type, config.max_body_bytes)
-    version, learn, force, reason = parse_deploy(body)
+    version, learn, force, reason = parse_deploy(json_body())
     return jsonify(deploys.deploy(service, version, learn, force, caller(), reason))
 
 
