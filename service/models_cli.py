@@ -2,7 +2,7 @@
 
 ``list``, ``show V``, ``snapshot V -o FILE``, ``upload FILE``, ``deploy V [--pin]
 [--force]``, ``promote CHALLENGER``, ``challengers`` and ``audit`` call the model routes
-of :mod:`service.api.versions` (and the challenger routes) for ``--loop``. The service
+of :mod:`service.api.versions` and :mod:`service.api.challengers` for ``--loop``. The service
 is ``--url``, else ``$CBSERVE_URL``, else ``http://127.0.0.1:8080`` (where ``cbserve
 serve`` listens by default); the API key is ``$CBSERVE_API_KEY``, sent as
 ``Authorization: Bearer <key>``, and never an option (a command line is visible to
@@ -112,10 +112,13 @@ def refusal(route: str, status: int, body: bytes, keyed: bool) -> RemoteError:
                  f" ({ENV_KEY} matches no key of this service)")
     elif status == 403:
         line += f" (these routes need a key of role admin for the loop, in {ENV_KEY})"
-    elif status == 409 and "force" in message:
+    elif status == 409 and (code == "gate_refused" or "force: true" in message):
         line += " (--force overrides the gate; the audit records it)"
-    figures = answer.get("figures", error.get("figures") if isinstance(error, dict) else None)
-    return RemoteError(line, format_fields(figures, "  ") if isinstance(figures, dict) else "")
+    where = error if isinstance(error, dict) else answer
+    shown = {k: where[k] for k in ("figures", "gate") if isinstance(where.get(k), dict)}
+    if "gate" in shown:  # its reasons are in the message
+        shown["gate"] = {k: v for k, v in shown["gate"].items() if k not in ("passes", "reasons")}
+    return RemoteError(line, format_fields(shown, "  "))
 
 
 def _path(args, tail: str = "") -> str:
@@ -147,10 +150,9 @@ def run(args, client: Client) -> str:
         return _show(args, client, "POST", "/deploy", lambda a: format_deploy(a, loop), payload)
     if sub == "promote":
         payload = {"challenger": args.challenger, "reason": args.reason or "", "force": args.force}
-        return _show(args, client, "POST", "/promote", lambda a: format_deploy(a, loop, args.challenger),
-                     payload)
+        return _show(args, client, "POST", "/promote", lambda a: format_deploy(a, loop), payload)
     if sub == "challengers":
-        return _show(args, client, "GET", "/challengers", format_challengers)
+        return _show(args, client, "GET", "/challengers", lambda a: format_challengers(a, loop))
     return _show(args, client, "GET", f"/audit?count={args.count}", format_audit)
 
 

@@ -88,10 +88,22 @@ def format_list(answer: dict, loop: str) -> str:
 
 
 def format_fields(fields: dict, indent: str = "") -> str:
-    """``name: value`` lines, nested tables indented under their name."""
+    """``name: value`` lines, nested tables indented under their name, an estimate
+    (``value``, ``low``, ``high``) on one line.
+
+    >>> print(format_fields({"n": 40, "dr": {"value": 0.9, "low": None, "high": None},
+    ...                      "champion": {"value": 0.5, "low": 0.3, "high": 0.7, "n": 40}}))
+    n: 40
+    dr: 0.9000
+    champion: 0.5000 [0.3000, 0.7000] (n 40)
+    """
     lines = []
     for k, v in fields.items():
-        if isinstance(v, dict) and v:
+        if isinstance(v, dict) and "value" in v:
+            rest = ", ".join(f"{x} {shown(y)}" for x, y in v.items() if x not in ("value", "low", "high"))
+            lines.append(f"{indent}{k}: {estimate(v['value'], v.get('low'), v.get('high'))}"
+                         + (f" ({rest})" if rest else ""))
+        elif isinstance(v, dict) and v:
             lines += [f"{indent}{k}:", format_fields(v, indent + "  ")]
         else:
             lines.append(f"{indent}{k}: {shown(v)}")
@@ -116,10 +128,11 @@ def format_entry(entry: dict) -> str:
     return "\n".join(lines)
 
 
-def format_deploy(answer: dict, loop: str, challenger: str | None = None) -> str:
+def format_deploy(answer: dict, loop: str) -> str:
     """``POST /deploy`` or ``/promote``: what serves now, and what it replaced."""
     serving = answer.get("serving", answer.get("version"))
-    of = f" (challenger {challenger})" if challenger else ""
+    name = answer.get("challenger")
+    of = f" (challenger {name}{', forced past the gate' if answer.get('forced') else ''})" if name else ""
     text = f"loop {loop} serves version {serving}{of}, was {shown(answer.get('previous'))}"
     if "learning" in answer:
         text += ("; the learner continues from it" if answer["learning"] else
@@ -141,25 +154,29 @@ def _of(figures: dict, name: str) -> str:
     return estimate(e.get("value"), e.get("low"), e.get("high")) if isinstance(e, dict) else "-"
 
 
-def format_challengers(answer) -> str:
-    """``GET /challengers``: a row per challenger with its live figures (events, ESS,
-    SNIPS and DR with their intervals, the champion's value on the same events), then
-    what keeps each from passing the gate."""
-    items = answer.get("challengers", answer) if isinstance(answer, dict) else answer
-    if isinstance(items, dict):  # keyed by name
-        items = [{"name": k, **v} for k, v in items.items()]
+def format_challengers(answer: dict, loop: str) -> str:
+    """``GET /challengers``: the gate, then a row per challenger with its live figures
+    (events, ESS, SNIPS and DR with their intervals, the champion's value on the same
+    events, the verdict), then what keeps each from passing the gate."""
+    items = answer.get("challengers") or []
+    rule = answer.get("promotion") if isinstance(answer.get("promotion"), dict) else {}
+    head = f"loop {loop}: serving version {shown(answer.get('serving'))}"
+    if rule:
+        head += (f"; promotion {rule.get('mode', 'manual')}: {rule.get('estimator')} lower bound "
+                 f">= champion + {shown(rule.get('margin'))}, at least {shown(rule.get('min_events'))} "
+                 f"events and an ESS of {shown(rule.get('min_ess'))}")
     if not items:
-        return "no challengers"
+        return head + "\nno challengers"
     rows, notes = [], []
     for c in items:
         f = c.get("figures") if isinstance(c.get("figures"), dict) else {}
         gate = c.get("gate") if isinstance(c.get("gate"), dict) else {}
-        rows.append([c.get("name"), f.get("n", f.get("decisions")), f.get("ess"), _of(f, "snips"),
-                     _of(f, "dr"), _of(f, "champion"), c.get("verdict", "-")])
+        rows.append([c.get("name"), f.get("n"), f.get("ess"), _of(f, "snips"), _of(f, "dr"),
+                     _of(f, "champion"), c.get("verdict", "-")])
         if gate.get("reasons"):
             notes.append(f"{c.get('name')}: the gate refuses: {'; '.join(gate['reasons'])}")
-    head = ["CHALLENGER", "EVENTS", "ESS", "SNIPS", "DR", "CHAMPION", "VERDICT"]
-    return "\n".join([table(head, rows)] + notes)
+    table_ = table(["CHALLENGER", "EVENTS", "ESS", "SNIPS", "DR", "CHAMPION", "VERDICT"], rows)
+    return "\n".join([head, table_] + notes)
 
 
 def format_audit(answer: dict) -> str:

@@ -1,6 +1,7 @@
 """`cbserve models`: the model routes of a real service (werkzeug on a free port, a real
 Redis) from the command line: list, show, snapshot, upload, deploy, pin, roll back,
 audit; the service's refusals as one line and exit status 1."""
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from service.app import create_app
 from service.cli import main as cbserve
 from service.testing.redis_server import free_port
 
+from . import test_challengers as challengers
 from .test_lifecycle import ADMIN, DECIDE, KEYS, Traffic
 
 
@@ -27,20 +29,28 @@ def app(config, r):
     return create_app(config, r, keys=KEYS)
 
 
-@pytest.fixture
-def url(app, config, monkeypatch):
-    """The app served over HTTP; the CLI pointed at it with the admin key."""
+@contextlib.contextmanager
+def serving(app, config):
+    """``app`` over HTTP on a free port (werkzeug, as ``cbserve serve``): its URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True,
                          request_handler=request_handler(config.read_timeout))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{server.port}"
-    monkeypatch.setenv("CBSERVE_URL", base)
-    monkeypatch.setenv("CBSERVE_API_KEY", ADMIN)
-    yield base
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+@pytest.fixture
+def url(app, config, monkeypatch):
+    """The app served over HTTP; the CLI pointed at it with the admin key."""
+    with serving(app, config) as base:
+        monkeypatch.setenv("CBSERVE_URL", base)
+        monkeypatch.setenv("CBSERVE_API_KEY", ADMIN)
+        yield base
 
 
 @pytest.fixture
@@ -227,33 +237,62 @@ def test_a_version_that_never_served_is_refused_with_the_way_past_the_gate(url, 
     assert status == 0 and json.loads(out) == {"serving": 2, "previous": 1, "learning": True}
 
 
-def test_a_refused_promotion_prints_its_figures_under_its_line():
-    body = json.dumps({"error": {"code": "conflict", "message": "the gate refuses challenger 'wide'"},
-                       "figures": {"n": 120, "ess": 40.5, "dr": {"value": 0.4, "low": None, "high": None}}})
-    exc = models_cli.refusal("POST /v1/loops/recs/promote", 409, body.encode(), True)
-    assert exc.message == "POST /v1/loops/recs/promote: 409 conflict: the gate refuses challenger 'wide'"
-    assert exc.details.splitlines() == ["  n: 120", "  ess: 40.5", "  dr:", "    value: 0.4",
-                                        "    low: -", "    high: -"]
+def test_a_refusal_that_is_not_json_is_shown_as_text():
     plain = models_cli.refusal("GET /v1/loops/recs/models", 502, b"<html>Bad Gateway</html>", True)
     assert plain.message == "GET /v1/loops/recs/models: 502 <html>Bad Gateway</html>"
+    assert plain.details == ""
 
 
-def test_challengers_are_a_row_each_with_their_estimates_and_the_gate():
-    empty = {"value": None, "low": None, "high": None}
-    answer = {"challengers": [
-        {"name": "wide", "verdict": "better", "gate": {"passes": True, "reasons": []},
-         "figures": {"n": 5000, "ess": 900.0, "snips": {"value": 0.61, "low": 0.57, "high": 0.65},
-                     "dr": {"value": 0.6, "low": 0.55, "high": 0.65},
-                     "champion": {"value": 0.5, "low": 0.48, "high": 0.52, "n": 5000}}},
-        {"name": "narrow", "verdict": "undecided", "gate": {"passes": False, "reasons": ["12 events < min_events 1000"]},
-         "figures": {"n": 12, "ess": 3.0, "snips": empty, "dr": empty, "champion": {**empty, "n": 12}}}]}
-    text = models_format.format_challengers(answer)
-    wide, narrow = table("\n" + text.split("\n\n")[0])[:2]
-    assert (wide["CHALLENGER"], wide["EVENTS"], wide["ESS"], wide["DR"], wide["CHAMPION"], wide["VERDICT"]) == (
-        "wide", "5000", "900", "0.6000 [0.5500, 0.6500]", "0.5000 [0.4800, 0.5200]", "better")
-    assert (narrow["SNIPS"], narrow["VERDICT"]) == ("-", "undecided")
-    assert text.splitlines()[-1] == "narrow: the gate refuses: 12 events < min_events 1000"
-    assert models_format.format_challengers({"challengers": []}) == "no challengers"
+@pytest.fixture
+def hero(r, monkeypatch):
+    """The challengers' loop of test_challengers (hero: a flat champion, a contextual and
+    a uniform challenger; the gate wants 400 events), served over HTTP, 60 events in."""
+    config = challengers.make_config()
+    loop = challengers.Loop(config, r)
+    loop.run(60)
+    monkeypatch.setenv("CBSERVE_API_KEY", ADMIN)
+    with serving(create_app(config, r, keys=KEYS), config) as base:
+        yield base
+
+
+def hero_models(capsys, url, *argv):
+    status = cbserve(["models", *argv, "--loop", "hero", "--url", url])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_challengers_are_a_row_each_with_their_figures_and_the_gate(hero, capsys):
+    status, out, err = hero_models(capsys, hero, "challengers")
+    assert (status, err) == (0, "")
+    lines = out.splitlines()
+    assert re.fullmatch(r"loop hero: serving version \d+; promotion manual: dr lower bound >= champion "
+                        r"\+ 0, at least 400 events and an ESS of 50", lines[0])
+    rows = table(out)[:2]
+    assert [r["CHALLENGER"] for r in rows] == ["contextual", "uniform"]
+    assert all(r["EVENTS"] == "60" and r["VERDICT"] == "undecided" for r in rows)
+    assert re.fullmatch(r"\d\.\d{4}( \[-?\d\.\d{4}, \d\.\d{4}\])?", rows[1]["SNIPS"])
+    assert "contextual: the gate refuses: 60 events < min_events 400" in out
+    status, out, _ = hero_models(capsys, hero, "challengers", "--json")
+    assert json.loads(out) == json.loads(_http(hero, "/v1/loops/hero/challengers"))
+
+
+def test_a_promotion_the_gate_refuses_is_exit_1_with_its_figures(hero, capsys):
+    status, out, err = hero_models(capsys, hero, "promote", "contextual", "--reason", "looks better")
+    assert (status, out) == (1, "")
+    first, *details = err.splitlines()
+    assert first.startswith("cbserve: POST /v1/loops/hero/promote: 409 gate_refused: challenger "
+                            "'contextual' of loop 'hero' did not pass the gate: 60 events < min_events 400")
+    assert first.endswith("(--force overrides the gate; the audit records it)")
+    assert details[0] == "  figures:" and "    n: 60" in details
+    assert any(line.startswith("    champion: ") for line in details)
+    assert "Traceback" not in err
+
+
+def test_an_unknown_challenger_is_exit_1_naming_the_configured_ones(hero, capsys):
+    status, _, err = hero_models(capsys, hero, "promote", "nope")
+    assert status == 1
+    assert err == ("cbserve: POST /v1/loops/hero/promote: 404 not_found: loop 'hero' has no challenger "
+                   "'nope' (challengers: contextual, uniform)\n")
 
 
 def test_cbserve_help_names_models_and_every_documented_command_parses():
