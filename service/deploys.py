@@ -9,6 +9,7 @@ loop's :class:`service.loops.LoopService`.
 """
 from __future__ import annotations
 
+import json
 import time
 
 from bandits import BanditError
@@ -41,7 +42,10 @@ def deploy(service, version: int, learn: bool, force: bool, key: str,
         registry.refuse(version, key, f"check {failed.name} failed: {failed.message}")
         raise CheckFailed(f"version {version} of loop {name!r}: the pre-deployment check "
                           f"{failed.name!r} failed: {failed.message}")
-    status, previous = registry.deploy(version, learn, force, key, reason)
+    basis = {"figures": live_figures(*registry.figures([version])[version]),
+             "checks": {c.name: c.passed for c in report.checks}}
+    status, previous = registry.deploy(version, learn, force, key, reason,
+                                       json.dumps(basis, separators=(",", ":")))
     if status == "unknown":  # dropped between the two reads
         raise NotFound(unknown_message(service, version))
     if status == "gate":

@@ -161,8 +161,9 @@ SCHEMAS = {
                 "version": _OPT_INT, "from": _OPT_INT, "learn": _OPT_BOOL, "force": _OPT_BOOL,
                 "reason": {"type": "string"},
                 "challenger": {"type": ["string", "null"], "description": "a promotion's"},
-                "figures": {"type": "object", "description": "what a promotion (or its "
-                            "refusal) was judged on: the challenger's figures and the gate"}}}}}},
+                "figures": {"type": "object", "description": "what the action was decided "
+                            "on: a deploy's version figures and checks, a promotion's (or its "
+                            "refusal's) challenger figures and gate"}}}}}},
     "Interval": {"type": "object", "required": ["value", "low", "high"], "properties": {
         "value": _OPT_NUM, "low": _OPT_NUM, "high": _OPT_NUM}},
     "ChallengerFigures": {"type": ["object", "null"], "description": "null: nothing evaluated "

@@ -102,10 +102,11 @@ def _audit_entry(sid: str, f: dict) -> dict:
              "key": f["key"], "version": num(f["version"]), "from": num(f["from"]),
              "learn": {"1": True, "0": False}.get(f["learn"]),
              "force": {"1": True, "0": False}.get(f["force"]), "reason": f["reason"]}
-    if "figures" in f:
+    if f.get("figures"):
         judged = json.loads(f["figures"])
-        shown["challenger"] = f.get("challenger") or judged.get("challenger")
         shown["figures"] = judged
+        if "challenger" in judged:
+            shown["challenger"] = judged["challenger"]
     return shown
 
 

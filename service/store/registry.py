@@ -82,7 +82,7 @@ return {'ok', v}
 """.replace("@GROUP@", keys.LEARNER_GROUP)
 
 # KEYS: registry, serving, head, audit
-# ARGV: version, learn (1|0), force (1|0), key name, reason, maxlen
+# ARGV: version, learn (1|0), force (1|0), key name, reason, maxlen, figures json
 DEPLOY = """
 local before = redis.call('HGET', KEYS[2], 'version') or redis.call('HGET', KEYS[3], 'version') or '0'
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
@@ -90,7 +90,8 @@ if not raw then return {'unknown', before} end
 local e = cjson.decode(raw)
 local function audit(action)
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'action', action, 'version', ARGV[1],
-             'from', before, 'learn', ARGV[2], 'force', ARGV[3], 'key', ARGV[4], 'reason', ARGV[5])
+             'from', before, 'learn', ARGV[2], 'force', ARGV[3], 'key', ARGV[4], 'reason', ARGV[5],
+             'figures', ARGV[7])
 end
 if not e['served'] and ARGV[3] ~= '1' then audit('refused'); return {'gate', before} end
 if not e['served'] then
@@ -192,13 +193,16 @@ class Registry:
         return out[0].decode(), int(out[1])
 
     @mapped
-    def deploy(self, version: int, learn: bool, force: bool, key: str, reason: str) -> tuple:
+    def deploy(self, version: int, learn: bool, force: bool, key: str, reason: str,
+               figures: str = "{}") -> tuple:
         """Move the serving pointer to ``version`` (and, with ``learn``, the learner's head)
-        and audit it: ``(status, previous serving version)``, status ``ok``, ``unknown``
-        or ``gate`` (a version that never served, without ``force``; audited as refused)."""
+        and audit it with ``figures`` (JSON: what the deploy was decided on):
+        ``(status, previous serving version)``, status ``ok``, ``unknown`` or ``gate`` (a
+        version that never served, without ``force``; audited as refused)."""
         n = self.name
         out = self._deploy(keys=[keys.registry(n), keys.serving(n), keys.model(n), keys.audit(n)],
-                           args=[version, int(learn), int(force), key, reason, AUDIT_MAXLEN])
+                           args=[version, int(learn), int(force), key, reason, AUDIT_MAXLEN,
+                                 figures])
         return out[0].decode(), int(out[1])
 
     @mapped

@@ -276,3 +276,16 @@ def test_models_keep_is_the_one_history_setting(raw, match):
     with pytest.raises(Exception, match=match):
         parse_config({**raw, "loops": {"recs": {}}})
     assert parse_config({"loops": {"recs": {}}}).models_keep == 50
+
+
+def test_a_deploy_is_audited_with_the_figures_and_checks_it_was_decided_on(client, traffic):
+    traffic.learn()
+    version = traffic.learn()
+    assert _deploy(client, {"version": version - 1, "reason": "back"}).status_code == 200
+    entry = _get(client, "/v1/loops/recs/audit").get_json()["entries"][0]
+    shown = _get(client, f"/v1/loops/recs/models/{version - 1}").get_json()
+    assert entry["action"] == "deploy" and entry["version"] == version - 1
+    assert entry["figures"]["checks"] == {"loads": True, "pmf": True, "floor": True,
+                                          "actions": True, "latency": True}
+    assert entry["figures"]["figures"] == shown["figures"]
+    assert "challenger" not in entry
