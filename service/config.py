@@ -24,6 +24,7 @@ from bandits.inputs import check_value, describe, normalize_actions
 from .errors import ConfigError
 from .lifecycle_config import (EVALUATION_DEFAULTS, PROMOTION_DEFAULTS, parse_challengers,
                                parse_evaluation, parse_promotion)
+from .monitoring_config import DRIFT_DEFAULTS, HEALTH_DEFAULTS, parse_drift, parse_health
 
 SERVICE_DEFAULTS = {
     "publish_events": 100,       # a new model version after this many learned events...
@@ -54,6 +55,8 @@ LOOP_DEFAULTS = {
     "challengers": None,         # policies learning beside the champion (service.lifecycle_config)
     "evaluation": None,          # their evaluation window (EVALUATION_DEFAULTS)
     "promotion": None,           # the gate a challenger passes to serve (PROMOTION_DEFAULTS)
+    "health": None,              # health thresholds, bucket retention (HEALTH_DEFAULTS)
+    "drift": None,               # drift detection and correction (DRIFT_DEFAULTS)
 }
 SESSION_DEFAULTS = {
     "ttl": 1800.0,               # seconds of inactivity after which a session is forgotten
@@ -80,6 +83,8 @@ class LoopConfig:
     challengers: tuple = ()
     evaluation: dict = field(default_factory=lambda: dict(EVALUATION_DEFAULTS))
     promotion: dict = field(default_factory=lambda: dict(PROMOTION_DEFAULTS))
+    health: dict = field(default_factory=lambda: dict(HEALTH_DEFAULTS))
+    drift: dict = field(default_factory=lambda: dict(DRIFT_DEFAULTS))
 
     @property
     def sequential(self) -> bool:
@@ -102,7 +107,8 @@ class LoopConfig:
                 "seed": self.seed, "retention": self.retention, "session": self.session,
                 "challengers": [{"name": c.name, "policy": c.policy, "featurizer": c.featurizer}
                                 for c in self.challengers],
-                "evaluation": self.evaluation, "promotion": self.promotion}
+                "evaluation": self.evaluation, "promotion": self.promotion,
+                "health": self.health, "drift": self.drift}
 
 
 @dataclass(frozen=True)
@@ -259,7 +265,9 @@ def _loop(name: str, spec: Any) -> LoopConfig:
                       evaluation=parse_evaluation(s["evaluation"], prefix + ".evaluation",
                                                   duration, _int),
                       promotion=parse_promotion(s["promotion"], prefix + ".promotion",
-                                                duration, _int))
+                                                duration, _int),
+                      health=parse_health(s["health"], prefix + ".health", duration, _int),
+                      drift=parse_drift(s["drift"], prefix + ".drift", duration, _int))
 
 
 def _session(spec: Any, key: str) -> dict | None:

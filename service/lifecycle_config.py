@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .monitoring_config import merged, number
 
 EVALUATION_DEFAULTS = {
     "window": 50_000,        # joined events the figures are computed over (the last ones)
@@ -49,21 +50,21 @@ class Challenger:
 
 def parse_evaluation(spec, key: str, duration, integer) -> dict:
     """The ``evaluation`` table with defaults filled in."""
-    s = _merged(spec, EVALUATION_DEFAULTS, key)
+    s = merged(spec, EVALUATION_DEFAULTS, key)
     return {"window": integer(s["window"], key + ".window", 100)}
 
 
 def parse_promotion(spec, key: str, duration, integer) -> dict:
     """The ``promotion`` table with defaults filled in."""
-    s = _merged(spec, PROMOTION_DEFAULTS, key)
+    s = merged(spec, PROMOTION_DEFAULTS, key)
     if s["mode"] not in MODES:
         raise ConfigError(key + ".mode", f"must be one of {', '.join(MODES)}, got {s['mode']!r}")
     if s["estimator"] not in GATE_ESTIMATORS:
         raise ConfigError(key + ".estimator", f"must be one of {', '.join(GATE_ESTIMATORS)}, "
                                               f"got {s['estimator']!r}")
     return {"mode": s["mode"], "min_events": integer(s["min_events"], key + ".min_events", 1),
-            "min_ess": _number(s["min_ess"], key + ".min_ess", 1.0),
-            "margin": _number(s["margin"], key + ".margin", None),
+            "min_ess": number(s["min_ess"], key + ".min_ess", 1.0, None),
+            "margin": number(s["margin"], key + ".margin", None, None),
             "estimator": s["estimator"], "interval": duration(s["interval"], key + ".interval")}
 
 
@@ -97,22 +98,3 @@ def parse_challengers(spec, key: str, featurizer: dict, check_policy) -> tuple:
         out.append(Challenger(name, check_policy(dict(item["policy"]), dict(feats), at),
                               dict(feats)))
     return tuple(out)
-
-
-def _merged(spec, defaults: dict, key: str) -> dict:
-    if spec is None:
-        spec = {}
-    if not isinstance(spec, dict):
-        raise ConfigError(key, "must be a table")
-    for field in spec:
-        if field not in defaults:
-            raise ConfigError(f"{key}.{field}", "unknown key", list(defaults))
-    return {**defaults, **spec}
-
-
-def _number(value, key: str, low) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or value != value or (low is not None and value < low):
-        bound = f" >= {low:g}" if low is not None else ""
-        raise ConfigError(key, f"must be a number{bound}, got {value!r}")
-    return float(value)
