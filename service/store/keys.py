@@ -15,7 +15,7 @@ key                            type      holds
 ``cb:{loop}:models``           hash      the registry: version -> JSON metadata of each version kept
 ``cb:{loop}:versions``         string    the last version number given (monotonic per loop)
 ``cb:{loop}:serving``          hash      the serving pointer: ``version``, ``learn`` (1 or 0), ``spec``
-``cb:{loop}:audit``            stream    deploys, pins, refusals and uploads (one entry each)
+``cb:{loop}:audit``            stream    deploys, pins, promotions, refusals, uploads, corrections
 ``cb:{loop}:figures``          hash      live figures of each version: ``<v>:d`` decisions, ``<v>:n``
                                          rewards joined, ``<v>:s`` their sum, ``<v>:q`` sum of squares
 ``cb:{loop}:stats``            hash      counters behind ``/metrics``
@@ -24,6 +24,8 @@ key                            type      holds
 ``cb:{loop}:ends``             stream    ended episodes (``id``, ``ep``, ``n`` steps)
 ``cb:{loop}:challengers``      hash      challengers' snapshots, reward models, figures
 ``cb:{loop}:ch:<name>``        list      a challenger's evaluation window (record blocks)
+``cb:{loop}:w:<minute>``       hash      one minute's health figures (TTL: ``health.retention``)
+``cb:{loop}:drift``            hash      the drift detectors' state and the active correction
 =============================  ========  =================================================
 """
 from __future__ import annotations
@@ -127,3 +129,12 @@ def challengers(loop: str) -> str:
 
 def challenger_window(loop: str, name: str) -> str:
     return _base(loop) + "ch:" + name
+
+
+def bucket(loop: str, minute: int) -> str:
+    """The health bucket of one minute (``minute``: Unix time // 60)."""
+    return _base(loop) + f"w:{minute}"
+
+
+def drift(loop: str) -> str:
+    return _base(loop) + "drift"
