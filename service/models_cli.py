@@ -71,10 +71,13 @@ class Client:
         except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
             raise RemoteError(unreachable(self.url, exc, self.timeout)) from exc
 
-    def json(self, method: str, path: str, payload: dict | None = None) -> tuple:
-        """``(parsed answer, its text)`` of a JSON request (``payload`` its body)."""
-        body = None if payload is None else json.dumps(payload).encode()
-        text = self.call(method, path, body, None if body is None else "application/json").decode()
+    def json(self, method: str, path: str, payload: dict | None = None, body: bytes | None = None,
+             content_type: str = "application/json") -> tuple:
+        """``(parsed answer, its text)`` of a request with a JSON answer (``payload`` its
+        JSON body, else ``body`` of ``content_type``)."""
+        if payload is not None:
+            body = json.dumps(payload).encode()
+        text = self.call(method, path, body, None if body is None else content_type).decode()
         try:
             return json.loads(text), text
         except ValueError as exc:
@@ -143,8 +146,9 @@ def run(args, client: Client) -> str:
     if sub == "upload":
         blob = _read(args.file)
         query = f"?reason={urllib.parse.quote(args.reason)}" if args.reason else ""
-        text = client.call("POST", _path(args, f"/models{query}"), blob, "application/octet-stream").decode()
-        return text.rstrip("\n") if args.json else format_upload(json.loads(text), args.file, loop)
+        entry, text = client.json("POST", _path(args, f"/models{query}"), body=blob,
+                                  content_type="application/octet-stream")
+        return text.rstrip("\n") if args.json else format_upload(entry, args.file, loop)
     if sub == "deploy":
         payload = {"version": args.version, "learn": not args.pin, "force": args.force, "reason": args.reason or ""}
         return _show(args, client, "POST", "/deploy", lambda a: format_deploy(a, loop), payload)
@@ -220,7 +224,7 @@ def add_models_parser(sub, formatter) -> None:
     s.add_argument("-o", "--output", required=True, help="file to write ('-': standard output)")
     u = verb("upload", "register a snapshot file as a new version (it serves once deployed with --force)")
     u.add_argument("file", metavar="FILE", help="a snapshot: policy.to_bytes(), cbserve train's output")
-    d = verb("deploy", "serve version V (roll back, resume); the learner continues from it")
+    d = verb("deploy", "serve version V (roll back, resume); the learner continues from it unless --pin")
     d.add_argument("version", type=int, metavar="V")
     d.add_argument("--pin", action="store_true", help="serve V and learn nothing (learn: false)")
     p = verb("promote", "serve a challenger's version, if the gate agrees")
