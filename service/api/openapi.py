@@ -281,6 +281,17 @@ PATHS = {
     "/openapi.json": {"get": {"summary": "This document (any valid key)", "responses": {"200": {
         "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}},
         **_errors(401)}}},
+    "/dashboard": {"get": {"summary": "The loop-health page (no key needed: it asks for an admin "
+                                      "key and calls this API with it)", "security": [],
+                           "responses": {"200": {"description": "HTML", "content": {
+                               "text/html": {"schema": {"type": "string"}}}}}}},
+    "/dashboard/{asset}": {"get": {
+        "summary": "The page's scripts and styles (no key needed)", "security": [],
+        "parameters": [{"name": "asset", "in": "path", "required": True,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}}],
+        "responses": {"200": {"description": "A script or a style sheet", "content": {
+            "text/javascript": {"schema": {"type": "string"}}, "text/css": {"schema": {"type": "string"}}}},
+            **_errors(404)}}},
 }
 
 

@@ -26,7 +26,7 @@ ROUTE_ROLES = {"cbserve.rank": "decide", "cbserve.reward": "decide", "cbserve.ac
                "models.get_snapshot": "admin", "models.upload_model": "admin",
                "models.deploy": "admin", "models.audit": "admin",
                "challengers.list_challengers": "admin", "challengers.promote": "admin"}
-PUBLIC = frozenset({"cbserve.healthz"})
+PUBLIC = frozenset({"cbserve.healthz", "dashboard.page", "dashboard.asset"})
 
 
 def authorize():

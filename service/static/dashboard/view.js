@@ -1,0 +1,110 @@
+// Writes one loop's figures into the page (status, figures, tables). Text only, never
+// HTML from the service: every value goes through textContent.
+import * as fmt from "./format.js";
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function fill(tableId, rows, empty) {
+  const body = document.querySelector(`#${tableId} tbody`);
+  const trs = rows.map(({ cells, className }) => {
+    const tr = document.createElement("tr");
+    if (className) tr.className = className;
+    tr.append(...cells.map((c) => (c instanceof Node ? c : cell(c))));
+    return tr;
+  });
+  if (!trs.length) {
+    const tr = document.createElement("tr");
+    const td = cell(empty, "muted");
+    td.colSpan = 8;
+    tr.append(td);
+    trs.push(tr);
+  }
+  body.replaceChildren(...trs);
+}
+
+export function status(health) {
+  const badge = document.getElementById("badge");
+  badge.textContent = health.status;
+  badge.className = `badge ${health.status}`;
+  document.getElementById("reasons").replaceChildren(...health.reasons.map((r) => {
+    const li = document.createElement("li");
+    li.className = r.level;
+    li.dataset.code = r.code;
+    li.textContent = `${r.level}: ${r.message}`;
+    return li;
+  }));
+}
+
+export function figures(health) {
+  for (const dd of document.querySelectorAll("#figures dd")) {
+    const value = fmt.pick(health, dd.dataset.field);
+    dd.dataset.value = JSON.stringify(value ?? null);
+    dd.textContent = fmt.byFormat[dd.dataset.format](value);
+  }
+}
+
+function driftRow(name, state, details) {
+  return { cells: [name, cell(state, state), details] };
+}
+
+export function drift(d) {
+  const rows = [];
+  const r = d.reward ?? {};
+  if (r.state) {
+    rows.push(driftRow("Reward", r.state, `${r.detector ?? ""}: recent mean ${fmt.num(r.mean_recent)}, ` +
+      `reference ${fmt.num(r.mean_reference)}; ${fmt.int(r.detections)} detection(s) in ` +
+      `${fmt.int(r.events)} events, last ${fmt.utc(r.last_detected)}`));
+  }
+  const c = d.context ?? {};
+  if (c.namespaces) {
+    const psi = Object.entries(c.namespaces).map(([ns, x]) => `${ns} ${fmt.num(x.psi, 3)}${x.drifted ? " (drifted)" : ""}`);
+    rows.push(driftRow("Context", c.drifted ? "drift" : "ok", `PSI over ${fmt.int(c.window)} events: ${psi.join(", ") || "—"}`));
+  }
+  const a = d.actions ?? {};
+  if ("psi" in a) rows.push(driftRow("Actions", a.drifted ? "drift" : "ok", `PSI ${fmt.num(a.psi, 3)}`));
+  const k = d.correction ?? {};
+  if (k.mode) {
+    rows.push(driftRow("Correction", k.active ? "active" : "inactive", `${k.mode}` +
+      (k.active ? `, exploration ${fmt.num(k.epsilon, 2)} since ${fmt.utc(k.started)} until ${fmt.int(k.until)}` : "")));
+  }
+  fill("drift", rows, "no drift figures yet");
+}
+
+export function actions(list) {
+  fill("actions", list.map((a) => ({ cells: [a.id, fmt.int(a.decisions), fmt.pct(a.share),
+    fmt.int(a.rewards), fmt.num(a.mean)] })), "no decisions in this window");
+}
+
+export function versions(models) {
+  fill("versions", [...models.models].reverse().map((m) => ({
+    className: m.serving ? "serving" : "",
+    cells: [`v${m.version}`, m.source, fmt.utc(m.created), fmt.int(m.parent), fmt.int(m.events_learned),
+            fmt.int(m.figures.decisions), fmt.ci(m.figures.mean_reward, m.figures.low, m.figures.high),
+            m.serving ? (models.learning ? "serving" : "serving, pinned") : m.served ? "served" : ""],
+  })), "no model version yet");
+}
+
+const interval = (x) => (x ? fmt.ci(x.value, x.low, x.high) : "—");
+
+export function challengers(report) {
+  document.getElementById("champion").textContent = report.champion
+    ? `Serving v${report.serving}: on-policy value ${interval(report.champion)} over the last ${report.window} events`
+    : "";
+  fill("challengers", report.challengers.map((c) => ({
+    cells: [c.name, c.policy?.name ?? c.policy?.type ?? "", fmt.int(c.figures?.n), fmt.num(c.figures?.ess, 1),
+            interval(c.figures?.snips), interval(c.figures?.dr), c.verdict,
+            cell(c.gate.passes ? "passes" : c.gate.reasons.join("; "), c.gate.passes ? "ok" : "")],
+  })), "no challengers configured");
+}
+
+export function audit(entries) {
+  fill("audit", entries.map((e) => ({
+    cells: [fmt.utc(e.time), e.action, e.key, fmt.int(e.version), fmt.int(e.from), fmt.bool(e.learn),
+            fmt.bool(e.force), e.reason],
+  })), "no entries");
+}
