@@ -77,9 +77,9 @@ class LoopService:
             version=version, deferred=req.defer, session=state,
             memo=self._vw_actions if req.actions is None else None)
         self.store.log_decision(event_id, dsjson.dumps(event), req.defer,
-                                time.perf_counter() - started,
-                                None if state is None else (state, pairs[chosen][0]),
-                                version=version)
+                                time.perf_counter() - started, state, version=version,
+                                action=pairs[chosen][0], propensity=decision.pmf[chosen],
+                                explored=bool(decision.pmf[chosen] < decision.pmf.max()))
         shown = order[:req.k] if req.k else order
         body = {"event_id": event_id, "chosen": pairs[chosen][0],
                 "probability": float(decision.pmf[chosen]),

@@ -20,6 +20,7 @@ HEALTH_DEFAULTS = {
     "min_join_rate": 0.5,       # joined rewards / decisions under this over the window: alert
     "max_learner_lag": 10_000,  # joined events not yet learned over this: warn
     "max_staleness": 3600.0,    # seconds without a new version while learning: warn
+    "max_actions": 100,         # action ids one bucket counts apart; the rest under "_other"
 }
 DRIFT_DEFAULTS = {
     "on_reward_drift": "alert",  # "alert" | "explore" | "reset"
@@ -35,10 +36,15 @@ CORRECTIONS = ("alert", "explore", "reset")
 def parse_health(spec, key: str, duration, integer) -> dict:
     """The ``health`` table with defaults filled in."""
     s = merged(spec, HEALTH_DEFAULTS, key)
-    return {"retention": duration(s["retention"], key + ".retention"),
+    retention = duration(s["retention"], key + ".retention")
+    if retention < 60:
+        raise ConfigError(key + ".retention", "must be at least 1 minute (one bucket), "
+                                              f"got {s['retention']!r}")
+    return {"retention": retention,
             "min_join_rate": number(s["min_join_rate"], key + ".min_join_rate", 0.0, 1.0),
             "max_learner_lag": integer(s["max_learner_lag"], key + ".max_learner_lag", 1),
-            "max_staleness": duration(s["max_staleness"], key + ".max_staleness")}
+            "max_staleness": duration(s["max_staleness"], key + ".max_staleness"),
+            "max_actions": integer(s["max_actions"], key + ".max_actions", 1)}
 
 
 def parse_drift(spec, key: str, duration, integer) -> dict:

@@ -7,6 +7,8 @@ one Lua script (:mod:`service.store.lua`). Redis errors are mapped at this bound
 """
 from __future__ import annotations
 
+import time
+
 import redis
 
 from ..config import LoopConfig
@@ -46,37 +48,48 @@ class LoopStore(LoopLog):
         self._retention_ms = int(loop.retention * 1000)
         self._wait_ms = int(loop.reward_wait * 1000)
         self._event_ttl = int(loop.reward_wait) + 1 + keys.EVENT_GRACE_S
+        health = loop.health
+        self._bucket_args = [max(60, int(health["retention"])), health["max_actions"]]
+
+    def _bucket(self) -> str:
+        """The health bucket of the current minute (the caller's clock)."""
+        return keys.bucket(self.name, int(time.time()) // 60)
 
     # -- decisions and rewards --------------------------------------------------------
     @mapped
     def log_decision(self, event_id: str, event: bytes, deferred: bool, latency_s: float,
-                     step: tuple | None = None, *, version: int) -> str:
+                     step: SessionState | None = None, *, version: int, action: str,
+                     propensity: float, explored: bool) -> str:
         """Append the decision to the log and open its reward window; 409 on a reused id.
 
         ``version`` is the model version that decided: the decision, and the reward
-        joined to it later, count in that version's live figures.
-        ``step`` is ``(session state, chosen action id)`` for a sequential loop: the
-        decision is then also the session's next step, refused (409) if another step
-        of the session was logged since the state was read.
+        joined to it later, count in that version's live figures. ``action`` is the
+        chosen action's id, ``propensity`` its probability, ``explored`` whether it is
+        not the pmf's argmax: they, the version and the latency count in the current
+        minute's health bucket (the reward later in the bucket of the minute it joins).
+        ``step`` is the session's state for a sequential loop: the decision is then also
+        the session's next step, refused (409) if another step of the session was
+        logged since the state was read.
         """
         n = self.name
         ks = [keys.event(n, event_id), keys.log(n), keys.due(n), keys.stats(n)]
         args = [event_id, event, int(deferred), self._wait_ms, self._event_ttl,
-                self._retention_ms, latency_field(latency_s), repr(latency_s), int(version)]
+                self._retention_ms, latency_field(latency_s), repr(latency_s), int(version),
+                action, int(explored), repr(float(propensity)), *self._bucket_args]
         if step is None:
-            out = self._log(keys=ks + [keys.figures(n)], args=args)
+            out = self._log(keys=ks + [keys.figures(n), self._bucket()], args=args)
         else:
-            state, action_id = step
             session = self.loop.session
-            out = self._log_step(keys=ks + [keys.session(n, state.session_id), keys.figures(n)],
-                                 args=args + [state.step, action_id, max(1, int(session["ttl"] * 1000)),
-                                              session["history"], state.session_id])
+            out = self._log_step(keys=ks + [keys.session(n, step.session_id), keys.figures(n),
+                                            self._bucket()],
+                                 args=args + [step.step, max(1, int(session["ttl"] * 1000)),
+                                              session["history"], step.session_id])
         status = out[0].decode()
         if status == "dup":
             raise Conflict(f"event_id {event_id!r} is already in use in loop {n!r}")
         if status == "step":
-            raise Conflict(f"session {step[0].session_id!r} moved to step {int(out[1])} while "
-                           f"step {step[0].step} was decided; send one step at a time")
+            raise Conflict(f"session {step.session_id!r} moved to step {int(out[1])} while "
+                           f"step {step.step} was decided; send one step at a time")
         return out[1].decode()
 
     @mapped
@@ -108,8 +121,10 @@ class LoopStore(LoopLog):
     def reward(self, event_id: str, value: float, end: bool = False) -> str:
         """Record the reward: ``"ok"`` or ``"same"`` (a repeat); 409/410/404 otherwise.
         ``end`` also closes the episode of the event's session."""
-        out = self._reward(keys=self._event_keys(event_id) + [keys.ends(self.name), keys.figures(self.name)],
-                           args=[event_id, canonical_reward(value), self._retention_ms, int(end)])
+        out = self._reward(keys=self._event_keys(event_id) + [keys.ends(self.name), keys.figures(self.name),
+                                                              self._bucket()],
+                           args=[event_id, canonical_reward(value), self._retention_ms, int(end),
+                                 *self._bucket_args])
         if out[0] == b"nosession":
             raise BadRequest(f"end: event {event_id!r} is not a step of a session")
         return self._status(out, event_id, "a reward")
@@ -117,8 +132,8 @@ class LoopStore(LoopLog):
     @mapped
     def activate(self, event_id: str) -> str:
         """Mark a deferred event learnable: ``"ok"`` or ``"same"``; 410/404 otherwise."""
-        out = self._activate(keys=self._event_keys(event_id) + [keys.figures(self.name)],
-                             args=[event_id, self._retention_ms])
+        out = self._activate(keys=self._event_keys(event_id) + [keys.figures(self.name), self._bucket()],
+                             args=[event_id, self._retention_ms, *self._bucket_args])
         return self._status(out, event_id, "activation")
 
     def _event_keys(self, event_id):
@@ -142,7 +157,8 @@ class LoopStore(LoopLog):
     def sweep(self, limit: int = SWEEP_BATCH) -> tuple:
         """Close events past their deadline; returns (joined with default, expired)."""
         n = self.name
-        out = self._sweep(keys=[keys.due(n), keys.joined(n), keys.stats(n), keys.figures(n)],
+        out = self._sweep(keys=[keys.due(n), keys.joined(n), keys.stats(n), keys.figures(n),
+                                self._bucket()],
                           args=[keys.event_prefix(n), canonical_reward(self.loop.default_reward),
-                                limit, self._retention_ms])
+                                limit, self._retention_ms, *self._bucket_args])
         return int(out[0]), int(out[1])

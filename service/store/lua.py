@@ -7,13 +7,27 @@ Time is Redis's own clock (``TIME``), the same for every host.
 Event hash fields: ``st`` open | joined | expired; ``act`` 1 when the event may be
 learned (0 for a deferred event until it is activated); ``dl`` reward deadline (ms);
 ``sid`` id of the decision in the log stream; ``r`` the reward given by the caller;
-``v`` the model version that made the decision.
+``v`` the model version that made the decision; ``aid`` the chosen action's id.
 
 The live figures of each version (:func:`~service.store.keys.figures`) are counted
 here too, in the same scripts: ``<v>:d`` when a decision of version v is logged,
 ``<v>:n``, ``<v>:s`` and ``<v>:q`` (count, sum and sum of squares of the rewards) when
 one of its events is joined, with the caller's reward or the default one. An event
 logged without ``v`` counts for no version.
+
+So are the loop's health figures: each script that logs or joins also writes the
+health bucket of the current minute (:func:`~service.store.keys.bucket`, last of its
+KEYS; the caller names the minute from its clock), which expires ``health.retention``
+after it was created. Its fields (:mod:`service.health` reads them): on the rank path
+``d`` decisions, ``df`` deferred ones, ``x`` explored ones (chosen ≠ the pmf's
+argmax), ``p`` the smallest propensity of a chosen action, ``ls`` and ``lm`` the sum
+and maximum of the latencies (seconds), ``vd:<v>`` decisions of version v,
+``ad:<id>`` decisions of action id; on the join path ``n`` rewards joined, ``nd`` of
+them default rewards, ``ac`` deferred events activated, ``s`` and ``q`` the sum and
+sum of squares of the joined rewards, ``vn:<v>``, ``vs:<v>``, ``vq:<v>`` the same per
+version and ``an:<id>``, ``as:<id>`` per action. A bucket tracks at most
+``health.max_actions`` action ids (``na`` counts those it has seen): the others are
+counted under the id ``_other``.
 """
 
 _PRELUDE = """
@@ -22,51 +36,99 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
+# bucket_action(bucket, action id, cap): the field suffix the action counts under in the
+# health bucket: its id while the bucket tracks it or still has room (then tracked from
+# now on, ``ad:<id>`` present), '_other' once ``cap`` ids are tracked
+_BUCKET_ACTION = """
+local function bucket_action(b, aid, cap)
+  if redis.call('HEXISTS', b, 'ad:' .. aid) == 1 then return aid end
+  if redis.call('HINCRBY', b, 'na', 1) > cap then return '_other' end
+  redis.call('HSET', b, 'ad:' .. aid, 0)
+  return aid
+end
+"""
+
 # join(event key, joined stream, due zset, stats, figures, event id, decision id, reward,
-#      kind, retention ms): also counts the reward in the figures of the event's version
-_JOIN = """
-local function join(ev, stream, due, stats, figures, id, sid, value, kind, retention)
+#      kind, retention ms, H): also counts the reward in the figures of the event's version
+#      and in the health bucket H = {key, ttl s, max actions}
+_JOIN = _BUCKET_ACTION + """
+local function join(ev, stream, due, stats, figures, id, sid, value, kind, retention, H)
   redis.call('HSET', ev, 'st', 'joined')
   redis.call('XADD', stream, 'MINID', '~', now - retention, '*', 'e', id, 's', sid, 'r', value, 'k', kind)
   redis.call('ZREM', due, id)
   redis.call('HINCRBY', stats, 'joined', 1)
   redis.call('HINCRBYFLOAT', stats, 'reward_sum', value)
-  local v = redis.call('HGET', ev, 'v')
+  local e = redis.call('HMGET', ev, 'v', 'aid')
+  local v, x = e[1], tonumber(value)
+  local sq = string.format('%.17g', x * x)
   if v then
-    local x = tonumber(value)
     redis.call('HINCRBY', figures, v .. ':n', 1)
     redis.call('HINCRBYFLOAT', figures, v .. ':s', value)
-    redis.call('HINCRBYFLOAT', figures, v .. ':q', string.format('%.17g', x * x))
+    redis.call('HINCRBYFLOAT', figures, v .. ':q', sq)
+  end
+  local b = H[1]
+  if redis.call('HINCRBY', b, 'n', 1) == 1 then redis.call('EXPIRE', b, H[2]) end
+  if kind == 'default' then redis.call('HINCRBY', b, 'nd', 1) end
+  redis.call('HINCRBYFLOAT', b, 's', value)
+  redis.call('HINCRBYFLOAT', b, 'q', sq)
+  if v then
+    redis.call('HINCRBY', b, 'vn:' .. v, 1)
+    redis.call('HINCRBYFLOAT', b, 'vs:' .. v, value)
+    redis.call('HINCRBYFLOAT', b, 'vq:' .. v, sq)
+  end
+  if e[2] then
+    local a = bucket_action(b, e[2], H[3])
+    redis.call('HINCRBY', b, 'an:' .. a, 1)
+    redis.call('HINCRBYFLOAT', b, 'as:' .. a, value)
   end
 end
 """
 
-# the decision of LOG_DECISION and LOG_STEP; ``figures`` is their last key
+# the decision of LOG_DECISION and LOG_STEP; ``figures`` and the health bucket are
+# their last two keys. Bucket: one HMGET and at most one HSET for the minimum
+# propensity and maximum latency; an action already tracked costs one HINCRBY.
 _LOG = """
 local deadline = now + tonumber(ARGV[4])
 local sid = redis.call('XADD', KEYS[2], 'MINID', '~', now - tonumber(ARGV[6]), '*', 'j', ARGV[2])
 local active = '1'
 if ARGV[3] == '1' then active = '0' end
-redis.call('HSET', KEYS[1], 'st', 'open', 'act', active, 'dl', deadline, 'sid', sid, 'v', ARGV[9])
-redis.call('HINCRBY', KEYS[#KEYS], ARGV[9] .. ':d', 1)
+redis.call('HSET', KEYS[1], 'st', 'open', 'act', active, 'dl', deadline, 'sid', sid, 'v', ARGV[9], 'aid', ARGV[10])
+redis.call('HINCRBY', KEYS[#KEYS - 1], ARGV[9] .. ':d', 1)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
 redis.call('ZADD', KEYS[3], deadline, ARGV[1])
 redis.call('HINCRBY', KEYS[4], 'decisions', 1)
 if active == '0' then redis.call('HINCRBY', KEYS[4], 'deferred', 1) end
 redis.call('HINCRBY', KEYS[4], ARGV[7], 1)
 redis.call('HINCRBYFLOAT', KEYS[4], 'latency_sum', ARGV[8])
+local b = KEYS[#KEYS]
+if redis.call('HINCRBY', b, 'd', 1) == 1 then redis.call('EXPIRE', b, tonumber(ARGV[13])) end
+if active == '0' then redis.call('HINCRBY', b, 'df', 1) end
+if ARGV[11] == '1' then redis.call('HINCRBY', b, 'x', 1) end
+local m = redis.call('HMGET', b, 'p', 'lm')
+local low, slow = not m[1] or tonumber(ARGV[12]) < tonumber(m[1]), not m[2] or tonumber(ARGV[8]) > tonumber(m[2])
+if low and slow then redis.call('HSET', b, 'p', ARGV[12], 'lm', ARGV[8])
+elseif low then redis.call('HSET', b, 'p', ARGV[12])
+elseif slow then redis.call('HSET', b, 'lm', ARGV[8]) end
+redis.call('HINCRBYFLOAT', b, 'ls', ARGV[8])
+redis.call('HINCRBY', b, 'vd:' .. ARGV[9], 1)
+if redis.call('HINCRBY', b, 'ad:' .. ARGV[10], 1) == 1 and redis.call('HINCRBY', b, 'na', 1) > tonumber(ARGV[14]) then
+  redis.call('HDEL', b, 'ad:' .. ARGV[10])
+  redis.call('HINCRBY', b, 'ad:_other', 1)
+end
 """
 _UNUSED_ID = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'dup'} end
 """
 
-#: KEYS: event, log, due, stats, figures. ARGV: event id, DSJSON, deferred (0/1), wait ms,
-#: event ttl s, retention ms, latency bucket field, latency seconds, model version.
+#: KEYS: event, log, due, stats, figures, health bucket. ARGV: event id, DSJSON, deferred
+#: (0/1), wait ms, event ttl s, retention ms, latency bucket field, latency seconds, model
+#: version, chosen action id, explored (0/1), propensity of the chosen action, bucket
+#: ttl s, actions a bucket tracks at most.
 #: Returns {'ok', log entry id}, or {'dup'} when the event id is already in use.
 LOG_DECISION = _PRELUDE + _UNUSED_ID + _LOG + "return {'ok', sid}"
 
 #: A step of a session (sequential loops): KEYS: event, log, due, stats, session,
-#: figures; ARGV: LOG_DECISION's plus step expected, chosen action id, session ttl ms,
+#: figures, health bucket; ARGV: LOG_DECISION's plus step expected, session ttl ms,
 #: steps kept, session id.
 #: The step is logged only if the session is at that step (an ended session starts
 #: a new episode at step 0); it then records the action, moves the session on and
@@ -76,15 +138,15 @@ LOG_DECISION = _PRELUDE + _UNUSED_ID + _LOG + "return {'ok', sid}"
 #: Returns {'ok', entry id} | {'dup'} | {'step', current step}.
 LOG_STEP = _PRELUDE + _UNUSED_ID + """
 local s = redis.call('HMGET', KEYS[5], 'n', 'end', 'ep')
-local n, cur, ep = tonumber(ARGV[10]), s[1] or '0', s[3] or ARGV[1]
+local n, cur, ep = tonumber(ARGV[15]), s[1] or '0', s[3] or ARGV[1]
 if s[2] then cur, ep = '0', ARGV[1] end
 if tonumber(cur) ~= n then return {'step', cur} end
 if s[2] then redis.call('DEL', KEYS[5]) end
 """ + _LOG + """
-redis.call('HSET', KEYS[5], 'id', ARGV[14], 'ep', ep, 'n', n + 1, 'a:' .. n, ARGV[11])
-local old = n - tonumber(ARGV[13])
+redis.call('HSET', KEYS[5], 'id', ARGV[18], 'ep', ep, 'n', n + 1, 'a:' .. n, ARGV[10])
+local old = n - tonumber(ARGV[17])
 if old >= 0 then redis.call('HDEL', KEYS[5], 'a:' .. old, 'r:' .. old) end
-redis.call('PEXPIRE', KEYS[5], tonumber(ARGV[12]))
+redis.call('PEXPIRE', KEYS[5], tonumber(ARGV[16]))
 redis.call('HSET', KEYS[1], 'sk', KEYS[5], 'sx', n, 'ep', ep)
 if n == 0 then redis.call('HINCRBY', KEYS[4], 'sessions', 1) end
 return {'ok', sid}
@@ -107,8 +169,9 @@ end
 #: Returns {ok | same, steps} or {unknown}.
 END_SESSION = _PRELUDE + _END + "return end_session(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]))"
 
-#: KEYS: event, joined, due, stats, ends, figures. ARGV: event id, reward (canonical text),
-#: retention ms, end ('1': also close the event's session). A step's reward is also
+#: KEYS: event, joined, due, stats, ends, figures, health bucket. ARGV: event id, reward
+#: (canonical text), retention ms, end ('1': also close the event's session), bucket
+#: ttl s, actions a bucket tracks at most. A step's reward is also
 #: written into its session (if that episode is still live), for the next state.
 #: Returns {status[, stored reward]}: ok | same | conflict | gone | unknown | nosession.
 REWARD = _PRELUDE + _JOIN + _END + """
@@ -129,11 +192,15 @@ if h[6] and redis.call('HGET', h[6], 'ep') == h[8] and redis.call('HEXISTS', h[6
 end
 if ARGV[4] == '1' then end_session(h[6], KEYS[5], KEYS[4], tonumber(ARGV[3])) end
 redis.call('HINCRBY', KEYS[4], 'rewards', 1)
-if h[4] == '1' then join(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6], ARGV[1], h[5], ARGV[2], 'reward', tonumber(ARGV[3])) end
+if h[4] == '1' then
+  join(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6], ARGV[1], h[5], ARGV[2], 'reward', tonumber(ARGV[3]),
+       {KEYS[7], tonumber(ARGV[5]), tonumber(ARGV[6])})
+end
 return {'ok'}
 """
 
-#: KEYS: event, joined, due, stats, figures. ARGV: event id, retention ms.
+#: KEYS: event, joined, due, stats, figures, health bucket. ARGV: event id, retention ms,
+#: bucket ttl s, actions a bucket tracks at most.
 #: Returns {status}: ok | same (already active) | gone | unknown.
 ACTIVATE = _PRELUDE + _JOIN + """
 local h = redis.call('HMGET', KEYS[1], 'st', 'r', 'dl', 'act', 'sid')
@@ -142,24 +209,30 @@ if h[4] == '1' then return {'same'} end
 if h[1] ~= 'open' or tonumber(h[3]) < now then return {'gone'} end
 redis.call('HSET', KEYS[1], 'act', '1')
 redis.call('HINCRBY', KEYS[4], 'activated', 1)
-if h[2] then join(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], h[5], h[2], 'reward', tonumber(ARGV[2])) end
+if redis.call('HINCRBY', KEYS[6], 'ac', 1) == 1 then redis.call('EXPIRE', KEYS[6], tonumber(ARGV[3])) end
+if h[2] then
+  join(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], h[5], h[2], 'reward', tonumber(ARGV[2]),
+       {KEYS[6], tonumber(ARGV[3]), tonumber(ARGV[4])})
+end
 return {'ok'}
 """
 
-#: KEYS: due, joined, stats, figures. ARGV: event key prefix, default reward, max events,
-#: retention ms. Closes every event past its deadline: active ones are joined with
-#: the default reward, deferred ones never activated expire unlearned.
+#: KEYS: due, joined, stats, figures, health bucket. ARGV: event key prefix, default reward,
+#: max events, retention ms, bucket ttl s, actions a bucket tracks at most. Closes every
+#: event past its deadline: active ones are joined with the default reward, deferred
+#: ones never activated expire unlearned.
 #: Returns {joined with default, expired}.
 SWEEP = _PRELUDE + _JOIN + """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 local defaulted, expired = 0, 0
+local H = {KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6])}
 for _, id in ipairs(ids) do
   local ev = ARGV[1] .. id
   local h = redis.call('HMGET', ev, 'st', 'act', 'sid')
   redis.call('ZREM', KEYS[1], id)
   if h[1] == 'open' then
     if h[2] == '1' then
-      join(ev, KEYS[2], KEYS[1], KEYS[3], KEYS[4], id, h[3], ARGV[2], 'default', tonumber(ARGV[4]))
+      join(ev, KEYS[2], KEYS[1], KEYS[3], KEYS[4], id, h[3], ARGV[2], 'default', tonumber(ARGV[4]), H)
       redis.call('HINCRBY', KEYS[3], 'defaults', 1)
       defaulted = defaulted + 1
     else
@@ -177,4 +250,29 @@ return {defaulted, expired}
 LEARNER_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+"""
+
+#: KEYS: the joined stream. ARGV: the learner's group, entries counted at most.
+#: Returns {pending, lag}: entries the group was handed but has not acknowledged, and
+#: entries it has not been handed yet (XINFO GROUPS ``lag``; where Redis cannot tell it,
+#: before Redis 7, counted after the group's last delivered id, up to the ARGV limit).
+#: A stream without the group: {0, XLEN}.
+LEARNER_LAG = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local f = {}
+  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+  if f['name'] == ARGV[1] then
+    local lag = f['lag']
+    if type(lag) ~= 'number' then
+      local last = f['last-delivered-id']
+      local rows = redis.call('XRANGE', KEYS[1], last, '+', 'COUNT', tonumber(ARGV[2]) + 1)
+      lag = #rows
+      if lag > 0 and rows[1][1] == last then lag = lag - 1 end
+      if lag > tonumber(ARGV[2]) then lag = tonumber(ARGV[2]) end
+    end
+    return {f['pending'], lag}
+  end
+end
+return {0, redis.call('XLEN', KEYS[1])}
 """

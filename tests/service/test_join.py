@@ -21,7 +21,8 @@ def _log(store, n, deferred=False, prefix="e"):
         event = dsjson.decision_event(loop=store.name, event_id=f"{prefix}{i}", epoch_s=time.time(),
                                       context={}, actions=actions, order=order, pmf=[0.25] * 4,
                                       policy="epsilon_greedy", version=0, deferred=deferred)
-        store.log_decision(f"{prefix}{i}", dsjson.dumps(event), deferred, 0.001, version=0)
+        store.log_decision(f"{prefix}{i}", dsjson.dumps(event), deferred, 0.001, version=0,
+                           action=f"hero-{'abcd'[i % 4]}", propensity=0.25, explored=False)
 
 
 def test_eight_threads_racing_rewards_count_each_event_once(redis_server, r):

@@ -179,7 +179,8 @@ def test_an_event_the_policy_refuses_is_skipped_and_counted_not_a_stuck_learner(
     legacy = json.loads(fields[b"j"])
     legacy["EventId"] = "legacy-1"
     legacy["c"]["user"]["age"] = 1e299
-    store.log_decision("legacy-1", json.dumps(legacy).encode(), False, 0.001, version=0)
+    store.log_decision("legacy-1", json.dumps(legacy).encode(), False, 0.001, version=0,
+                       action="legacy", propensity=0.5, explored=False)
     assert client.post("/v1/loops/recs/events/legacy-1/reward", json={"value": 1.0}).status_code == 200
     _traffic(client, 4, rng)
     learner = LoopLearner(r, config.loops["recs"], config)

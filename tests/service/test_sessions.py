@@ -140,7 +140,8 @@ def test_a_step_decided_on_a_stale_state_is_refused(r):
     stale = service.store.session("u")
     rank(client, "u")
     with pytest.raises(Conflict, match="moved to step 1 while step 0 was decided"):
-        service.store.log_decision("e-stale", b"{}", False, 0.001, (stale, "a"), version=0)
+        service.store.log_decision("e-stale", b"{}", False, 0.001, stale, version=0, action="a",
+                                   propensity=1.0, explored=False)
     assert not r.exists(keys.event("shop", "e-stale"))
 
 
