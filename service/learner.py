@@ -10,7 +10,9 @@ model has learned; they are read again and learned once. The snapshot also recor
 skipped. One learner per loop holds a lock (``service.learner_lock`` seconds, renewed
 every cycle); a second learner waits until it is free. A publication is a new version
 of the loop's registry whose parent is the version the learner started from; a deploy
-moves that start, and a pinned loop's events are acknowledged unlearned.
+moves that start, and a pinned loop's events are acknowledged unlearned. The drift
+detectors (:mod:`service.drift_learner`) see the events learned, and their state is
+published with the model holding them.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from bandits.dsjson import to_feedback
 
 from .challenger_learner import LoopChallengers
 from .config import Config, LoopConfig
+from .drift_learner import LoopDrift
 from .errors import StoreError
 from .models import servable, spec_text
 from .store import LearnerStore
@@ -58,6 +61,7 @@ class LoopLearner:
         self._pinned = False
         self.policy = None
         self.challengers = LoopChallengers(self) if loop.challengers else None
+        self.drift = LoopDrift(self)
 
     # -- state ------------------------------------------------------------------------
     def _load(self) -> None:
@@ -82,6 +86,7 @@ class LoopLearner:
         self._learned = 0  # events in _unacked that reached the policy
         if self.challengers is not None:
             self.challengers.load()
+        self.drift.load()
 
     def _lock(self) -> bool:
         held = self.store.hold_lock(self._token, self.lock_s)
@@ -162,6 +167,7 @@ class LoopLearner:
             log.warning("loop %s: %d joined events had left the log (retention too short?)",
                         self.name, len(fresh) - len(found))
         batch = self._learn_batch(found)
+        self.drift.observe(fb for _, fb in batch)
         self._unacked.extend(sid for sid, _ in fresh)
         self.last_id = fresh[-1][0]
         if self._first_unpublished is None:
@@ -222,7 +228,7 @@ class LoopLearner:
         head = {"last_id": self.last_id, "spec": spec, "policy": name, "created": repr(now),
                 "bytes": len(blob)}
         status, version = self.registry.publish(self.version, blob, entry, head, self._unacked,
-                                                self._learned)
+                                                self._learned, self.drift.fields())
         if status != "ok":  # a deploy moved the head, or a pin: start again from Redis
             log.info("loop %s: not publishing (%s); reloading", self.name,
                      "pinned" if status == "pinned" else f"version {version} deployed")
@@ -231,7 +237,9 @@ class LoopLearner:
         self.version, self._parent, self._events = version, version, entry["events_learned"]
         self._unacked, self._first_unpublished, self._learned = [], None, 0
         log.info("loop %s: published model version %d", self.name, version)
-        return version
+        if self.drift.published():  # a reset deployed a fresh version: learn on from it
+            self._load()
+        return self.version
 
     def release(self) -> None:
         """Learn what is already joined, publish it and give the lock up (clean shutdown)."""

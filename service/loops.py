@@ -14,6 +14,7 @@ from bandits import BanditError, dsjson, sample_index
 from bandits.inputs import normalize_actions
 
 from .config import Config, LoopConfig
+from .drift import raise_floor
 from .errors import BadRequest
 from .models import ServedModel
 from .api.requests import RankRequest
@@ -68,6 +69,9 @@ class LoopService:
                 decision = policy.decide(context, actions)
         except BanditError as exc:
             raise BadRequest(str(exc)) from exc
+        floor = self.model.floor()  # a drift correction's exploration floor, if any
+        if floor:
+            decision = raise_floor(decision, floor)
         event_id = req.event_id or uuid.uuid4().hex
         chosen = sample_index(decision.pmf, self.loop.seed, event_id)
         order = [chosen] + [i for i in decision.ranking() if i != chosen]

@@ -4,6 +4,12 @@ Workers never restart to deploy: every :data:`REFRESH_S` seconds (checked on the
 request) a worker reads the loop's serving pointer (:mod:`service.store.registry`), one
 small Redis read, and loads that version's snapshot if it changed. The pointer moves
 with each publication of a learning loop and with each deploy.
+
+The same read gives the exploration floor a drift correction may have raised
+(pointer fields ``explore`` = ε and ``explore_until``, :mod:`service.drift_learner`)
+and the loop's ``decisions`` counter: :meth:`ServedModel.floor` is ε while the counter
+last read is below ``explore_until`` (so a floor ends within :data:`REFRESH_S` of the
+counter passing it), 0 otherwise.
 """
 from __future__ import annotations
 
@@ -51,6 +57,8 @@ class ServedModel:
         self._specs = servable(loop)
         self._checked = float("-inf")
         self._unloadable = None  # a published version load_policy refused (not retried)
+        self._floor = (0.0, 0)   # (explore ε, explore_until) of the pointer
+        self._decisions = 0      # the loop's decisions counter at the last check
 
     def current(self) -> tuple:
         """``(policy, version)``, refreshed if the last check is older than REFRESH_S."""
@@ -60,9 +68,18 @@ class ServedModel:
             self.refresh()
         return self.policy, self.version
 
+    def floor(self) -> float:
+        """The exploration floor ε to apply now (0: none); see the module's docstring."""
+        eps, until = self._floor
+        return eps if eps > 0.0 and self._decisions < until else 0.0
+
     def refresh(self) -> bool:
         """Load the serving version if it is new; True when the model changed."""
-        meta = self.registry.serving()
+        meta, self._decisions = self.registry.pointer_and_decisions()
+        try:
+            self._floor = (float(meta.get("explore", 0.0)), int(meta.get("explore_until", 0)))
+        except ValueError:  # a hand-edited pointer: no floor rather than failed ranks
+            self._floor = (0.0, 0)
         version = int(meta.get("version", 0))
         if version == self.version or meta.get("spec") not in self._specs:
             return False

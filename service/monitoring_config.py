@@ -24,13 +24,17 @@ HEALTH_DEFAULTS = {
 }
 DRIFT_DEFAULTS = {
     "on_reward_drift": "alert",  # "alert" | "explore" | "reset"
+    "detector": "adwin",         # the reward detector: "adwin" | "page_hinkley"
     "delta": 0.002,              # the reward detector's confidence (ADWIN's delta)
+    "ph_threshold": 100.0,       # Page-Hinkley's threshold (in reward units summed over events)
     "psi_threshold": 0.2,        # population stability index above which a namespace drifted
     "window": 5000,              # events per context/action drift window (recent vs reference)
     "explore_epsilon": 0.2,      # the exploration floor while correcting by "explore"
     "explore_for": 10_000,       # decisions the raised floor lasts
 }
 CORRECTIONS = ("alert", "explore", "reset")
+#: The reward detectors (:class:`service.drift.RewardDetector`).
+DETECTORS = ("adwin", "page_hinkley")
 
 
 def parse_health(spec, key: str, duration, integer) -> dict:
@@ -53,8 +57,13 @@ def parse_drift(spec, key: str, duration, integer) -> dict:
     if s["on_reward_drift"] not in CORRECTIONS:
         raise ConfigError(key + ".on_reward_drift", f"must be one of {', '.join(CORRECTIONS)}, "
                                                     f"got {s['on_reward_drift']!r}")
-    return {"on_reward_drift": s["on_reward_drift"],
+    if s["detector"] not in DETECTORS:
+        raise ConfigError(key + ".detector", f"must be one of {', '.join(DETECTORS)}, "
+                                             f"got {s['detector']!r}")
+    return {"on_reward_drift": s["on_reward_drift"], "detector": s["detector"],
             "delta": number(s["delta"], key + ".delta", 0.0, 1.0, low_open=True),
+            "ph_threshold": number(s["ph_threshold"], key + ".ph_threshold", 0.0, None,
+                                   low_open=True),
             "psi_threshold": number(s["psi_threshold"], key + ".psi_threshold", 0.0, None,
                                     low_open=True),
             "window": integer(s["window"], key + ".window", 100),

@@ -60,9 +60,9 @@ end
 local function num(x) return tonumber(x or '0') or 0 end
 """
 
-# KEYS: head, versions, registry, serving, joined, stats, figures
+# KEYS: head, versions, registry, serving, joined, stats, figures, drift
 # ARGV: parent, blob, entry json, last_id, spec, policy, created, bytes, keep, prefix,
-#       learned, acked ids...
+#       learned, n, n/2 drift field-value pairs (n values), acked ids...
 PUBLISH = _TRIM + """
 local head = num(redis.call('HGET', KEYS[1], 'version'))
 if head ~= tonumber(ARGV[1]) then return {'moved', head} end
@@ -73,7 +73,9 @@ redis.call('HSET', KEYS[3], v, '{"version":' .. v .. ',"served":true,' .. string
 redis.call('HSET', KEYS[1], 'version', v, 'last_id', ARGV[4], 'spec', ARGV[5],
            'policy', ARGV[6], 'created', ARGV[7], 'bytes', ARGV[8])
 redis.call('HSET', KEYS[4], 'version', v, 'learn', '1', 'spec', ARGV[5])
-for i = 12, #ARGV, 1000 do
+local nd = tonumber(ARGV[12])
+if nd > 0 then redis.call('HSET', KEYS[8], unpack(ARGV, 13, 12 + nd)) end
+for i = 13 + nd, #ARGV, 1000 do
   redis.call('XACK', KEYS[5], '@GROUP@', unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 redis.call('HINCRBY', KEYS[6], 'learned', ARGV[11])
@@ -178,18 +180,21 @@ class Registry:
     # -- writes -----------------------------------------------------------------------
     @mapped
     def publish(self, parent: int, blob: bytes, entry: dict, head: dict, acked: list,
-                learned: int) -> tuple:
+                learned: int, drift: dict | None = None) -> tuple:
         """Register the learner's next version (parent ``parent``), make it the head and,
-        unless the loop is pinned, the serving version; acknowledge ``acked`` and count
-        ``learned``, all at once. ``("ok", version)``, or ``("moved", head)`` when the
-        head is no longer ``parent`` (a deploy), ``("pinned", head)`` when pinned:
-        nothing is written then."""
+        unless the loop is pinned, the serving version; acknowledge ``acked``, count
+        ``learned`` and write the ``drift`` fields (the detectors' state after these
+        events, :mod:`service.drift_learner`), all at once. ``("ok", version)``, or
+        ``("moved", head)`` when the head is no longer ``parent`` (a deploy),
+        ``("pinned", head)`` when pinned: nothing is written then."""
         n = self.name
+        pairs = [x for item in (drift or {}).items() for x in item]
         out = self._publish(
             keys=[keys.model(n), keys.versions(n), keys.registry(n), keys.serving(n),
-                  keys.joined(n), keys.stats(n), keys.figures(n)],
+                  keys.joined(n), keys.stats(n), keys.figures(n), keys.drift(n)],
             args=[parent, blob, entry_json(entry), head["last_id"], head["spec"], head["policy"],
-                  head["created"], head["bytes"], self.keep, keys.model_prefix(n), learned, *acked])
+                  head["created"], head["bytes"], self.keep, keys.model_prefix(n), learned,
+                  len(pairs), *pairs, *acked])
         return out[0].decode(), int(out[1])
 
     @mapped
@@ -215,6 +220,56 @@ class Registry:
         if figures:
             fields["figures"] = figures
         self.r.xadd(keys.audit(self.name), fields, maxlen=AUDIT_MAXLEN, approximate=True)
+
+    @mapped
+    def note(self, action: str, key: str, reason: str, figures: dict, version="") -> None:
+        """Audit what the learner decided by itself (``action`` ``drift``: a detection,
+        ``correction``: what it did about it), with the ``figures`` it decided on."""
+        fields = {"action": action, "version": version, "from": "", "learn": "", "force": "",
+                  "key": key, "reason": reason,
+                  "figures": json.dumps(figures, separators=(",", ":"), default=str)}
+        self.r.xadd(keys.audit(self.name), fields, maxlen=AUDIT_MAXLEN, approximate=True)
+
+    @mapped
+    def drift_fields(self) -> dict:
+        """The loop's drift hash (:func:`~service.store.keys.drift`), raw bytes by field."""
+        return {k.decode(): v for k, v in self.r.hgetall(keys.drift(self.name)).items()}
+
+    @mapped
+    def set_drift(self, fields: dict) -> None:
+        """Write fields of the loop's drift hash."""
+        self.r.hset(keys.drift(self.name), mapping=fields)
+
+    @mapped
+    def raise_floor(self, epsilon: float, until: int, correction: str) -> None:
+        """Raise the exploration floor of every worker to ``epsilon`` until the loop's
+        ``decisions`` counter reaches ``until`` (serving pointer fields ``explore`` and
+        ``explore_until``), and record ``correction`` (JSON) in the drift hash: at once."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(keys.serving(self.name), mapping={"explore": repr(float(epsilon)),
+                                                    "explore_until": int(until)})
+        pipe.hset(keys.drift(self.name), "correction", correction)
+        pipe.execute()
+
+    @mapped
+    def end_floor(self, correction: str) -> None:
+        """Drop the exploration floor from the serving pointer; record ``correction``."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hdel(keys.serving(self.name), "explore", "explore_until")
+        pipe.hset(keys.drift(self.name), "correction", correction)
+        pipe.execute()
+
+    @mapped
+    def pointer_and_decisions(self) -> tuple:
+        """``(serving pointer as :meth:`serving` reads it, the loop's decisions counter)``
+        in one round trip (what a worker reads every :data:`service.models.REFRESH_S`)."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(keys.serving(self.name))
+        pipe.hgetall(keys.model(self.name))
+        pipe.hget(keys.stats(self.name), "decisions")
+        serving, head, decisions = pipe.execute()
+        raw = serving or head
+        return {k.decode(): v.decode() for k, v in raw.items()}, int(decisions or 0)
 
     @mapped
     def upload(self, blob: bytes, entry: dict, key: str, reason: str) -> int:
