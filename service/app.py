@@ -20,6 +20,7 @@ from .api.auth import Authenticator, load_keys, refuse_open
 from .api.body import bound_reads
 from .api.routes import authorize, bp
 from .api.challengers import bp as challengers_bp
+from .api.health import bp as health_bp
 from .api.dashboard import bp as dashboard_bp
 from .api.versions import bp as models_bp
 from .config import Config, load_config
@@ -69,6 +70,7 @@ def create_app(config: Config | None = None, client: redis.Redis | None = None,
     app.register_blueprint(bp)
     app.register_blueprint(models_bp)
     app.register_blueprint(challengers_bp)
+    app.register_blueprint(health_bp)
     app.register_blueprint(dashboard_bp)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)

@@ -195,6 +195,60 @@ SCHEMAS = {
         "properties": {"serving": _INT, "previous": _INT, "learning": {"type": "boolean"},
                        "challenger": {"type": "string"}, "figures": _ref("ChallengerFigures"),
                        "gate": _ref("Gate"), "forced": {"type": "boolean"}}},
+    "LoopHealth": {"type": "object", "description": "figures over the window (nulls: nothing "
+                   "to divide by or no reward yet); see the monitoring page", "required": [
+        "loop", "window", "status", "reasons", "decisions", "rewards", "join_rate", "default_rate",
+        "exploration_share", "min_propensity", "latency_ms", "reward", "previous", "versions",
+        "actions", "learner_lag", "staleness_s", "serving_version", "learning", "drift", "series"],
+        "properties": {
+        "loop": {"type": "string"}, "window": {"type": "integer", "minimum": 60,
+                                               "description": "seconds"},
+        "status": {"enum": ["ok", "warn", "alert"]},
+        "reasons": {"type": "array", "items": {
+            "type": "object", "required": ["level", "code", "message"], "properties": {
+                "level": {"enum": ["warn", "alert"]},
+                "code": {"enum": ["join_rate_low", "reward_drift", "data_missing", "learner_lag",
+                                  "model_stale", "context_drift", "actions_drift", "reward_drop"]},
+                "message": {"type": "string"}}}},
+        "decisions": {"type": "integer", "minimum": 0}, "rewards": {"type": "integer", "minimum": 0},
+        "join_rate": _OPT_NUM, "default_rate": _OPT_NUM, "exploration_share": _OPT_NUM,
+        "min_propensity": _OPT_NUM,
+        "latency_ms": {"type": "object", "required": ["mean", "max"],
+                       "properties": {"mean": _OPT_NUM, "max": _OPT_NUM}},
+        "reward": _ref("RewardInterval"), "previous": _ref("RewardInterval"),
+        "versions": {"type": "array", "items": {"type": "object", "required": [
+            "version", "decisions", "rewards", "mean", "low", "high"], "properties": {
+            "version": _INT, "decisions": _INT, "rewards": _INT, "mean": _OPT_NUM, "low": _OPT_NUM,
+            "high": _OPT_NUM}}},
+        "actions": {"type": "array", "items": {"type": "object", "required": [
+            "id", "decisions", "share", "rewards", "mean"], "properties": {
+            "id": {"type": "string", "description": "_other: the ids past health.max_actions"},
+            "decisions": _INT, "share": _OPT_NUM, "rewards": _INT, "mean": _OPT_NUM}}},
+        "learner_lag": {"type": "integer", "minimum": 0,
+                        "description": "joined events the learner has not learned yet"},
+        "staleness_s": {"type": ["number", "null"],
+                        "description": "seconds since the last publication (null: none yet)"},
+        "serving_version": {"type": "integer", "minimum": 0}, "learning": {"type": "boolean"},
+        "drift": {"type": "object", "description": "the drift detectors' JSON fields",
+                  "additionalProperties": {"type": "object"}},
+        "series": {"type": "object", "required": [
+            "minute", "step", "decisions", "rewards", "mean_reward", "low", "high", "join_rate",
+            "exploration_share", "by_version", "by_action"], "properties": {
+            "minute": {"type": "array", "items": _INT,
+                       "description": "Unix seconds of each point's first minute"},
+            "step": {"type": "integer", "description": "seconds per point"},
+            **{k: {"type": "array", "items": _INT} for k in ("decisions", "rewards")},
+            **{k: {"type": "array", "items": _OPT_NUM}
+               for k in ("mean_reward", "low", "high", "join_rate", "exploration_share")},
+            "by_version": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["mean_reward", "low", "high"],
+                "additionalProperties": {"type": "array", "items": _OPT_NUM}}},
+            "by_action": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["share"],
+                "properties": {"share": {"type": "array", "items": _OPT_NUM}}}}}}}},
+    "RewardInterval": {"type": "object", "required": ["mean", "low", "high", "n"], "properties": {
+        "mean": _OPT_NUM, "low": _OPT_NUM, "high": _OPT_NUM,
+        "n": {"type": "integer", "minimum": 0, "description": "rewards joined"}}},
     "Health": {"type": "object", "required": ["status", "redis", "loops"], "properties": {
         "status": {"enum": ["ok", "unavailable"]}, "redis": {"type": "boolean"},
         "loops": {"type": "array", "items": {"type": "string"}}}},
@@ -273,6 +327,13 @@ PATHS = {
         "responses": {"200": _json(_ref("PromoteResponse"), "Promoted; every worker serves it "
                                    "within a second"),
                       **_errors(401, 403, 400, 404, 408, 409, 413, 415, 422, 503)}}},
+    "/v1/loops/{loop}/health": {"get": {
+        "summary": "The loop's health over a window: figures, series, status and its reasons (admin)",
+        "parameters": [_LOOP, {"name": "window", "in": "query", "required": False, "schema": {
+            "type": "string", "pattern": "^[1-9][0-9]{0,6}[mhd]$", "default": "1h"},
+            "description": "minutes, hours or days, at most health.retention"}],
+        "responses": {"200": _json(_ref("LoopHealth"), "The loop's health"),
+                      **_errors(401, 403, 400, 404, 503)}}},
     "/healthz": {"get": {"summary": "Liveness and Redis reachability (no key needed)", "security": [], "responses": {
         "200": _json(_ref("Health"), "Healthy"), "503": _json(_ref("Health"), "Redis unreachable")}}},
     "/metrics": {"get": {"summary": "Prometheus metrics of the key's loops (admin)", "responses": {"200": {

@@ -25,7 +25,8 @@ ROUTE_ROLES = {"cbserve.rank": "decide", "cbserve.reward": "decide", "cbserve.ac
                "models.list_models": "admin", "models.get_model": "admin",
                "models.get_snapshot": "admin", "models.upload_model": "admin",
                "models.deploy": "admin", "models.audit": "admin",
-               "challengers.list_challengers": "admin", "challengers.promote": "admin"}
+               "challengers.list_challengers": "admin", "challengers.promote": "admin",
+               "health.loop_health_route": "admin"}
 PUBLIC = frozenset({"cbserve.healthz", "dashboard.page", "dashboard.asset"})
 
 
