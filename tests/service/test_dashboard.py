@@ -3,6 +3,7 @@ real app on a real HTTP server and a real redis-server: traffic through HTTP, a 
 step, then the page must show the health JSON's figures, charts holding its series, a
 reward drift as an alert, and "Redis unavailable" while Redis is down, without any
 error in the browser's console."""
+import dataclasses
 import json
 import math
 import shutil
@@ -76,13 +77,21 @@ class Site:
         learner.release()
 
 
+def dashboard_config():
+    """The tests' two loops; recs answers a reward drift with more exploration."""
+    config = make_config()
+    recs = config.loops["recs"]
+    recs = dataclasses.replace(recs, drift={**recs.drift, "on_reward_drift": "explore"})
+    return dataclasses.replace(config, loops={**config.loops, "recs": recs})
+
+
 @pytest.fixture
 def site():
     """The app on werkzeug's threaded server, on a redis-server of its own (the test
     stops it), with one admin key."""
     with RedisServer() as server:
         client = connect(server.url)
-        config = make_config()
+        config = dashboard_config()
         app = create_app(config, client, keys=load_keys({"CBSERVE_API_KEYS": KEYS}))
         http = make_server("127.0.0.1", 0, app, threaded=True)
         thread = threading.Thread(target=http.serve_forever, daemon=True)
@@ -156,3 +165,110 @@ def test_the_page_and_its_files_need_no_key_and_load_nothing_from_elsewhere(conf
     assert client.get("/dashboard/LICENSE").status_code == 404
     assert client.get("/dashboard/..%2Fapp.py").status_code in (401, 404)  # no route: 401
     assert client.get("/v1/loops").status_code == 401  # the data still needs the key
+
+
+@needs_browser
+def test_the_page_shows_the_health_figures_charts_and_tables(site, browser):
+    site.traffic(40, lambda i, chosen: float(chosen in ("item-1", "item-2")))
+    site.learn()
+    site.traffic(30, lambda i, chosen: float(chosen in ("item-1", "item-2")))
+    open_dashboard(browser, site)
+    health = site.get("/v1/loops/recs/health?window=1h")
+    assert health["decisions"] == 70 and health["rewards"] == 70
+
+    for field, value in shown_figures(browser).items():
+        expected = pick(health, field)
+        if field == "staleness_s":  # grows with the clock
+            assert value == pytest.approx(expected, abs=30), field
+        else:
+            assert value == expected, field
+    assert browser.find_element(By.ID, "badge").text.lower() == health["status"]
+    decisions = browser.find_element(By.CSS_SELECTOR, '#figures dd[data-field="decisions"]')
+    assert decisions.text == "70"
+    join = browser.find_element(By.CSS_SELECTOR, '#figures dd[data-field="join_rate"]')
+    assert join.text == f"{100 * health['join_rate']:.1f} %"
+
+    charts = browser.execute_script(
+        "return Object.fromEntries(Object.entries(window.cbserveCharts)"
+        ".map(([name, c]) => [name, {data: c.data, labels: c.series.map(s => s.label)}]))")
+    series = health["series"]
+    for name in ("reward", "rates", "actions"):
+        assert charts[name]["data"][0] == series["minute"], name
+    reward = charts["reward"]
+    versions = sorted(series["by_version"])
+    assert reward["labels"][1::3] == [f"v{v}" for v in versions]
+    for i, v in enumerate(versions):
+        assert reward["data"][1 + 3 * i] == series["by_version"][v]["mean_reward"]
+        assert reward["data"][2 + 3 * i] == series["by_version"][v]["low"]
+    points = [x for line in reward["data"][1::3] for x in line if x is not None]
+    assert points and all(math.isfinite(x) for x in points)
+    assert charts["rates"]["data"][1:] == [series["join_rate"], series["exploration_share"]]
+    ids = sorted(series["by_action"])
+    assert charts["actions"]["labels"][1:] == ids
+    assert charts["actions"]["data"][1:] == [series["by_action"][a]["share"] for a in ids]
+    assert any(x for line in charts["actions"]["data"][1:] for x in line)
+
+    models = site.get("/v1/loops/recs/models")
+    serving = browser.find_elements(By.CSS_SELECTOR, "#versions tbody tr.serving")
+    assert [row.text.split()[0] for row in serving] == [f"v{models['serving']}"]
+    rows = browser.find_elements(By.CSS_SELECTOR, "#actions tbody tr")
+    assert len(rows) == len(health["actions"])
+
+    # the key stays out of the URL and the page; the tab's session storage holds it
+    assert KEY not in browser.current_url and KEY not in browser.page_source
+    assert browser.execute_script("return sessionStorage.getItem('cbserve.adminKey')") == KEY
+
+    Select(browser.find_element(By.ID, "window")).select_by_value("15m")
+    WebDriverWait(browser, WAIT).until(lambda d: d.execute_script(
+        "return window.cbserveDashboard.state.last.health.window") == 900)
+    assert severe(browser) == []
+
+
+@needs_browser
+def test_a_reward_drift_shows_as_an_alert(site, browser, tmp_path):
+    site.traffic(60, lambda i, chosen: 1.0)
+    site.learn()
+    open_dashboard(browser, site)
+    assert browser.find_element(By.ID, "badge").text.lower() == "ok"
+
+    site.traffic(100, lambda i, chosen: 0.0)  # the reward falls: the learner's detector sees it
+    site.learn()
+    health = site.get("/v1/loops/recs/health?window=1h")
+    if health["drift"].get("reward", {}).get("state") != "drift":
+        pytest.fail(f"the reward detector did not flag the drop: {health['drift']}")
+    refreshed(browser)
+    assert browser.find_element(By.ID, "badge").text.lower() == "alert"
+    codes = [li.get_attribute("data-code") for li in browser.find_elements(By.CSS_SELECTOR, "#reasons li")]
+    assert "reward_drift" in codes
+    row = browser.find_element(By.XPATH, '//table[@id="drift"]//tr[td[1]="Reward"]')
+    assert row.find_elements(By.TAG_NAME, "td")[1].text == "drift"
+    correction = health["drift"]["correction"]
+    assert correction["mode"] == "explore" and correction["active"]
+    row = browser.find_element(By.XPATH, '//table[@id="drift"]//tr[td[1]="Correction"]')
+    assert row.find_elements(By.TAG_NAME, "td")[1].text == "active"
+    assert f"until decision {correction['until']}" in row.text
+    assert severe(browser) == []
+    browser.execute_script("window.scrollTo(0, 0)")
+    browser.save_screenshot(str(tmp_path / "dashboard.png"))
+
+
+@needs_browser
+def test_redis_down_shows_redis_unavailable_and_the_page_recovers(site, browser):
+    site.traffic(10, lambda i, chosen: 1.0)
+    open_dashboard(browser, site)
+    assert severe(browser) == []
+    banner = browser.find_element(By.ID, "banner")
+    assert not banner.is_displayed()
+
+    site.redis.kill()
+    refreshed(browser)
+    assert banner.is_displayed() and banner.text.startswith("Redis unavailable")
+    errors = severe(browser)  # the browser logs each 503 answer it got, and nothing else
+    assert errors and all("503" in e for e in errors), errors
+    assert browser.execute_script("return window.cbserveDashboard.state.timer") is not None
+
+    site.redis.start()
+    refreshed(browser)
+    assert not banner.is_displayed()
+    assert browser.find_element(By.ID, "badge").text
+    assert severe(browser) == []

@@ -68,9 +68,12 @@ export function drift(d) {
   const a = d.actions ?? {};
   if ("psi" in a) rows.push(driftRow("Actions", a.drifted ? "drift" : "ok", `PSI ${fmt.num(a.psi, 3)}`));
   const k = d.correction ?? {};
-  if (k.mode) {
-    rows.push(driftRow("Correction", k.active ? "active" : "inactive", `${k.mode}` +
-      (k.active ? `, exploration ${fmt.num(k.epsilon, 2)} since ${fmt.utc(k.started)} until ${fmt.int(k.until)}` : "")));
+  if (k.mode === "explore") {
+    rows.push(driftRow("Correction", k.active ? "active" : "ended", `exploration floor ` +
+      `${fmt.num(k.epsilon, 2)} from ${fmt.utc(k.started)} until decision ${fmt.int(k.until)}`));
+  } else if (k.mode === "reset") {
+    rows.push(driftRow("Correction", "done", `reset to a fresh model, v${k.version} ` +
+      `(was v${k.previous}), at ${fmt.utc(k.started)}`));
   }
   fill("drift", rows, "no drift figures yet");
 }
