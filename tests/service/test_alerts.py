@@ -87,7 +87,7 @@ def test_every_rule_waits_and_says_what_to_do():
     for group in yaml.safe_load(RULES.read_text())["groups"]:
         for rule in group["rules"]:
             assert rule.get("for"), rule["alert"]
-            assert rule["labels"]["severity"] in ("page", "ticket"), rule["alert"]
+            assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
             assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
 
 
