@@ -135,7 +135,7 @@ def _figures(dep, tp, runs, pids, elapsed) -> dict:
         "lost": dep["lost"], "acknowledged": dep["acknowledged"], "rank_errors": dep["rank_errors"],
         "gate_correct_better": better, "gate_correct_worse": worse,
         "ci_covered": sum(_covered(r) is True for r in runs), "gate_runs": len(runs),
-        "promoted_at_round": [len(r.pre) if r.promoted else None for r in runs],
+        "promoted_at_round": [r.promoted_at for r in runs],
         "better_gap_min": r3(min(gaps)) if gaps else None,
         "throughput_ratio_challengers": round(tp["best"]["two"] / tp["best"]["none"], 3),
         "rank_rps_no_challengers": round(tp["best"]["none"], 1),
@@ -173,7 +173,7 @@ def _table(f, runs, args) -> None:
         mean = f"{statistics.fmean(r for r, _ in run.post):.3f}" if run.post else "-"
         exp = f"{statistics.fmean(e for _, e in run.post):.3f}" if run.post else "-"
         line = f"{statistics.fmean(r for r, _ in run.line):.3f}" if run.line else "-"
-        at = len(run.pre) if run.promoted else "-"
+        at = run.promoted_at if run.promoted_at is not None else "-"
         judged = f"{n} / {ess:.0f}" if n is not None and ess is not None else "-"
         print(f"{run.seed:>4} {name:>9} {at!s:>9} {judged:>11} {shown:>22} "
               f"{'-' if champ is None else format(champ, '.3f'):>6} {mean:>6} {exp:>7} "

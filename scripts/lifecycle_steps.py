@@ -22,7 +22,7 @@ SERVICE = """
 [service]
 allow_anonymous = true
 publish_events = 1000      # the version a challenger is promoted as serves about this many
-publish_seconds = 60.0     # decisions before the learner publishes its successor
+publish_seconds = 600.0    # decisions before the learner publishes its successor
 [models]
 check_latency = "200ms"   # the decide p99 of the checks, on a 2-core host under load
 """
@@ -175,14 +175,34 @@ class GateRun:
     env: LogisticEnv
     t: int = 0
     promoted: dict | None = None      # the audit entry of the first promotion
-    post: list = field(default_factory=list)  # (reward, expected) served by the promoted version
-    line: list = field(default_factory=list)  # the same, served by the versions learned from it
-    pre: list = field(default_factory=list)   # (reward, expected) before any promotion
+    served: list = field(default_factory=list)  # (version, reward, expected) of every round
     promotions: list = field(default_factory=list)  # every promote entry, oldest first
 
     @property
     def loop(self) -> str:
         return f"gate-{self.seed}"
+
+    def _served_by(self, keep) -> list:
+        if self.promoted is None:
+            return []
+        v = self.promoted["version"]
+        return [(r, e) for version, r, e in self.served if keep(version, v)]
+
+    @property
+    def post(self) -> list:
+        """``(reward, expected)`` of the decisions the promoted version served."""
+        return self._served_by(lambda version, v: version == v)
+
+    @property
+    def line(self) -> list:
+        """The same for the versions the learner published from it."""
+        return self._served_by(lambda version, v: version > v)
+
+    @property
+    def promoted_at(self) -> int | None:
+        """The round the promoted version first served."""
+        v = self.promoted["version"] if self.promoted else None
+        return next((t for t, s in enumerate(self.served) if s[0] == v), None)
 
 
 def play(url: str, runs: list, pre_max: int, post: int, check_every: int = 250) -> None:
@@ -196,7 +216,8 @@ def play(url: str, runs: list, pre_max: int, post: int, check_every: int = 250) 
                 _round(client, run)
             if run.promoted is None:
                 run.promoted = first_promotion(client, run.loop)
-            if len(run.post) + len(run.line) >= post or (run.promoted is None and run.t >= pre_max):
+            done = run.promoted is not None and len(run.post) + len(run.line) >= post
+            if done or (run.promoted is None and run.t >= pre_max):
                 active.remove(run)
 
 
@@ -208,12 +229,7 @@ def _round(client, run: GateRun) -> None:
     reward = rnd.reward(k)
     client.call("POST", f"/v1/loops/{run.loop}/events/{out['event_id']}/reward", {"value": reward})
     run.t += 1
-    if run.promoted is None:
-        run.pre.append((reward, float(rnd.expected[k])))
-    elif out["model"]["version"] == run.promoted["version"]:
-        run.post.append((reward, float(rnd.expected[k])))
-    elif out["model"]["version"] > run.promoted["version"]:
-        run.line.append((reward, float(rnd.expected[k])))
+    run.served.append((out["model"]["version"], reward, float(rnd.expected[k])))
 
 
 def promotions(client, loop: str) -> list:

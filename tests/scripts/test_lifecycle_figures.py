@@ -39,10 +39,12 @@ def test_the_interval_a_challenger_was_promoted_on_is_read_from_its_audit_entry(
     assert steps.promoted_interval(entry) == (0.7, 0.6, 0.8)
     assert steps.promoted_champion(entry) == (0.5, 1500, 210.0)
     assert steps.challenger_of(entry) == "linucb"
-    run = steps.GateRun(0, LogisticEnv(seed=0, **steps.ENV), promoted=entry,
-                        post=[(1.0, 0.7), (0.0, 0.7), (1.0, 0.7)])  # mean 2/3: inside
-    assert lifecycle._covered(run) is True
-    run.post = [(1.0, 0.9)] * 3
+    served = [(6, 0.0, 0.5), (7, 1.0, 0.7), (7, 0.0, 0.7), (8, 1.0, 0.9), (7, 1.0, 0.7)]
+    run = steps.GateRun(0, LogisticEnv(seed=0, **steps.ENV), promoted=entry, served=served)
+    assert run.post == [(1.0, 0.7), (0.0, 0.7), (1.0, 0.7)] and run.line == [(1.0, 0.9)]
+    assert run.promoted_at == 1
+    assert lifecycle._covered(run) is True  # mean 2/3 in [0.6, 0.8]
+    run.served = [(7, 1.0, 0.9)] * 3
     assert lifecycle._covered(run) is False
     assert lifecycle._covered(steps.GateRun(1, run.env)) is None  # nothing promoted
 
