@@ -122,13 +122,25 @@ def severe(driver) -> list:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
-def refreshed(driver) -> int:
-    """Run a refresh now (as the 10 s timer does) and wait for it to finish."""
-    before = int(driver.find_element(By.TAG_NAME, "body").get_attribute("data-refreshes") or 0)
+def refreshed(driver) -> None:
+    """Run a refresh now (as the 10 s timer does) and wait until none is running."""
+    state = "window.cbserveDashboard.state"
+    before = driver.execute_script(f"return {state}.refreshes")
     driver.execute_script("window.cbserveDashboard.refresh()")
-    WebDriverWait(driver, WAIT).until(
-        lambda d: int(d.find_element(By.TAG_NAME, "body").get_attribute("data-refreshes") or 0) > before)
-    return before + 1
+    WebDriverWait(driver, WAIT).until(lambda d: d.execute_script(
+        f"return {state}.refreshes > {before} && {state}.running === 0"))
+
+
+def settled(driver, site, path="/v1/loops/recs/health?window=1h") -> dict:
+    """The health JSON, and a page refresh that saw the same minutes (a minute that
+    turns between the two would add a point to the series)."""
+    for _ in range(3):
+        before = site.get(path)
+        refreshed(driver)
+        after = site.get(path)
+        if before["series"]["minute"] == after["series"]["minute"]:
+            return after
+    raise AssertionError("the minutes kept turning")
 
 
 def open_dashboard(driver, site):
@@ -173,7 +185,7 @@ def test_the_page_shows_the_health_figures_charts_and_tables(site, browser):
     site.learn()
     site.traffic(30, lambda i, chosen: float(chosen in ("item-1", "item-2")))
     open_dashboard(browser, site)
-    health = site.get("/v1/loops/recs/health?window=1h")
+    health = settled(browser, site)
     assert health["decisions"] == 70 and health["rewards"] == 70
 
     for field, value in shown_figures(browser).items():

@@ -6,7 +6,7 @@ import * as view from "./view.js";
 
 const REFRESH_MS = 10000;
 const $ = (id) => document.getElementById(id);
-const state = { timer: null, refreshes: 0, last: null };
+const state = { timer: null, running: 0, refreshes: 0, last: null };
 
 function banner(text) {
   $("banner").textContent = text ?? "";
@@ -42,6 +42,7 @@ function render({ health, models, challengers, audit }) {
 
 async function refresh() {
   clearTimeout(state.timer);
+  state.running += 1;
   try {
     if (!apiKey.get()) return;
     if (!$("loop").options.length) await loadLoops();
@@ -55,6 +56,7 @@ async function refresh() {
     banner(message(err));
     if (err.status === 401 || err.status === 403) showKeyForm(true);
   } finally {
+    state.running -= 1;
     state.refreshes += 1;
     document.body.dataset.refreshes = state.refreshes;
     if (apiKey.get()) state.timer = setTimeout(refresh, REFRESH_MS);
