@@ -249,7 +249,8 @@ def test_concurrent_deploys_are_both_audited_and_one_wins(client, traffic, app):
 
 def test_models_keep_drops_the_oldest_but_never_the_serving_version(r):
     config = parse_config({
-        "service": {"publish_events": 20, "publish_seconds": 0.5}, "models": {"keep": 3},
+        "service": {"publish_events": 20, "publish_seconds": 0.5},
+        "models": {"keep": 3, "check_latency": "1s"},  # the latency check has its own tests
         "loops": {"recs": {"policy": {"type": "linucb", "alpha": 0.5}}}})
     client = create_app(config, r, keys=KEYS).test_client()
     traffic = Traffic(client, config, r)
