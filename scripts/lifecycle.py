@@ -26,7 +26,9 @@ process, a redis-server) serves, in one configuration:
   (wrk, or a Python generator): ``throughput_ratio_challengers`` (about 1 expected:
   challengers run in the learner).
 
-Usage: python scripts/lifecycle.py [--quick]. The last line is one JSON object.
+Usage: python scripts/lifecycle.py [--quick]. The last line is one JSON object. Exit 1
+if an acknowledged rank was lost, a rank failed, or a deploy was refused or not served
+by every worker within 10 s (the statistical figures are for the reader to judge).
 """
 from __future__ import annotations
 
@@ -57,6 +59,14 @@ def config(seeds: list, window: int, interval: str, min_ess: float = 100) -> str
 
 
 def main(argv=None) -> int:
+    try:
+        return run(argv)
+    except RuntimeError as exc:  # a service that did not start, a learner that never published
+        print(f"lifecycle: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="a smaller run: 4 seeds, 5 deploys, 1 s throughput rounds")
@@ -105,7 +115,9 @@ def main(argv=None) -> int:
     figures = _figures(dep, tp, runs, pids, time.monotonic() - began)
     _table(figures, runs, args)
     print(json.dumps(figures))
-    return 0
+    broken = (figures["lost"] or figures["rank_errors"] or figures["deploys_unseen"]
+              or figures["deploys_refused"])
+    return 1 if broken else 0
 
 
 def pct(values, q):
