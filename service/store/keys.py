@@ -14,7 +14,8 @@ key                            type      holds
 ``cb:{loop}:model:<version>``  string    policy snapshot bytes of one version
 ``cb:{loop}:models``           hash      the registry: version -> JSON metadata of each version kept
 ``cb:{loop}:versions``         string    the last version number given (monotonic per loop)
-``cb:{loop}:serving``          hash      the serving pointer: ``version``, ``learn`` (1 or 0), ``spec``
+``cb:{loop}:serving``          hash      the serving pointer: ``version``, ``learn`` (1 or 0), ``spec``;
+                                         a drift correction's ``explore``, ``explore_until``
 ``cb:{loop}:audit``            stream    deploys, pins, promotions, refusals, uploads, corrections
 ``cb:{loop}:figures``          hash      live figures of each version: ``<v>:d`` decisions, ``<v>:n``
                                          rewards joined, ``<v>:s`` their sum, ``<v>:q`` sum of squares
