@@ -15,7 +15,7 @@ import numpy as np
 
 from bandits.environments import LogisticEnv
 from service.sim.traffic import JsonClient, check_decisions
-from service.store import connect
+from service.store import connect, keys
 from service.testing.load import drive
 
 SERVICE = """
@@ -113,21 +113,25 @@ def deploys(url: str, redis_url: str, loop: str, bodies: list, n: int, pids: set
             clients: int = 2) -> dict:
     """Learn two versions, then ``n`` deploys alternating between them under rank load;
     each deploy's time until every worker serves it, and acknowledged ranks missing from
-    the log. ``publish_events`` rewarded ranks make a version: two batches of exactly
-    that many leave nothing unpublished that could move the pointer later."""
-    client, batch = JsonClient(url), int(re.search(r"publish_events = (\d+)", SERVICE).group(1))
-    warm = [threading.Thread(target=_rank_reward, args=(url, loop, bodies, range(i, 2 * batch, 4)))
-            for i in range(4)]
-    for t in warm:
-        t.start()
-    for t in warm:
-        t.join()
+    the log. Rewarded ranks go in until the learner published two versions; what it
+    learned since waits ``publish_seconds`` (600 s), so no publication moves the pointer
+    during the deploys."""
+    client, sent, r = JsonClient(url), 0, connect(redis_url)
     deadline = time.monotonic() + 300  # a learner at nice 10 on a busy host lags
     while len(served_versions(client, loop)) < 2:
         if time.monotonic() > deadline:
             raise RuntimeError(f"loop {loop}: the learner published no second version within "
-                               "300 s of the warm-up")
-        time.sleep(0.5)
+                               f"300 s ({sent} rewarded ranks sent)")
+        if not learner_read_all(r, loop):  # more now would publish a third version later
+            time.sleep(0.2)
+            continue
+        warm = [threading.Thread(target=_rank_reward, args=(url, loop, bodies, range(i, i + 50)))
+                for i in range(sent, sent + 200, 50)]
+        for t in warm:
+            t.start()
+        for t in warm:
+            t.join()
+        sent += 200
     time.sleep(1.0)  # every worker serves the second version
     versions = served_versions(client, loop)[-2:]
     acked, lock, stop = {}, threading.Lock(), threading.Event()
@@ -160,6 +164,15 @@ def deploys(url: str, redis_url: str, loop: str, bodies: list, n: int, pids: set
     return {"seconds": seconds, "versions": versions, "refused": refused,
             "acknowledged": check.checked, "lost": check.missing + check.mismatched,
             "rank_errors": len(errors)}
+
+
+def learner_read_all(r, loop: str) -> bool:
+    """Whether the learner's consumer group has read every joined event of the loop."""
+    stream = keys.joined(loop)
+    if not r.exists(stream):
+        return True
+    last = r.xinfo_stream(stream)["last-generated-id"]
+    return any(g["last-delivered-id"] == last for g in r.xinfo_groups(stream))
 
 
 def served_versions(client, loop) -> list:
