@@ -108,7 +108,7 @@ class LoopChallengers:
                 except BanditError:
                     pass  # the champion's learner counts and logs these
         for m in self.models.values():
-            self._evaluate_and_learn(m, batch)
+            self._evaluate_and_learn(m, batch, self.loop.evaluation["burn_in"])
         self.unacked.extend(sid for sid, _ in fresh)
         self.last_id = fresh[-1][0]
         if self.first_unsaved is None:
@@ -116,7 +116,10 @@ class LoopChallengers:
         return len(batch)
 
     @staticmethod
-    def _evaluate_and_learn(m: dict, batch: list) -> None:
+    def _evaluate_and_learn(m: dict, batch: list, burn_in: int) -> None:
+        """Record each event's pmf (once the challenger has seen ``burn_in`` events: a
+        policy's first events say little of what it becomes, and judging them would
+        bias its value low), then learn the batch."""
         policy, kept = m["policy"], []
         for fb in batch:
             try:
@@ -124,7 +127,10 @@ class LoopChallengers:
             except BanditError:
                 continue
             pmf = np.clip(np.asarray(d.pmf, dtype=np.float64), 0.0, 1.0)
-            m["new"].append(record(pmf, d.action_ids, fb.chosen, fb.propensity, fb.reward, m["means"]))
+            judged = m["means"].n >= burn_in  # the reward model has seen every earlier event
+            row = record(pmf, d.action_ids, fb.chosen, fb.propensity, fb.reward, m["means"])
+            if judged:
+                m["new"].append(row)
             kept.append(fb)
         try:
             if kept:

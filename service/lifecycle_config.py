@@ -4,6 +4,7 @@
 
     [loops.recs.evaluation]
     window = 50000          # the last N joined events challengers are judged on
+    burn_in = 1000          # events a new challenger learns before it is judged
     [loops.recs.promotion]
     mode = "manual"         # or "auto": the learner promotes by the gate on its own
     [[loops.recs.challengers]]
@@ -24,6 +25,7 @@ from .monitoring_config import merged, number
 
 EVALUATION_DEFAULTS = {
     "window": 50_000,        # joined events the figures are computed over (the last ones)
+    "burn_in": 1000,         # events a new challenger learns before it is judged
 }
 PROMOTION_DEFAULTS = {
     "mode": "manual",        # "auto": the learner promotes a challenger that passes the gate
@@ -51,7 +53,8 @@ class Challenger:
 def parse_evaluation(spec, key: str, duration, integer) -> dict:
     """The ``evaluation`` table with defaults filled in."""
     s = merged(spec, EVALUATION_DEFAULTS, key)
-    return {"window": integer(s["window"], key + ".window", 100)}
+    return {"window": integer(s["window"], key + ".window", 100),
+            "burn_in": integer(s["burn_in"], key + ".burn_in", 0)}
 
 
 def parse_promotion(spec, key: str, duration, integer) -> dict:

@@ -29,7 +29,7 @@ FLAT = {"context_dim": 8, "action_dim": 4, "interaction_dim": 0}
 CROSSED = {"context_dim": 8, "action_dim": 4, "interaction_dim": 16}
 
 
-def make_config(mode="manual", challengers=None, **promotion):
+def make_config(mode="manual", challengers=None, burn_in=0, **promotion):
     rule = {"mode": mode, "min_events": 400, "min_ess": 50, "margin": 0.0, "interval": "1ms",
             **promotion}
     return parse_config({
@@ -38,7 +38,7 @@ def make_config(mode="manual", challengers=None, **promotion):
         "loops": {"hero": {
             "actions": ACTIONS, "featurizer": FLAT, "reward_wait": "30s", "seed": 3,
             "policy": {"type": "epsilon_greedy", "epsilon": 0.3},
-            "promotion": rule, "evaluation": {"window": 5000},
+            "promotion": rule, "evaluation": {"window": 5000, "burn_in": burn_in},
             "challengers": challengers if challengers is not None else [
                 {"name": "contextual", "policy": {"type": "linucb", "alpha": 0.5,
                                                   "epsilon": 0.05},
@@ -81,10 +81,13 @@ class Loop:
         return call(self.client, "post", path, json=body, headers={"X-API-Key": key})
 
 
-def test_the_figures_are_the_estimators_on_the_logged_events_in_join_order(r):
-    # a uniform challenger's pmf is 1/3 whatever it learned: every figure is exact
+@pytest.mark.parametrize("burn_in", [0, 100])
+def test_the_figures_are_the_estimators_on_the_logged_events_in_join_order(r, burn_in):
+    # a uniform challenger's pmf is 1/3 whatever it learned: every figure is exact; the
+    # first burn_in events are not judged, but its reward model learns from them
     config = make_config(challengers=[{"name": "uniform",
-                                       "policy": {"type": "epsilon_greedy", "epsilon": 1.0}}])
+                                       "policy": {"type": "epsilon_greedy", "epsilon": 1.0}}],
+                         burn_in=burn_in)
     loop = Loop(config, r)
     loop.run(300)
     rows = []
@@ -106,8 +109,10 @@ def test_the_figures_are_the_estimators_on_the_logged_events_in_join_order(r):
         counts[a] += 1
         total += x
     fig = loop.get("/v1/loops/hero/challengers").get_json()["challengers"][0]["figures"]
-    expected = snips(rewards=reward, propensities=prop, target_probs=np.full(300, 1 / 3))
-    assert fig["n"] == 300
+    prop, reward, dr_terms = prop[burn_in:], reward[burn_in:], dr_terms[burn_in:]
+    n = 300 - burn_in
+    expected = snips(rewards=reward, propensities=prop, target_probs=np.full(n, 1 / 3))
+    assert fig["n"] == n
     assert fig["snips"]["value"] == pytest.approx(expected.value, abs=1e-12)
     assert fig["snips"]["low"] == pytest.approx(expected.low, abs=1e-12)
     assert fig["dr"]["value"] == pytest.approx(float(np.mean(dr_terms)), abs=1e-12)
