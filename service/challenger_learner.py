@@ -73,6 +73,7 @@ class LoopChallengers:
                 "spec": spec_of(c), "means": RewardMeans(means if policy else None),
                 "window": Window(self.size, blocks if policy else ()), "new": []}
         self.unacked, self.first_unsaved, self.pending_done = [], None, False
+        self.pending_from = "0"  # pending entries are paged from here (never re-read)
 
     # -- one cycle --------------------------------------------------------------------
     def step(self, promote: bool = True) -> tuple:
@@ -81,8 +82,10 @@ class LoopChallengers:
         ``(events learned, promoted version or None)``."""
         entries = []
         if not self.pending_done:
-            entries = self.store.read_joined("0", BATCH)
+            entries = self.store.read_joined(self.pending_from, BATCH)
             self.pending_done = len(entries) < BATCH
+            if entries:
+                self.pending_from = entries[-1][0].decode()
         if not entries:
             entries = self.store.read_joined(">", BATCH)
         learned = self._learn(entries)

@@ -74,7 +74,7 @@ class LoopLearner:
         entry = self.registry.entry(self.version) if self.version else None
         if blob is not None and meta.get("spec") in servable(self.loop):
             self.policy, self._parent = load_policy(blob), self.version
-            self._events = int(entry["events_learned"]) if entry else 0
+            self._events = int(entry.get("events_learned") or 0) if entry else 0
             self._spec = meta["spec"]
         else:
             if blob is not None:
@@ -83,6 +83,7 @@ class LoopLearner:
             self.policy, self._parent, self._events = self.loop.new_policy(), None, 0
             self._spec = spec_text(self.loop)
         self._unacked, self._first_unpublished, self._pending_done = [], None, False
+        self._pending_from = "0"  # pending entries are paged from here (never re-read)
         self._learned = 0  # events in _unacked that reached the policy
         if self.challengers is not None:
             self.challengers.load()
@@ -117,8 +118,10 @@ class LoopLearner:
             self._load()
         entries = []
         if not self._pending_done:  # entries a previous run read but never published
-            entries = self.store.read_joined("0", BATCH)
+            entries = self.store.read_joined(self._pending_from, BATCH)
             self._pending_done = len(entries) < BATCH
+            if entries:  # the next page starts after these, learned but unpublished
+                self._pending_from = entries[-1][0].decode()
         if not entries:
             entries = self.store.read_joined(">", BATCH)
         learned = self._learn(entries)

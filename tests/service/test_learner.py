@@ -264,3 +264,28 @@ def test_a_loop_whose_model_cannot_be_loaded_does_not_stop_the_others(config, r,
         thread.join(timeout=10)
     assert LoopStore(r, config.loops["recs"]).model_version() == 1  # untouched
     assert caplog.text.count("loop recs: not learning, retrying every 30 s") == 1
+
+
+def test_a_restarted_learner_pages_through_more_pending_entries_than_one_read(r):
+    """1,200 entries read but never published (publish_events above the read batch of
+    500): after a restart each is learned exactly once, none acknowledged unlearned."""
+    from tests.conftest import make_config
+    config = make_config(publish_events=5000, publish_seconds=3600)
+    client = create_app(config, r).test_client()
+    for _ in range(1200):
+        res = client.post("/v1/loops/hero/rank", json={}).get_json()
+        client.post(f"/v1/loops/hero/events/{res['event_id']}/reward", json={"value": 1.0})
+    first = LoopLearner(r, config.loops["hero"], config)
+    while first.step():
+        pass  # reads all 1,200, publishes nothing (due at 5,000 events or an hour)
+    assert r.xpending(keys.joined("hero"), keys.LEARNER_GROUP)["pending"] == 1200
+    r.delete(keys.learner_lock("hero"))  # the first learner died
+    second = LoopLearner(r, config.loops["hero"], config)
+    learned = 0
+    while (n := second.step()):
+        learned += n
+    assert learned == 1200
+    second.publish()
+    meta = json.loads(r.hget(keys.registry("hero"), second.version))
+    assert meta["events_learned"] == 1200
+    assert r.xpending(keys.joined("hero"), keys.LEARNER_GROUP)["pending"] == 0
