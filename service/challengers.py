@@ -33,9 +33,14 @@ LEVEL = 0.95
 VERDICTS = ("better", "worse", "undecided")
 
 
+#: Action ids the DR reward model keeps a mean for (per-request candidates from a large
+#: catalogue would otherwise grow it without bound); later ids get the overall mean.
+MAX_IDS = 10_000
+
+
 class RewardMeans:
-    """Running mean reward per action id (the DR reward model); an unseen id gets the
-    mean of every reward so far (0 before the first).
+    """Running mean reward per action id (the DR reward model, at most :data:`MAX_IDS`
+    ids); an unseen id gets the mean of every reward so far (0 before the first).
 
     >>> m = RewardMeans()
     >>> m.add("a", 1.0); m.add("a", 0.0); m.add("b", 1.0)
@@ -49,8 +54,10 @@ class RewardMeans:
         self.n, self.total = state.get("n", 0), state.get("total", 0.0)
 
     def add(self, action_id: str, reward: float) -> None:
-        n, s = self.sums.get(action_id, (0, 0.0))
-        self.sums[action_id] = (n + 1, s + reward)
+        kept = self.sums.get(action_id)
+        if kept is not None or len(self.sums) < MAX_IDS:
+            n, s = kept or (0, 0.0)
+            self.sums[action_id] = (n + 1, s + reward)
         self.n, self.total = self.n + 1, self.total + reward
 
     def predict(self, action_ids) -> np.ndarray:

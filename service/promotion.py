@@ -80,8 +80,12 @@ def promote(owner, name: str, key: str, reason: str, force: bool = False) -> dic
         raise CheckFailed(f"challenger {name!r} of loop {loop.name!r}: the pre-deployment check "
                           f"{failed.name!r} failed: {failed.message}")
     entry = _entry(owner, name, blob, spec, checks, details)
-    version, previous = chs.promote(name, blob, entry, key, reason, details, force,
-                                    owner.config.models_keep, last_id)
+    status, version, previous = chs.promote(name, blob, entry, key, reason, details, force,
+                                            owner.config.models_keep, last_id)
+    if status == "pinned":
+        raise Conflict(f"loop {loop.name!r} is pinned to version {previous}: a promotion "
+                       "would end the pin (deploy with learn: true first, or promote with "
+                       "force: true)")
     return {"serving": version, "previous": previous, "learning": True, "challenger": name,
             "forced": bool(force and not judged["passes"]), **details}
 

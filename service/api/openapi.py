@@ -118,7 +118,7 @@ SCHEMAS = {
             "version": {"type": "integer", "minimum": 1}, "created": _NUM, "parent": _OPT_INT,
             "served": {"type": "boolean", "description": "it has served (or serves)"},
             "serving": {"type": "boolean", "description": "the serving pointer names it"},
-            "source": {"enum": ["learner", "upload", "challenger"]}, "events_learned": _OPT_INT,
+            "source": {"enum": ["learner", "upload", "challenger", "reset"]}, "events_learned": _OPT_INT,
             "bytes": _INT, "checks": _ref("Checks"), "policy": {"type": "object", "required": ["name", "params"],
                                       "properties": {"name": {"type": "string"},
                                                      "params": {"type": "object"}}},

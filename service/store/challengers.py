@@ -57,19 +57,22 @@ if reset then return {'reset', redis.call('HGET', KEYS[1], 'epoch') or '0'} end
 return {'ok', ARGV[1]}
 """.replace("@GROUP@", keys.CHALLENGER_GROUP)
 
-# KEYS: versions, registry, serving, head, audit, figures, state, window of each challenger...
+# KEYS: versions, registry, serving, head, audit, figures, state, joined, window of each
+#       challenger...
 # ARGV: blob, entry json, snapshot prefix, keep, key name, reason, figures json,
 #       challenger, force, spec, policy name, created, bytes, last_id
 PROMOTE = _TRIM + """
 local before = redis.call('HGET', KEYS[3], 'version') or redis.call('HGET', KEYS[4], 'version') or '0'
+if redis.call('HGET', KEYS[3], 'learn') == '0' and ARGV[9] ~= '1' then return {'pinned', 0, tonumber(before)} end
 local v = next_version(KEYS[1], num(redis.call('HGET', KEYS[4], 'version')))
 redis.call('SET', ARGV[3] .. v, ARGV[1])
 redis.call('HSET', KEYS[2], v, '{"version":' .. v .. ',"served":true,' .. string.sub(ARGV[2], 2))
 redis.call('HSET', KEYS[3], 'version', v, 'learn', '1', 'spec', ARGV[10])
 redis.call('HSET', KEYS[4], 'version', v, 'spec', ARGV[10], 'policy', ARGV[11],
            'created', ARGV[12], 'bytes', ARGV[13], 'last_id', ARGV[14])
+redis.call('XGROUP', 'SETID', KEYS[8], '@GROUP@', ARGV[14])
 redis.call('HINCRBY', KEYS[7], 'epoch', 1)
-for k = 8, #KEYS do redis.call('DEL', KEYS[k]) end
+for k = 9, #KEYS do redis.call('DEL', KEYS[k]) end
 for _, f in ipairs(redis.call('HKEYS', KEYS[7])) do
   if string.sub(f, -8) == ':figures' then redis.call('HDEL', KEYS[7], f) end
 end
@@ -77,8 +80,8 @@ redis.call('XADD', KEYS[5], 'MAXLEN', '~', @MAXLEN@, '*', 'action', 'promote', '
            'from', before, 'learn', '1', 'force', ARGV[9], 'key', ARGV[5], 'reason', ARGV[6],
            'challenger', ARGV[8], 'figures', ARGV[7])
 trim(KEYS[2], ARGV[3], tonumber(ARGV[4]), v, v, KEYS[6])
-return {v, tonumber(before)}
-""".replace("@MAXLEN@", str(AUDIT_MAXLEN))
+return {'ok', v, tonumber(before)}
+""".replace("@MAXLEN@", str(AUDIT_MAXLEN)).replace("@GROUP@", keys.LEARNER_GROUP)
 
 
 def pack(block: np.ndarray) -> bytes:
@@ -182,13 +185,16 @@ class ChallengerStore:
                 figures: dict, force: bool, keep: int, last_id: str) -> tuple:
         """Register ``blob`` (challenger ``name``) as a served version, serve it and let
         the champion's learner continue from it after ``last_id`` (the last joined entry
-        the snapshot holds), audit it with ``figures``, empty the windows:
-        ``(version, previous)``."""
+        the snapshot holds: the learner's group is moved there, so entries after it are
+        delivered again and learned once by the new champion), audit it with
+        ``figures``, empty the windows: ``("ok", version, previous)``, or ``("pinned",
+        0, previous)`` for a pinned loop without ``force`` (nothing is written)."""
         n = self.name
         out = self._promote(
             keys=[keys.versions(n), keys.registry(n), keys.serving(n), keys.model(n),
-                  keys.audit(n), keys.figures(n), keys.challengers(n), *self._windows()],
+                  keys.audit(n), keys.figures(n), keys.challengers(n), keys.joined(n),
+                  *self._windows()],
             args=[blob, entry_json(entry), keys.model_prefix(n), keep, key, reason,
                   json.dumps(figures), name, int(force), entry["spec"], entry["policy"]["name"],
                   repr(entry["created"]), entry["bytes"], last_id])
-        return int(out[0]), int(out[1])
+        return out[0].decode(), int(out[1]), int(out[2])

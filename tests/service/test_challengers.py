@@ -277,3 +277,44 @@ def test_bad_challengers_are_refused_naming_the_key(challengers, key):
 def test_bad_promotion_rules_are_refused_naming_the_key(promotion, key):
     with pytest.raises(ConfigError, match=key):
         make_config(**promotion)
+
+
+def test_a_pinned_loop_is_promoted_only_with_force(r):
+    loop = Loop(make_config(), r)
+    loop.run(1000)
+    v = loop.get("/v1/loops/hero/models").get_json()["serving"]
+    assert loop.post("/v1/loops/hero/deploy", {"version": v, "learn": False}).status_code == 200
+    res = loop.post("/v1/loops/hero/promote", {"challenger": "contextual"})
+    assert res.status_code == 409 and "pinned" in res.get_json()["error"]["message"]
+    assert loop.get("/v1/loops/hero/models").get_json()["serving"] == v
+    res = loop.post("/v1/loops/hero/promote", {"challenger": "contextual", "force": True})
+    assert res.status_code == 200 and loop.get("/v1/loops/hero/models").get_json()["learning"]
+
+
+def test_events_the_champion_learned_after_the_challengers_save_are_learned_by_the_promoted_model(r):
+    config = make_config()
+    loop = Loop(config, r)
+    loop.run(1000)
+    # the champion learns and publishes 40 more events; the challengers have not saved them
+    loop.client.environ_base["HTTP_X_API_KEY"] = ADMIN
+    for i in range(40):
+        res = loop.client.post("/v1/loops/hero/rank", json={"context": {"user": {"group": "g0"}}})
+        loop.client.post(f"/v1/loops/hero/events/{res.get_json()['event_id']}/reward",
+                         json={"value": 1.0})
+    champion = loop.learner
+    while champion._learn(champion.store.read_joined(">", 500)):
+        pass
+    champion.publish()
+    saved = r.hget(keys.challengers("hero"), "last_id").decode()
+    assert r.xlen(keys.joined("hero")) == 1040
+    out = loop.post("/v1/loops/hero/promote", {"challenger": "contextual", "force": True}).get_json()
+    promoted = loop.get(f"/v1/loops/hero/models/{out['serving']}").get_json()
+    # a new learner continues from the promoted model and learns the 40 events once
+    r.delete(keys.learner_lock("hero"))
+    loop.learner = LoopLearner(r, config.loops["hero"], config)
+    loop.drain()
+    latest = loop.get("/v1/loops/hero/models").get_json()["models"][-1]
+    after = [sid for sid, _ in r.xrange(keys.joined("hero"), "(" + saved)]
+    assert len(after) == 40
+    assert latest["parent"] == out["serving"] and latest["events_learned"] == \
+        promoted["events_learned"] + 40
