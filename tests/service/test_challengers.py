@@ -53,13 +53,15 @@ class Loop:
         self.config, self.r = config, r
         self.client = create_app(config, r, keys=KEYS).test_client()
         self.learner = LoopLearner(r, config.loops["hero"], config)
-        self.rng = np.random.default_rng(seed)
+        self.rng, self.seed, self.t = np.random.default_rng(seed), seed, 0
 
     def run(self, n: int) -> None:
         for _ in range(n):
             group = "g0" if self.rng.random() < 0.5 else "g1"
+            self.t += 1  # event ids seed the draws: the whole run is reproducible
             res = self.client.post("/v1/loops/hero/rank", headers=AS_ADMIN,
-                                   json={"context": {"user": {"group": group}}})
+                                   json={"context": {"user": {"group": group}},
+                                         "event_id": f"ev-{self.seed}-{self.t}"})
             body = res.get_json()
             value = float(self.rng.random() < CLICK[group][body["chosen"]])
             assert self.client.post(f"/v1/loops/hero/events/{body['event_id']}/reward",
