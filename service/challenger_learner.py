@@ -24,6 +24,7 @@ from bandits.dsjson import to_feedback
 from .challengers import WIDTH, RewardMeans, Window, figures, record
 from .errors import ApiError
 from .promotion import auto_candidate, promote, store_of
+from .store.learning import after
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,6 @@ log = logging.getLogger(__name__)
 BATCH = 500
 #: The audit's key name of automatic promotions.
 AUTO_KEY = "learner (auto)"
-
-
-def _id_tuple(sid: str) -> tuple:
-    ms, _, seq = sid.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def spec_of(challenger) -> str:
@@ -94,12 +90,9 @@ class LoopChallengers:
         return learned, promoted
 
     def _learn(self, entries) -> int:
-        last, fresh, skipped = _id_tuple(self.last_id), [], []
-        for sid, fields in entries:
-            sid = sid.decode()
-            (fresh if _id_tuple(sid) > last else skipped).append((sid, fields))
+        fresh, skipped = after(entries, self.last_id)
         if skipped:
-            self.store.ack([sid for sid, _ in skipped])
+            self.store.ack(skipped)
         if not fresh:
             return 0
         events = self.owner.store.decisions([f[b"s"].decode() for _, f in fresh])

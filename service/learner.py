@@ -32,17 +32,13 @@ from .drift_learner import LoopDrift
 from .errors import StoreError
 from .models import servable, spec_text
 from .store import LearnerStore
+from .store.learning import after
 from .store.registry import Registry
 
 log = logging.getLogger(__name__)
 
 #: Joined entries read per round trip.
 BATCH = 500
-
-
-def _id_tuple(sid: str) -> tuple:
-    ms, _, seq = sid.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class LoopLearner:
@@ -152,13 +148,7 @@ class LoopLearner:
         return len(ids)
 
     def _learn(self, entries) -> int:
-        last, fresh, skipped = _id_tuple(self.last_id), [], []
-        for sid, fields in entries:
-            sid = sid.decode()
-            if _id_tuple(sid) > last:
-                fresh.append((sid, fields))
-            else:
-                skipped.append(sid)
+        fresh, skipped = after(entries, self.last_id)
         if skipped:  # learned by a published model already; acknowledge only
             self.store.ack(skipped)
         if not fresh:

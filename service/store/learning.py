@@ -17,6 +17,27 @@ from .client import mapped
 from .loop import LoopStore
 from .stats import COUNTERS
 
+def after(entries: list, last_id: str) -> tuple:
+    """``(fresh, skipped)`` of joined ``entries`` read from a group: ``fresh`` the
+    ``(id, fields)`` after ``last_id`` (to learn), ``skipped`` the ids at or before it
+    (a saved model holds them already: acknowledge only).
+
+    >>> after([(b"5-0", {}), (b"12-1", {})], "9-3")
+    ([('12-1', {})], ['5-0'])
+    """
+    def order(sid: str) -> tuple:
+        ms, _, seq = sid.partition("-")
+        return int(ms), int(seq or 0)
+    last, fresh, skipped = order(last_id), [], []
+    for sid, fields in entries:
+        sid = sid.decode()
+        if order(sid) > last:
+            fresh.append((sid, fields))
+        else:
+            skipped.append(sid)
+    return fresh, skipped
+
+
 #: Name of the learner's consumer in its group (one learner per loop reads at a time).
 CONSUMER = "learner"
 
