@@ -1,6 +1,7 @@
 """Redis faults: killed (SIGKILL) under a running app, every route answers a 503 that
 says nothing was stored; restarted from its append-only file, the same app and the
 same learner carry on by themselves, and nothing acknowledged before the kill is lost."""
+import contextlib
 import threading
 import time
 
@@ -63,14 +64,24 @@ def _log(client):
     return [dsjson.loads(f[b"j"]) for _, f in stream_entries(client, keys.log("recs"))]
 
 
-def test_the_learner_rides_out_a_redis_crash(crashable):
+@contextlib.contextmanager
+def _service_and_learner(crashable):
+    """``(app, client)`` of the recs loop on ``crashable``, a learner running beside it
+    (stopped on the way out)."""
     config = make_config(publish_events=5, publish_seconds=0.2)
     client = connect(crashable.url)
-    app = create_app(config, client).test_client()
     learner = Learner(connect(crashable.url), config)
     thread = threading.Thread(target=learner.run, daemon=True)
     thread.start()
     try:
+        yield create_app(config, client).test_client(), client, thread
+    finally:
+        learner.stop()
+        thread.join(10)
+
+
+def test_the_learner_rides_out_a_redis_crash(crashable):
+    with _service_and_learner(crashable) as (app, client, thread):
         version = _learned(app, client, 10)
         crashable.kill()
         time.sleep(0.5)  # the learner's reads fail meanwhile; it must not die
@@ -79,9 +90,6 @@ def test_the_learner_rides_out_a_redis_crash(crashable):
         assert _learned(app, client, 10) > version
         assert thread.is_alive()
         assert client.hget(keys.stats("recs"), "learned") == b"20"
-    finally:
-        learner.stop()
-        thread.join(10)
 
 
 def _learned(app, client, n):
@@ -116,13 +124,7 @@ def test_a_cycle_cut_short_by_redis_is_learned_again_and_only_once(r):
 
 
 def test_a_pin_survives_a_redis_restart(crashable):
-    config = make_config(publish_events=5, publish_seconds=0.2)
-    client = connect(crashable.url)
-    app = create_app(config, client).test_client()
-    learner = Learner(connect(crashable.url), config)
-    thread = threading.Thread(target=learner.run, daemon=True)
-    thread.start()
-    try:
+    with _service_and_learner(crashable) as (app, client, _):
         _learned(app, client, 5)
         assert _learned(app, client, 5) >= 2
         pin = call(app, "post", "/v1/loops/recs/deploy", json={"version": 1, "learn": False,
@@ -145,6 +147,3 @@ def test_a_pin_survives_a_redis_restart(crashable):
         assert int(client.hget(keys.model("recs"), "version")) == latest
         audit = call(app, "get", "/v1/loops/recs/audit").get_json()["entries"]
         assert [(e["action"], e["reason"]) for e in audit] == [("pin", "incident")]
-    finally:
-        learner.stop()
-        thread.join(10)
