@@ -72,12 +72,12 @@ def _duration(seconds: float) -> str:
 # -- buckets -------------------------------------------------------------------------
 def empty() -> dict:
     """The figures of a minute nothing happened in (the shape every bucket has)."""
-    return {"d": 0, "df": 0, "x": 0, "p": None, "ls": 0.0, "lm": None, "n": 0, "nd": 0,
+    return {"d": 0, "df": 0, "x": 0, "p": None, "lu": 0, "lx": None, "n": 0, "nd": 0,
             "ac": 0, "s": 0.0, "q": 0.0, "versions": {}, "actions": {}}
 
 
-_COUNTS = {"d", "df", "x", "n", "nd", "ac"}
-_SUMS = {"ls", "s", "q"}
+_COUNTS = {"d", "df", "x", "n", "nd", "ac", "lu"}
+_SUMS = {"s", "q"}
 # per-version and per-action fields: prefix -> (table, slot, float?)
 _KEYED = {"vd": ("versions", 0, False), "vn": ("versions", 1, False), "vs": ("versions", 2, True),
           "vq": ("versions", 3, True), "ad": ("actions", 0, False), "an": ("actions", 1, False),
@@ -104,8 +104,10 @@ def parse_bucket(raw: dict) -> dict:
             out[name] = int(text)
         elif name in _SUMS:
             out[name] = float(text)
-        elif name in ("p", "lm"):
+        elif name == "p":
             out[name] = float(text)
+        elif name == "lx":
+            out[name] = int(text)
         else:
             prefix, _, key = name.partition(":")
             if prefix not in _KEYED or not key:
@@ -133,8 +135,8 @@ def merge(buckets) -> dict:
             out[k] += b[k]
         if b["p"] is not None and (out["p"] is None or b["p"] < out["p"]):
             out["p"] = b["p"]
-        if b["lm"] is not None and (out["lm"] is None or b["lm"] > out["lm"]):
-            out["lm"] = b["lm"]
+        if b["lx"] is not None and (out["lx"] is None or b["lx"] > out["lx"]):
+            out["lx"] = b["lx"]
         for table in ("versions", "actions"):
             rows = out[table]
             for key, row in b[table].items():
@@ -182,7 +184,7 @@ def figures(total: dict) -> dict:
     """The headline figures of merged buckets (see ``docs/monitoring.md``).
 
     >>> f = figures(parse_bucket({b"d": b"4", b"x": b"1", b"n": b"2", b"nd": b"1",
-    ...                           b"s": b"1", b"q": b"1", b"ls": b"0.01", b"lm": b"0.004"}))
+    ...                           b"s": b"1", b"q": b"1", b"lu": b"10000", b"lx": b"4000"}))
     >>> f["join_rate"], f["default_rate"], f["exploration_share"], f["latency_ms"]
     (0.5, 0.5, 0.25, {'mean': 2.5, 'max': 4.0})
     """
@@ -190,8 +192,8 @@ def figures(total: dict) -> dict:
     return {"decisions": d, "rewards": n, "join_rate": _ratio(n, d),
             "default_rate": _ratio(total["nd"], n), "exploration_share": _ratio(total["x"], d),
             "min_propensity": total["p"],
-            "latency_ms": {"mean": _ratio(total["ls"] * 1000.0, d),
-                           "max": None if total["lm"] is None else total["lm"] * 1000.0},
+            "latency_ms": {"mean": _ratio(total["lu"] / 1000.0, d),
+                           "max": None if total["lx"] is None else total["lx"] / 1000.0},
             "reward": reward_interval(n, total["s"], total["q"])}
 
 

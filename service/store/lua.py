@@ -20,14 +20,17 @@ health bucket of the current minute (:func:`~service.store.keys.bucket`, last of
 KEYS; the caller names the minute from its clock), which expires ``health.retention``
 after it was created. Its fields (:mod:`service.health` reads them): on the rank path
 ``d`` decisions, ``df`` deferred ones, ``x`` explored ones (chosen ≠ the pmf's
-argmax), ``p`` the smallest propensity of a chosen action, ``ls`` and ``lm`` the sum
-and maximum of the latencies (seconds), ``vd:<v>`` decisions of version v,
+argmax), ``p`` the smallest propensity of a chosen action, ``lu`` and ``lx`` the sum
+and maximum of the latencies (integer microseconds), ``vd:<v>`` decisions of version v,
 ``ad:<id>`` decisions of action id; on the join path ``n`` rewards joined, ``nd`` of
 them default rewards, ``ac`` deferred events activated, ``s`` and ``q`` the sum and
 sum of squares of the joined rewards, ``vn:<v>``, ``vs:<v>``, ``vq:<v>`` the same per
 version and ``an:<id>``, ``as:<id>`` per action. A bucket tracks at most
 ``health.max_actions`` action ids (``na`` counts those it has seen): the others are
-counted under the id ``_other``.
+counted under the id ``_other``. The script that creates a bucket also writes its
+``fmt`` field (:data:`BUCKET_FORMAT`): a value that long makes Redis keep the hash as a
+hash table from the start (``hash-max-listpack-value``, 64 bytes by default) rather
+than as a listpack, whose every update of a bucket of a few hundred fields rewrites it.
 """
 
 _PRELUDE = """
@@ -36,10 +39,23 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
+#: The ``fmt`` field of a health bucket: the layout of its fields.
+BUCKET_FORMAT = ("cbserve health bucket 1: d df x p lu lx vd:<v> ad:<id> na n nd ac s q "
+                 "vn:<v> vs:<v> vq:<v> an:<id> as:<id>")
+
+# new_bucket(bucket, ttl s): what the script that creates a bucket does (the caller knows
+# it created it when its first counter comes back as 1)
+_NEW_BUCKET = f"""
+local function new_bucket(b, ttl)
+  redis.call('HSET', b, 'fmt', '{BUCKET_FORMAT}')
+  redis.call('EXPIRE', b, ttl)
+end
+"""
+
 # bucket_action(bucket, action id, cap): the field suffix the action counts under in the
 # health bucket: its id while the bucket tracks it or still has room (then tracked from
 # now on, ``ad:<id>`` present), '_other' once ``cap`` ids are tracked
-_BUCKET_ACTION = """
+_BUCKET_ACTION = _NEW_BUCKET + """
 local function bucket_action(b, aid, cap)
   if redis.call('HEXISTS', b, 'ad:' .. aid) == 1 then return aid end
   if redis.call('HINCRBY', b, 'na', 1) > cap then return '_other' end
@@ -67,7 +83,7 @@ local function join(ev, stream, due, stats, figures, id, sid, value, kind, reten
     redis.call('HINCRBYFLOAT', figures, v .. ':q', sq)
   end
   local b = H[1]
-  if redis.call('HINCRBY', b, 'n', 1) == 1 then redis.call('EXPIRE', b, H[2]) end
+  if redis.call('HINCRBY', b, 'n', 1) == 1 then new_bucket(b, H[2]) end
   if kind == 'default' then redis.call('HINCRBY', b, 'nd', 1) end
   redis.call('HINCRBYFLOAT', b, 's', value)
   redis.call('HINCRBYFLOAT', b, 'q', sq)
@@ -87,7 +103,7 @@ end
 # the decision of LOG_DECISION and LOG_STEP; ``figures`` and the health bucket are
 # their last two keys. Bucket: one HMGET and at most one HSET for the minimum
 # propensity and maximum latency; an action already tracked costs one HINCRBY.
-_LOG = """
+_LOG = _NEW_BUCKET + """
 local deadline = now + tonumber(ARGV[4])
 local sid = redis.call('XADD', KEYS[2], 'MINID', '~', now - tonumber(ARGV[6]), '*', 'j', ARGV[2])
 local active = '1'
@@ -101,15 +117,16 @@ if active == '0' then redis.call('HINCRBY', KEYS[4], 'deferred', 1) end
 redis.call('HINCRBY', KEYS[4], ARGV[7], 1)
 redis.call('HINCRBYFLOAT', KEYS[4], 'latency_sum', ARGV[8])
 local b = KEYS[#KEYS]
-if redis.call('HINCRBY', b, 'd', 1) == 1 then redis.call('EXPIRE', b, tonumber(ARGV[13])) end
+if redis.call('HINCRBY', b, 'd', 1) == 1 then new_bucket(b, tonumber(ARGV[13])) end
 if active == '0' then redis.call('HINCRBY', b, 'df', 1) end
 if ARGV[11] == '1' then redis.call('HINCRBY', b, 'x', 1) end
-local m = redis.call('HMGET', b, 'p', 'lm')
-local low, slow = not m[1] or tonumber(ARGV[12]) < tonumber(m[1]), not m[2] or tonumber(ARGV[8]) > tonumber(m[2])
-if low and slow then redis.call('HSET', b, 'p', ARGV[12], 'lm', ARGV[8])
+local us = math.floor(tonumber(ARGV[8]) * 1e6 + 0.5)
+local m = redis.call('HMGET', b, 'p', 'lx')
+local low, slow = not m[1] or tonumber(ARGV[12]) < tonumber(m[1]), not m[2] or us > tonumber(m[2])
+if low and slow then redis.call('HSET', b, 'p', ARGV[12], 'lx', us)
 elseif low then redis.call('HSET', b, 'p', ARGV[12])
-elseif slow then redis.call('HSET', b, 'lm', ARGV[8]) end
-redis.call('HINCRBYFLOAT', b, 'ls', ARGV[8])
+elseif slow then redis.call('HSET', b, 'lx', us) end
+redis.call('HINCRBY', b, 'lu', us)
 redis.call('HINCRBY', b, 'vd:' .. ARGV[9], 1)
 if redis.call('HINCRBY', b, 'ad:' .. ARGV[10], 1) == 1 and redis.call('HINCRBY', b, 'na', 1) > tonumber(ARGV[14]) then
   redis.call('HDEL', b, 'ad:' .. ARGV[10])
@@ -209,7 +226,7 @@ if h[4] == '1' then return {'same'} end
 if h[1] ~= 'open' or tonumber(h[3]) < now then return {'gone'} end
 redis.call('HSET', KEYS[1], 'act', '1')
 redis.call('HINCRBY', KEYS[4], 'activated', 1)
-if redis.call('HINCRBY', KEYS[6], 'ac', 1) == 1 then redis.call('EXPIRE', KEYS[6], tonumber(ARGV[3])) end
+if redis.call('HINCRBY', KEYS[6], 'ac', 1) == 1 then new_bucket(KEYS[6], tonumber(ARGV[3])) end
 if h[2] then
   join(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], h[5], h[2], 'reward', tonumber(ARGV[2]),
        {KEYS[6], tonumber(ARGV[3]), tonumber(ARGV[4])})
