@@ -19,12 +19,12 @@ import time
 import numpy as np
 
 from bandits import BanditError, load_policy, make_policy
-from bandits.dsjson import to_feedback
+from bandits.dsjson_slots import feedback
 
 from .challengers import WIDTH, RewardMeans, Window, figures, record
 from .errors import ApiError
 from .promotion import auto_candidate, promote, store_of
-from .store.learning import after
+from .store.learning import after, slot_of
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class LoopChallengers:
         for event, (_, f) in zip(events, fresh):
             if event:
                 try:
-                    batch.append(to_feedback(event, float(f[b"r"])))
+                    batch.append(feedback(event, float(f[b"r"]), slot_of(f)))
                 except BanditError:
                     pass  # the champion's learner counts and logs these
         for m in self.models.values():

@@ -25,6 +25,7 @@ from .errors import ConfigError
 from .lifecycle_config import (EVALUATION_DEFAULTS, PROMOTION_DEFAULTS, parse_challengers,
                                parse_evaluation, parse_promotion)
 from .monitoring_config import DRIFT_DEFAULTS, HEALTH_DEFAULTS, parse_drift, parse_health
+from .slots import describe_slots, parse_slots
 
 SERVICE_DEFAULTS = {
     "publish_events": 100,       # a new model version after this many learned events...
@@ -47,6 +48,7 @@ LOOP_DEFAULTS = {
     "policy": {"type": "linucb"},
     "featurizer": {},
     "actions": None,             # fixed actions (UI treatments); None: per request
+    "slots": None,               # the places of a multi-slot decision (service.slots)
     "reward_wait": 600.0,        # seconds a reward is accepted after the decision
     "default_reward": 0.0,       # joined when no reward came within reward_wait
     "seed": 0,
@@ -85,6 +87,7 @@ class LoopConfig:
     promotion: dict = field(default_factory=lambda: dict(PROMOTION_DEFAULTS))
     health: dict = field(default_factory=lambda: dict(HEALTH_DEFAULTS))
     drift: dict = field(default_factory=lambda: dict(DRIFT_DEFAULTS))
+    slots: tuple = ()
 
     @property
     def sequential(self) -> bool:
@@ -108,7 +111,7 @@ class LoopConfig:
                 "challengers": [{"name": c.name, "policy": c.policy, "featurizer": c.featurizer}
                                 for c in self.challengers],
                 "evaluation": self.evaluation, "promotion": self.promotion,
-                "health": self.health, "drift": self.drift}
+                "health": self.health, "drift": self.drift, "slots": describe_slots(self.slots)}
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,7 @@ def _loop(name: str, spec: Any) -> LoopConfig:
     if challengers and session is not None:
         raise ConfigError(prefix + ".challengers", "sequential loops (with a session table) "
                                                    "have no challengers")
+    slots = _slots(s["slots"], prefix + ".slots", session, actions)
     wait = duration(s["reward_wait"], prefix + ".reward_wait")
     retention = duration(s["retention"], prefix + ".retention")
     if retention < wait:
@@ -267,7 +271,31 @@ def _loop(name: str, spec: Any) -> LoopConfig:
                       promotion=parse_promotion(s["promotion"], prefix + ".promotion",
                                                 duration, _int),
                       health=parse_health(s["health"], prefix + ".health", duration, _int),
-                      drift=parse_drift(s["drift"], prefix + ".drift", duration, _int))
+                      drift=parse_drift(s["drift"], prefix + ".drift", duration, _int),
+                      slots=slots)
+
+
+def _slots(spec: Any, key: str, session: dict | None, actions: list | None) -> tuple:
+    """The loop's slots (empty: one decision per request)."""
+    if spec is None:
+        return ()
+    if session is not None:
+        raise ConfigError(key, "sequential loops (with a session table) decide one action per step")
+    try:
+        slots = parse_slots(spec, key)
+    except FeatureError as exc:
+        raise ConfigError(exc.field, str(exc).partition(": ")[2]) from exc
+    if actions is not None:
+        ids = {a["id"] for a in actions}
+        if len(slots) > len(ids):
+            raise ConfigError(key, f"{len(slots)} slots for {len(ids)} actions: each slot "
+                                   "shows a different action")
+        for j, slot in enumerate(slots):
+            unknown = sorted((slot.actions or set()) - ids)
+            if unknown:
+                raise ConfigError(f"{key}[{j}].actions", f"{unknown[0]!r} is not one of the "
+                                                         "loop's actions")
+    return slots
 
 
 def _session(spec: Any, key: str) -> dict | None:

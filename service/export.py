@@ -17,7 +17,7 @@ import os
 
 import orjson
 
-from bandits import dsjson
+from bandits import dsjson, dsjson_slots
 from replay.errors import BadEvent, EventError, LogError
 from replay.readers import PARQUET_COLUMNS, REDIS_SCHEMES, EventLog, LogSource
 from replay.readers import open_log as open_file
@@ -33,7 +33,8 @@ PARQUET_BATCH = 10_000
 def labelled_log(log: LoopLog, start: str = "-"):
     """Yield ``(entry id, event, joined)`` for every decision from ``start`` on, the event
     labelled (:func:`bandits.dsjson.with_label`) with its reward when ``joined =
-    (reward, kind)`` is not None. An entry that holds no JSON object comes as a
+    (reward, kind)`` is not None; a multi-slot event's ``joined`` is ``{slot id: (reward,
+    kind)}`` of its joined slots (:func:`bandits.dsjson_slots.with_slot_labels`). An entry that holds no JSON object comes as a
     :class:`replay.errors.BadEvent` in place of the event."""
     rewards = log.rewards()
     for sid, raw in log.raw_log(start):
@@ -45,8 +46,22 @@ def labelled_log(log: LoopLog, start: str = "-"):
         if not isinstance(event, dict):
             yield sid, BadEvent("event: must be a JSON object"), None
             continue
+        if dsjson_slots.is_slots(event):
+            joined = _slot_rewards(event, rewards)
+            yield sid, dsjson_slots.with_slot_labels(event, joined or {}), joined
+            continue
         joined = rewards.get(event.get("EventId"))
         yield sid, event if joined is None else dsjson.with_label(event, *joined), joined
+
+
+def _slot_rewards(event: dict, rewards: dict) -> dict | None:
+    """``{slot id: (reward, kind)}`` of a multi-slot event's joined slots, or None."""
+    eid, out = event.get("EventId"), {}
+    for outcome in event.get("_outcomes") or ():
+        joined = rewards.get((eid, outcome.get("_id"))) if type(outcome) is dict else None
+        if joined is not None:
+            out[outcome["_id"]] = joined
+    return out or None
 
 
 # -- the source replay reads ----------------------------------------------------------

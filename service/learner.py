@@ -24,7 +24,7 @@ import uuid
 import redis
 
 from bandits import BanditError, load_policy
-from bandits.dsjson import to_feedback
+from bandits.dsjson_slots import feedback
 
 from .challenger_learner import LoopChallengers
 from .config import Config, LoopConfig
@@ -32,7 +32,7 @@ from .drift_learner import LoopDrift
 from .errors import StoreError
 from .models import servable, spec_text
 from .store import LearnerStore
-from .store.learning import after
+from .store.learning import after, slot_of
 from .store.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class LoopLearner:
         if not fresh:
             return 0
         events = self.store.decisions([f[b"s"].decode() for _, f in fresh])
-        found = [(ev, float(f[b"r"])) for ev, (_, f) in zip(events, fresh) if ev]
+        found = [(ev, float(f[b"r"]), slot_of(f)) for ev, (_, f) in zip(events, fresh) if ev]
         if len(found) < len(fresh):
             self.store.count("lost_decisions", len(fresh) - len(found))
             log.warning("loop %s: %d joined events had left the log (retention too short?)",
@@ -176,9 +176,9 @@ class LoopLearner:
         it, so learning the rest one by one after a refusal learns none of them twice
         (only a failure inside Vowpal Wabbit itself, mid-batch, could)."""
         batch, bad = [], []
-        for event, reward in found:
+        for event, reward, slot in found:
             try:
-                batch.append((event.get("EventId"), to_feedback(event, reward)))
+                batch.append((event.get("EventId"), feedback(event, reward, slot)))
             except BanditError as exc:
                 bad.append((event.get("EventId"), exc))
         try:

@@ -10,8 +10,9 @@ import uuid
 
 import redis
 
-from bandits import BanditError, dsjson, sample_index
+from bandits import BanditError, dsjson, dsjson_slots, sample_index
 from bandits.inputs import normalize_actions
+from bandits.slates import decide_slots
 
 from .config import Config, LoopConfig
 from .drift import raise_floor
@@ -63,6 +64,11 @@ class LoopService:
         elif req.session_id is not None:
             raise BadRequest(f"session_id: loop {self.loop.name!r} is not sequential "
                              "(it has no session table)")
+        slots = req.slots if req.slots is not None else self.loop.slots
+        if slots:
+            if state is not None:
+                raise BadRequest(f"slots: loop {self.loop.name!r} is sequential (one action per step)")
+            return self._rank_slots(req, started, context, pairs, slots)
         policy, version = self.model.current()
         try:
             with self.model.lock:
@@ -84,16 +90,62 @@ class LoopService:
                                 time.perf_counter() - started, state, version=version,
                                 action=pairs[chosen][0], propensity=decision.pmf[chosen],
                                 explored=bool(decision.pmf[chosen] < decision.pmf.max()))
-        shown = order[:req.k] if req.k else order
-        body = {"event_id": event_id, "chosen": pairs[chosen][0],
-                "probability": float(decision.pmf[chosen]),
-                "ranking": [{"id": pairs[i][0], "probability": float(decision.pmf[i]),
-                             "score": float(decision.scores[i])} for i in shown],
-                "model": {"policy": decision.policy, "version": version},
-                "deferred": req.defer}
+        body = self._answer(event_id, pairs, decision, order, None, req, version)
         if state is not None:
             body["session"] = {"id": state.session_id, "step": state.step}
         return body
+
+    def _rank_slots(self, req: RankRequest, started: float, context: dict, pairs: list, slots) -> dict:
+        """A multi-slot decision (:mod:`bandits.slates`): each slot in order, logged as
+        one CCB event; the top-level fields describe the first slot."""
+        if len(slots) > len(pairs):
+            raise BadRequest(f"slots: {len(slots)} slots for {len(pairs)} candidate actions; each "
+                             "slot shows a different action")
+        policy, version = self.model.current()
+        floor = self.model.floor()
+
+        def decide(ctx, acts):
+            decision = policy.decide(ctx, acts)
+            return raise_floor(decision, floor) if floor else decision
+
+        event_id = req.event_id or uuid.uuid4().hex
+        try:
+            with self.model.lock:
+                chosen = decide_slots(decide, context, pairs, list(slots), seed=self.loop.seed,
+                                      event_id=event_id)
+        except BanditError as exc:
+            raise BadRequest(str(exc)) from exc
+        first = chosen[0]
+        event = dsjson_slots.slots_event(
+            loop=self.loop.name, event_id=event_id, epoch_s=time.time(), context=context,
+            actions=pairs, slates=chosen, policy=first.decision.policy, version=version,
+            deferred=req.defer, memo=self._vw_actions if req.actions is None else None)
+        self.store.log_decision(event_id, dsjson.dumps(event), req.defer,
+                                time.perf_counter() - started, version=version,
+                                action=pairs[first.action][0], propensity=first.probability,
+                                explored=bool(first.probability < first.decision.pmf.max()),
+                                slots=tuple(sd.slot.id for sd in chosen))
+        order = [first.chosen] + [i for i in first.decision.ranking() if i != first.chosen]
+        body = self._answer(event_id, pairs, first.decision, order, first.eligible, req, version)
+        body["slots"] = [{"id": sd.slot.id, "chosen": pairs[sd.action][0], "probability": sd.probability,
+                          **({"ranking": self._ranking(pairs, sd.decision, sd.decision.ranking()[:req.k],
+                                                       sd.eligible)} if req.k else {})} for sd in chosen]
+        return body
+
+    def _answer(self, event_id, pairs, decision, order, eligible, req, version) -> dict:
+        """The response body of a decision (``order``: its indices, the chosen first) over
+        ``eligible`` (indices into ``pairs``; None: all of them)."""
+        return {"event_id": event_id, "chosen": pairs[order[0] if eligible is None else eligible[order[0]]][0],
+                "probability": float(decision.pmf[order[0]]),
+                "ranking": self._ranking(pairs, decision, order[:req.k] if req.k else order, eligible),
+                "model": {"policy": decision.policy, "version": version},
+                "deferred": req.defer}
+
+    @staticmethod
+    def _ranking(pairs, decision, shown, eligible=None) -> list:
+        pmf, scores = decision.pmf, decision.scores
+        return [{"id": pairs[i if eligible is None else eligible[i]][0], "probability": float(pmf[i]),
+                 "score": float(scores[i])} for i in shown]
 
     def _check_fixed(self, pairs) -> None:
         """A loop with fixed actions takes only those ids (with request features, if

@@ -50,8 +50,8 @@ def _common_ok(body: dict, limits: Limits) -> bool:
     means "look closer" (:func:`_walk` finds the limit, if any)."""
     if limits.max_depth < 6:
         return False
-    if body.get("exclude"):
-        return False  # rare: the full walk bounds it
+    if body.get("exclude") or body.get("slots"):
+        return False  # the full walk bounds them
     context, actions = body.get("context"), body.get("actions")
     if context is not None and not _namespaces_ok(context, limits):
         return False

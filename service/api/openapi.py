@@ -42,6 +42,7 @@ _INT = {"type": "integer"}
 _OPT_INT = {"type": ["integer", "null"]}
 _OPT_BOOL = {"type": ["boolean", "null"]}
 _OPT_NUM = {"type": ["number", "null"]}
+_SLOT_ID = {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"}
 
 SCHEMAS = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -62,7 +63,18 @@ SCHEMAS = {
         "exclude": {"type": "array", "items": {"type": "string"}},
         "k": {"type": "integer", "minimum": 1, "description": "length of the ranking returned"},
         "session_id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$",
-                       "description": "sequential loops only (required there)"}}},
+                       "description": "sequential loops only (required there)"},
+        "slots": {"type": "array", "minItems": 1, "maxItems": 50, "items": _ref("Slot"),
+                  "description": "a multi-slot decision's slots, in order (replace the loop's)"}}},
+    "Slot": {"type": "object", "required": ["id"], "additionalProperties": False, "properties": {
+        "id": _SLOT_ID, "features": {"type": "object", "description": "namespace -> {name: value}"},
+        "actions": {"type": "array", "minItems": 1, "items": {"type": "string"},
+                    "description": "the candidate ids this slot may show"}}},
+    "SlotDecision": {"type": "object", "required": ["id", "chosen", "probability"], "properties": {
+        "id": {"type": "string"}, "chosen": {"type": "string"},
+        "probability": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                        "description": "conditional on the earlier slots' choices"},
+        "ranking": {"type": "array", "description": "with k: the slot's top k"}}},
     "RankResponse": {"type": "object", "required": [
         "event_id", "chosen", "probability", "ranking", "model", "deferred"], "properties": {
         "event_id": {"type": "string"}, "chosen": {"type": "string"},
@@ -73,18 +85,26 @@ SCHEMAS = {
         "model": {"type": "object", "required": ["policy", "version"], "properties": {
             "policy": {"type": "string"}, "version": {"type": "integer", "minimum": 0}}},
         "deferred": {"type": "boolean"},
+        "slots": {"type": "array", "items": _ref("SlotDecision"),
+                  "description": "multi-slot decisions: each slot's (the top-level fields are the first's)"},
         "session": {"type": "object", "required": ["id", "step"],
                     "description": "sequential loops only: the step this decision is",
                     "properties": {"id": {"type": "string"},
                                    "step": {"type": "integer", "minimum": 0}}}}},
-    "RewardRequest": {"type": "object", "required": ["value"], "additionalProperties": False,
+    "RewardRequest": {"type": "object", "additionalProperties": False,
+                      "description": "value, slot and value (a multi-slot event's), or values",
                       "properties": {"value": _NUM, "end": {
-                          "type": "boolean", "description": "also end the step's session"}}},
+                          "type": "boolean", "description": "also end the step's session"},
+                          "slot": _SLOT_ID,
+                          "values": {"type": "object", "minProperties": 1,
+                                     "additionalProperties": _NUM,
+                                     "description": "slot id -> reward"}}},
     "EndResponse": {"type": "object", "required": ["session_id", "steps", "status"], "properties": {
         "session_id": {"type": "string"}, "steps": {"type": "integer", "minimum": 0},
         "status": {"enum": ["ended", "already_ended"]}}},
-    "RewardResponse": {"type": "object", "required": ["event_id", "value", "status"], "properties": {
+    "RewardResponse": {"type": "object", "required": ["event_id", "status"], "properties": {
         "event_id": {"type": "string"}, "value": _NUM,
+        "values": {"type": "object", "additionalProperties": _NUM, "description": "slot rewards"},
         "status": {"enum": ["accepted", "duplicate"]}}},
     "ActivateResponse": {"type": "object", "required": ["event_id", "status"], "properties": {
         "event_id": {"type": "string"}, "status": {"enum": ["activated", "already_active"]}}},
@@ -98,6 +118,7 @@ SCHEMAS = {
         "retention": _NUM,
         "session": {"type": ["object", "null"], "properties": {
             "ttl": _NUM, "history": {"type": "integer"}}},
+        "slots": {"type": "array", "items": _ref("Slot"), "description": "empty: one decision"},
         "model": {"type": "object", "required": ["version"], "properties": {
             "version": {"type": "integer"}, "policy": {"type": ["string", "null"]},
             "created": {"type": ["number", "null"]}}},

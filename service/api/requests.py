@@ -15,13 +15,14 @@ from bandits import FeatureError
 from bandits.inputs import check_value, describe
 
 from ..config import Limits
+from ..slots import SLOT_ID, parse_slots
 from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from .limits import check_rank_body
 
 #: Event ids: 1-128 characters of letters, digits and ``-_.:``.
 EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-_RANK_FIELDS = ("context", "actions", "event_id", "defer", "exclude", "k", "session_id")
-_REWARD_FIELDS = ("value", "end")
+_RANK_FIELDS = ("context", "actions", "event_id", "defer", "exclude", "k", "session_id", "slots")
+_REWARD_FIELDS = ("value", "end", "slot", "values")
 
 
 def parse_body(raw: bytes, content_type: str | None, limit: int) -> dict:
@@ -59,6 +60,7 @@ class RankRequest:
     exclude: frozenset
     k: int | None
     session_id: str | None = None
+    slots: tuple | None = None  # the request's own slots (service.slots), None: the loop's
 
 
 def parse_rank(body: dict, limits: Limits) -> RankRequest:
@@ -91,24 +93,52 @@ def parse_rank(body: dict, limits: Limits) -> RankRequest:
     if session_id is not None:
         check_event_id(session_id, "session_id")
     check_rank_body(body, limits)
-    return RankRequest(context, actions, event_id, defer, frozenset(exclude), k, session_id)
+    slots = body.get("slots")
+    if slots is not None:
+        try:
+            slots = parse_slots(slots, "slots")
+        except FeatureError as exc:
+            raise BadRequest(str(exc)) from exc
+    return RankRequest(context, actions, event_id, defer, frozenset(exclude), k, session_id, slots)
 
 
 def parse_reward(body: dict) -> tuple:
-    """``(value, end)`` of a reward body; ``end`` closes the step's session."""
+    """``(value, end, slot values)`` of a reward body: ``end`` closes the step's session;
+    slot values (``{slot id: value}``, from ``{"slot", "value"}`` or ``{"values"}``) are
+    None for a single decision's reward."""
     unknown = sorted(set(body) - set(_REWARD_FIELDS))
     if unknown:
         raise BadRequest(f"{unknown[0]}: unknown field (allowed: {', '.join(_REWARD_FIELDS)})")
-    if "value" not in body:
-        raise BadRequest("value: required")
-    try:
-        value = check_value(body["value"], "value")
-    except FeatureError as exc:
-        raise BadRequest(str(exc)) from exc
     end = body.get("end", False)
     if not isinstance(end, bool):
         raise BadRequest("end: must be true or false")
-    return value, end
+    if "values" in body:
+        if "value" in body or "slot" in body:
+            raise BadRequest("values: send either values, or slot and value")
+        values = body["values"]
+        if not isinstance(values, dict) or not values:
+            raise BadRequest("values: must be a non-empty object of slot id: reward")
+        return None, end, {_slot_id(sid, f"values.{sid}"): _value(v, f"values.{sid}")
+                           for sid, v in values.items()}
+    if "value" not in body:
+        raise BadRequest("value: required")
+    value = _value(body["value"], "value")
+    if "slot" in body:
+        return value, end, {_slot_id(body["slot"], "slot"): value}
+    return value, end, None
+
+
+def _value(value, field: str) -> float:
+    try:
+        return check_value(value, field)
+    except FeatureError as exc:
+        raise BadRequest(str(exc)) from exc
+
+
+def _slot_id(value, field: str) -> str:
+    if not isinstance(value, str) or not SLOT_ID.match(value):
+        raise BadRequest(f"{field}: a slot id is 1-64 characters of letters, digits and '-_.:'")
+    return value
 
 
 def parse_end(body: dict) -> None:

@@ -74,9 +74,14 @@ def rank(loop):
 def reward(loop, event_id):
     service = loop_service(loop)
     check_event_id(event_id)
-    value, end = parse_reward(json_body())
+    body = json_body()
+    value, end, slot_values = parse_reward(body)
     if end and not service.loop.sequential:
         raise BadRequest(f"end: loop {loop!r} is not sequential (it has no session table)")
+    if slot_values is not None:
+        status = service.store.reward_slots(event_id, slot_values, "slot" if "slot" in body else "values")
+        return jsonify({"event_id": event_id, "values": slot_values,
+                        "status": "accepted" if status == "ok" else "duplicate"})
     status = service.store.reward(event_id, value, end)
     return jsonify({"event_id": event_id, "value": value,
                     "status": "accepted" if status == "ok" else "duplicate"})

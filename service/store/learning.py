@@ -38,6 +38,16 @@ def after(entries: list, last_id: str) -> tuple:
     return fresh, skipped
 
 
+def slot_of(fields: dict) -> str | None:
+    """The slot a joined entry rewards (a multi-slot event's), or None.
+
+    >>> slot_of({b"e": b"e1", b"sl": b"top"}), slot_of({b"e": b"e1"})
+    ('top', None)
+    """
+    slot = fields.get(b"sl")
+    return None if slot is None else slot.decode()
+
+
 #: Name of the learner's consumer in its group (one learner per loop reads at a time).
 CONSUMER = "learner"
 

@@ -29,8 +29,14 @@ def stream_entries(client: redis.Redis, key: str, start: str = "-", count: int =
 
 
 def joined_rewards(entries) -> dict:
-    """``{event id: (reward, kind)}`` from entries of a loop's joined stream."""
-    return {f[b"e"].decode(): (float(f[b"r"]), f[b"k"].decode()) for _, f in entries}
+    """``{event id: (reward, kind)}`` from entries of a loop's joined stream; a slot of a
+    multi-slot event is keyed ``(event id, slot id)``."""
+    out: dict = {}
+    for _, f in entries:
+        slot = f.get(b"sl")
+        key = f[b"e"].decode() if slot is None else (f[b"e"].decode(), slot.decode())
+        out[key] = (float(f[b"r"]), f[b"k"].decode())
+    return out
 
 
 class LoopLog:

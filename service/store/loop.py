@@ -44,6 +44,7 @@ class LoopStore(LoopLog):
         self._end = LuaScript(client, lua.END_SESSION)
         self._reward = LuaScript(client, lua.REWARD)
         self._activate = LuaScript(client, lua.ACTIVATE)
+        self._reward_slots = LuaScript(client, lua.REWARD_SLOTS)
         self._sweep = LuaScript(client, lua.SWEEP)
         self._retention_ms = int(loop.retention * 1000)
         self._wait_ms = int(loop.reward_wait * 1000)
@@ -59,7 +60,7 @@ class LoopStore(LoopLog):
     @mapped
     def log_decision(self, event_id: str, event: bytes, deferred: bool, latency_s: float,
                      step: SessionState | None = None, *, version: int, action: str,
-                     propensity: float, explored: bool) -> str:
+                     propensity: float, explored: bool, slots: tuple = ()) -> str:
         """Append the decision to the log and open its reward window; 409 on a reused id.
 
         ``version`` is the model version that decided: the decision, and the reward
@@ -67,6 +68,9 @@ class LoopStore(LoopLog):
         chosen action's id, ``propensity`` its probability, ``explored`` whether it is
         not the pmf's argmax: they, the version and the latency count in the current
         minute's health bucket (the reward later in the bucket of the minute it joins).
+        ``slots`` are the slot ids of a multi-slot decision (``action`` and
+        ``propensity`` then describe the first slot's choice): each slot is rewarded
+        and joined on its own (:meth:`reward_slots`).
         ``step`` is the session's state for a sequential loop: the decision is then also
         the session's next step, refused (409) if another step of the session was
         logged since the state was read.
@@ -77,7 +81,7 @@ class LoopStore(LoopLog):
                 self._retention_ms, latency_field(latency_s), repr(latency_s), int(version),
                 action, int(explored), repr(float(propensity)), *self._bucket_args]
         if step is None:
-            out = self._log(keys=ks + [keys.figures(n), self._bucket()], args=args)
+            out = self._log(keys=ks + [keys.figures(n), self._bucket()], args=args + [" ".join(slots)])
         else:
             session = self.loop.session
             out = self._log_step(keys=ks + [keys.session(n, step.session_id), keys.figures(n),
@@ -127,6 +131,32 @@ class LoopStore(LoopLog):
                                  *self._bucket_args])
         if out[0] == b"nosession":
             raise BadRequest(f"end: event {event_id!r} is not a step of a session")
+        if out[0] == b"slots":
+            raise BadRequest(f"slot: required, event {event_id!r} is a multi-slot decision (its "
+                             f"slots: {out[1].decode().replace(' ', ', ')}); send "
+                             '{"slot": <id>, "value": <reward>} or {"values": {<slot id>: <reward>}}')
+        return self._status(out, event_id, "a reward")
+
+    @mapped
+    def reward_slots(self, event_id: str, values: dict, field: str = "values") -> str:
+        """Record rewards of a multi-slot event's slots (``{slot id: reward}``), all or
+        none: ``"ok"`` or ``"same"`` (every one a repeat); 400 for a slot the event does
+        not have (naming ``field``: ``slot``, or ``values.<id>``), 409/410/404 as
+        :meth:`reward`."""
+        pairs = [x for sid, value in values.items() for x in (sid, canonical_reward(value))]
+        out = self._reward_slots(keys=self._event_keys(event_id) + [keys.figures(self.name), self._bucket()],
+                                 args=[event_id, self._retention_ms, *self._bucket_args, *pairs])
+        status = out[0].decode()
+        if status == "noslots":
+            raise BadRequest(f"slot: event {event_id!r} is a single decision; send "
+                             '{"value": <reward>} without slot')
+        if status == "noslot":
+            at = "slot" if field == "slot" else f"values.{out[1].decode()}"
+            raise BadRequest(f"{at}: event {event_id!r} has no slot {out[1].decode()!r} (its slots: "
+                             f"{out[2].decode().replace(' ', ', ')})")
+        if status == "conflict":
+            raise Conflict(f"event {event_id!r}: slot {out[1].decode()!r} already has the reward "
+                           f"{float(out[2]):g}; a different value is refused")
         return self._status(out, event_id, "a reward")
 
     @mapped

@@ -7,7 +7,9 @@ Time is Redis's own clock (``TIME``), the same for every host.
 Event hash fields: ``st`` open | joined | expired; ``act`` 1 when the event may be
 learned (0 for a deferred event until it is activated); ``dl`` reward deadline (ms);
 ``sid`` id of the decision in the log stream; ``r`` the reward given by the caller;
-``v`` the model version that made the decision; ``aid`` the chosen action's id.
+``v`` the model version that made the decision; ``aid`` the chosen action's id; for a
+multi-slot decision ``sl`` its slot ids (space separated, in order; ``aid`` is the first
+slot's choice), ``r:<slot>`` a slot's reward and ``nj`` the slots joined so far.
 
 The live figures of each version (:func:`~service.store.keys.figures`) are counted
 here too, in the same scripts: ``<v>:d`` when a decision of version v is logged,
@@ -65,13 +67,14 @@ end
 """
 
 # join(event key, joined stream, due zset, stats, figures, event id, decision id, reward,
-#      kind, retention ms, H): also counts the reward in the figures of the event's version
-#      and in the health bucket H = {key, ttl s, max actions}
+#      kind, retention ms, H): hands the event to the learner; count_join counts the reward
+#      in the stats, the figures of the event's version and the health bucket
+#      H = {key, ttl s, max actions}. A multi-slot event (field ``sl``: its slot ids, space
+#      separated) is joined slot by slot, join_slot(…, slot ids, slot, …): an entry per
+#      slot (``sl`` its id); the first slot's reward is the event's in the stats, figures
+#      and bucket; the event is ``joined`` once every slot is (``nj`` slots joined).
 _JOIN = _BUCKET_ACTION + """
-local function join(ev, stream, due, stats, figures, id, sid, value, kind, retention, H)
-  redis.call('HSET', ev, 'st', 'joined')
-  redis.call('XADD', stream, 'MINID', '~', now - retention, '*', 'e', id, 's', sid, 'r', value, 'k', kind)
-  redis.call('ZREM', due, id)
+local function count_join(ev, stats, figures, value, kind, H)
   redis.call('HINCRBY', stats, 'joined', 1)
   redis.call('HINCRBYFLOAT', stats, 'reward_sum', value)
   local e = redis.call('HMGET', ev, 'v', 'aid')
@@ -96,6 +99,27 @@ local function join(ev, stream, due, stats, figures, id, sid, value, kind, reten
     local a = bucket_action(b, e[2], H[3])
     redis.call('HINCRBY', b, 'an:' .. a, 1)
     redis.call('HINCRBYFLOAT', b, 'as:' .. a, value)
+  end
+end
+local function join(ev, stream, due, stats, figures, id, sid, value, kind, retention, H)
+  redis.call('HSET', ev, 'st', 'joined')
+  redis.call('XADD', stream, 'MINID', '~', now - retention, '*', 'e', id, 's', sid, 'r', value, 'k', kind)
+  redis.call('ZREM', due, id)
+  count_join(ev, stats, figures, value, kind, H)
+end
+local function slot_ids(text)
+  local out = {}
+  for s in string.gmatch(text, '%S+') do out[#out + 1] = s end
+  return out
+end
+local function join_slot(ev, stream, due, stats, figures, id, sid, slots, slot, value, kind, retention, H)
+  redis.call('XADD', stream, 'MINID', '~', now - retention, '*', 'e', id, 's', sid, 'r', value, 'k', kind,
+             'sl', slot)
+  redis.call('HINCRBY', stats, 'slot_joins', 1)
+  if slot == slots[1] then count_join(ev, stats, figures, value, kind, H) end
+  if redis.call('HINCRBY', ev, 'nj', 1) >= #slots then
+    redis.call('HSET', ev, 'st', 'joined')
+    redis.call('ZREM', due, id)
   end
 end
 """
@@ -140,9 +164,13 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return {'dup'} end
 #: KEYS: event, log, due, stats, figures, health bucket. ARGV: event id, DSJSON, deferred
 #: (0/1), wait ms, event ttl s, retention ms, latency bucket field, latency seconds, model
 #: version, chosen action id, explored (0/1), propensity of the chosen action, bucket
-#: ttl s, actions a bucket tracks at most.
+#: ttl s, actions a bucket tracks at most, slot ids of a multi-slot decision (space
+#: separated; '' for one decision).
 #: Returns {'ok', log entry id}, or {'dup'} when the event id is already in use.
-LOG_DECISION = _PRELUDE + _UNUSED_ID + _LOG + "return {'ok', sid}"
+LOG_DECISION = _PRELUDE + _UNUSED_ID + _LOG + """
+if ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'sl', ARGV[15]) end
+return {'ok', sid}
+"""
 
 #: A step of a session (sequential loops): KEYS: event, log, due, stats, session,
 #: figures, health bucket; ARGV: LOG_DECISION's plus step expected, session ttl ms,
@@ -190,10 +218,12 @@ END_SESSION = _PRELUDE + _END + "return end_session(KEYS[1], KEYS[2], KEYS[3], t
 #: (canonical text), retention ms, end ('1': also close the event's session), bucket
 #: ttl s, actions a bucket tracks at most. A step's reward is also
 #: written into its session (if that episode is still live), for the next state.
-#: Returns {status[, stored reward]}: ok | same | conflict | gone | unknown | nosession.
+#: Returns {status[, stored reward]}: ok | same | conflict | gone | unknown | nosession, or
+#: {slots, slot ids} for a multi-slot event (REWARD_SLOTS rewards those).
 REWARD = _PRELUDE + _JOIN + _END + """
-local h = redis.call('HMGET', KEYS[1], 'st', 'r', 'dl', 'act', 'sid', 'sk', 'sx', 'ep')
+local h = redis.call('HMGET', KEYS[1], 'st', 'r', 'dl', 'act', 'sid', 'sk', 'sx', 'ep', 'sl')
 if not h[1] then return {'unknown'} end
+if h[9] then return {'slots', h[9]} end
 if ARGV[4] == '1' and not h[6] then return {'nosession'} end
 if h[2] then
   if h[2] == ARGV[2] then
@@ -220,16 +250,58 @@ return {'ok'}
 #: bucket ttl s, actions a bucket tracks at most.
 #: Returns {status}: ok | same (already active) | gone | unknown.
 ACTIVATE = _PRELUDE + _JOIN + """
-local h = redis.call('HMGET', KEYS[1], 'st', 'r', 'dl', 'act', 'sid')
+local h = redis.call('HMGET', KEYS[1], 'st', 'r', 'dl', 'act', 'sid', 'sl')
 if not h[1] then return {'unknown'} end
 if h[4] == '1' then return {'same'} end
 if h[1] ~= 'open' or tonumber(h[3]) < now then return {'gone'} end
 redis.call('HSET', KEYS[1], 'act', '1')
 redis.call('HINCRBY', KEYS[4], 'activated', 1)
 if redis.call('HINCRBY', KEYS[6], 'ac', 1) == 1 then new_bucket(KEYS[6], tonumber(ARGV[3])) end
-if h[2] then
+if h[6] then
+  local slots = slot_ids(h[6])
+  for _, slot in ipairs(slots) do
+    local r = redis.call('HGET', KEYS[1], 'r:' .. slot)
+    if r then
+      join_slot(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], h[5], slots, slot, r, 'reward',
+                tonumber(ARGV[2]), {KEYS[6], tonumber(ARGV[3]), tonumber(ARGV[4])})
+    end
+  end
+elseif h[2] then
   join(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], h[5], h[2], 'reward', tonumber(ARGV[2]),
        {KEYS[6], tonumber(ARGV[3]), tonumber(ARGV[4])})
+end
+return {'ok'}
+"""
+
+#: KEYS: event, joined, due, stats, figures, health bucket. ARGV: event id, retention ms,
+#: bucket ttl s, actions a bucket tracks at most, then slot id and reward (canonical text)
+#: pairs. Rewards slots of a multi-slot event: every slot is checked before any is written
+#: (a request is accepted or refused whole); slots already holding the same reward are
+#: left alone. An active event's slots are joined at once, a deferred one's on activation.
+#: Returns {ok} | {same} | {conflict, slot, stored reward} | {noslot, slot, slot ids} |
+#: {noslots} (a single decision) | {gone} | {unknown}.
+REWARD_SLOTS = _PRELUDE + _JOIN + """
+local h = redis.call('HMGET', KEYS[1], 'st', 'dl', 'act', 'sid', 'sl')
+if not h[1] then return {'unknown'} end
+if not h[5] then return {'noslots'} end
+local slots, known, new = slot_ids(h[5]), {}, {}
+for _, slot in ipairs(slots) do known[slot] = true end
+for i = 5, #ARGV, 2 do
+  if not known[ARGV[i]] then return {'noslot', ARGV[i], h[5]} end
+  local cur = redis.call('HGET', KEYS[1], 'r:' .. ARGV[i])
+  if not cur then new[#new + 1] = i
+  elseif cur ~= ARGV[i + 1] then return {'conflict', ARGV[i], cur} end
+end
+if #new == 0 then return {'same'} end
+if h[1] ~= 'open' or tonumber(h[2]) < now then return {'gone'} end
+local H = {KEYS[6], tonumber(ARGV[3]), tonumber(ARGV[4])}
+for _, i in ipairs(new) do
+  redis.call('HSET', KEYS[1], 'r:' .. ARGV[i], ARGV[i + 1])
+  redis.call('HINCRBY', KEYS[4], 'rewards', 1)
+  if h[3] == '1' then
+    join_slot(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], h[4], slots, ARGV[i], ARGV[i + 1],
+              'reward', tonumber(ARGV[2]), H)
+  end
 end
 return {'ok'}
 """
@@ -238,6 +310,7 @@ return {'ok'}
 #: max events, retention ms, bucket ttl s, actions a bucket tracks at most. Closes every
 #: event past its deadline: active ones are joined with the default reward, deferred
 #: ones never activated expire unlearned.
+#: The slots of a multi-slot event still without a reward are joined with the default.
 #: Returns {joined with default, expired}.
 SWEEP = _PRELUDE + _JOIN + """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
@@ -245,10 +318,20 @@ local defaulted, expired = 0, 0
 local H = {KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6])}
 for _, id in ipairs(ids) do
   local ev = ARGV[1] .. id
-  local h = redis.call('HMGET', ev, 'st', 'act', 'sid')
+  local h = redis.call('HMGET', ev, 'st', 'act', 'sid', 'sl')
   redis.call('ZREM', KEYS[1], id)
   if h[1] == 'open' then
-    if h[2] == '1' then
+    if h[2] == '1' and h[4] then
+      local slots = slot_ids(h[4])
+      for _, slot in ipairs(slots) do
+        if redis.call('HEXISTS', ev, 'r:' .. slot) == 0 then
+          join_slot(ev, KEYS[2], KEYS[1], KEYS[3], KEYS[4], id, h[3], slots, slot, ARGV[2], 'default',
+                    tonumber(ARGV[4]), H)
+          if slot == slots[1] then redis.call('HINCRBY', KEYS[3], 'defaults', 1) end
+        end
+      end
+      defaulted = defaulted + 1
+    elseif h[2] == '1' then
       join(ev, KEYS[2], KEYS[1], KEYS[3], KEYS[4], id, h[3], ARGV[2], 'default', tonumber(ARGV[4]), H)
       redis.call('HINCRBY', KEYS[3], 'defaults', 1)
       defaulted = defaulted + 1

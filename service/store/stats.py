@@ -27,6 +27,7 @@ COUNTERS = {
     "rewards": Counter("Rewards received from callers"),
     "joined": Counter("Events joined and handed to the learner"),
     "defaults": Counter("Events joined with the loop's default reward"),
+    "slot_joins": Counter("Slots of multi-slot events joined (each slot's outcome is learned)"),
     "expired": Counter("Deferred events never activated within the reward window"),
     "learned": Counter("Events learned into a published model"),
     "reward_sum": Counter("Sum of the joined rewards", metric=False),
