@@ -29,10 +29,7 @@ them default rewards, ``ac`` deferred events activated, ``s`` and ``q`` the sum 
 sum of squares of the joined rewards, ``vn:<v>``, ``vs:<v>``, ``vq:<v>`` the same per
 version and ``an:<id>``, ``as:<id>`` per action. A bucket tracks at most
 ``health.max_actions`` action ids (``na`` counts those it has seen): the others are
-counted under the id ``_other``. The script that creates a bucket also writes its
-``fmt`` field (:data:`BUCKET_FORMAT`): a value that long makes Redis keep the hash as a
-hash table from the start (``hash-max-listpack-value``, 64 bytes by default) rather
-than as a listpack, whose every update of a bucket of a few hundred fields rewrites it.
+counted under the id ``_other``.
 """
 
 _PRELUDE = """
@@ -41,15 +38,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-#: The ``fmt`` field of a health bucket: the layout of its fields.
-BUCKET_FORMAT = ("cbserve health bucket 1: d df x p lu lx vd:<v> ad:<id> na n nd ac s q "
-                 "vn:<v> vs:<v> vq:<v> an:<id> as:<id>")
-
 # new_bucket(bucket, ttl s): what the script that creates a bucket does (the caller knows
 # it created it when its first counter comes back as 1)
-_NEW_BUCKET = f"""
+_NEW_BUCKET = """
 local function new_bucket(b, ttl)
-  redis.call('HSET', b, 'fmt', '{BUCKET_FORMAT}')
   redis.call('EXPIRE', b, ttl)
 end
 """

@@ -15,7 +15,7 @@ from service.figures import Z95
 from service.health import series_step
 from service.health_status import REASONS
 from service.learner import LoopLearner
-from service.store import LoopStore, connect, keys, lua
+from service.store import LoopStore, connect, keys
 from service.testing.redis_server import RedisServer
 
 from tests.conftest import RECS_ITEMS
@@ -94,9 +94,6 @@ def test_exact_figures_after_ranks_rewards_defaults_and_activations(r):
     bucket = r.hgetall(keys.bucket("hero", minute))
     assert bucket[b"ac"] == b"2" and bucket[b"df"] == b"2" and bucket[b"nd"] == b"2"
     assert (bucket[b"lu"], bucket[b"lx"]) == (b"27000", b"10000")  # microseconds
-    # the format field keeps the bucket a hash table, however few fields it holds
-    assert bucket[b"fmt"] == lua.BUCKET_FORMAT.encode()
-    assert r.object("encoding", keys.bucket("hero", minute)) == b"hashtable"
     h = _health(client, window="15m").get_json()
     assert h["loop"] == "hero" and h["window"] == 900 and h["status"] == "ok"
     assert (h["decisions"], h["rewards"]) == (7, 7)
