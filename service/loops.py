@@ -80,7 +80,7 @@ class LoopService:
             decision = raise_floor(decision, floor)
         event_id = req.event_id or uuid.uuid4().hex
         chosen = sample_index(decision.pmf, self.loop.seed, event_id)
-        order = [chosen] + [i for i in decision.ranking() if i != chosen]
+        order = _order(decision, chosen)
         event = dsjson.decision_event(
             loop=self.loop.name, event_id=event_id, epoch_s=time.time(), context=context,
             actions=pairs, order=order, pmf=decision.pmf, policy=decision.policy,
@@ -125,10 +125,10 @@ class LoopService:
                                 action=pairs[first.action][0], propensity=first.probability,
                                 explored=bool(first.probability < first.decision.pmf.max()),
                                 slots=tuple(sd.slot.id for sd in chosen))
-        order = [first.chosen] + [i for i in first.decision.ranking() if i != first.chosen]
-        body = self._answer(event_id, pairs, first.decision, order, first.eligible, req, version)
+        body = self._answer(event_id, pairs, first.decision, _order(first.decision, first.chosen),
+                            first.eligible, req, version)
         body["slots"] = [{"id": sd.slot.id, "chosen": pairs[sd.action][0], "probability": sd.probability,
-                          **({"ranking": self._ranking(pairs, sd.decision, sd.decision.ranking()[:req.k],
+                          **({"ranking": self._ranking(pairs, sd.decision, _order(sd.decision, sd.chosen)[:req.k],
                                                        sd.eligible)} if req.k else {})} for sd in chosen]
         return body
 
@@ -177,3 +177,9 @@ class LoopService:
                 "learning": pointer.get("learn") != "0",
                 "served": {"version": served, "worker": os.getpid()},
                 "counters": counters(stats)}
+
+
+def _order(decision, chosen: int) -> list:
+    """The decision's action indices as answered and logged: the chosen one first, then
+    by score."""
+    return [chosen] + [i for i in decision.ranking() if i != chosen]

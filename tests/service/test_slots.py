@@ -70,7 +70,7 @@ def test_each_slot_is_decided_over_the_actions_left_and_logged_as_ccb(setup, r):
     assert [s["id"] for s in slots] == ["s1", "s2", "s3"]
     assert len({s["chosen"] for s in slots}) == 3                  # no duplicates
     assert (body["chosen"], body["probability"]) == (slots[0]["chosen"], slots[0]["probability"])
-    assert all(len(s["ranking"]) == 2 for s in slots)
+    assert all(len(s["ranking"]) == 2 and s["ranking"][0]["id"] == s["chosen"] for s in slots)
     event = json.loads(r.xrange(keys.log("car"))[-1][1][b"j"])
     assert [o["_id"] for o in event["_outcomes"]] == ["s1", "s2", "s3"]
     assert event["c"]["_slots"][1] == {"_id": "s2", "pos": {"p2": 1}}
