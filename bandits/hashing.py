@@ -252,6 +252,40 @@ class HashedSide:
         vec.flags.writeable = False
         return vec
 
+    def terms(self, obj: dict, action_id=None) -> list:
+        """Each feature of a validated object (and its id feature) as ``(label, index,
+        coefficient, sketch slot, sketch coefficient)``: what it adds to the side vector
+        and its sketch, so that a vector is the sum of its terms (:meth:`_build`'s
+        rules). ``label`` is ``(namespace, name, value)``; a bag gives a term per item
+        (value: the item), an embedding one per entry (name ``name[i]``)."""
+        out = []
+        for ns, feats in iter_namespaces(obj, "features"):
+            for name, value in feats.items():
+                if not isinstance(name, str) or name.startswith("_") or value is None:
+                    continue
+                dkey = f"{ns}.{name}" if ns else name
+                if dkey in self.dense:
+                    offset = self.dense[dkey][0]
+                    for i, v in enumerate(value):
+                        _, _, j, t = self._slot("_dense", dkey, str(i))
+                        out.append(((ns, f"{name}[{i}]", float(v)), offset + i, float(v), j, t * float(v)))
+                    continue
+                if type(value) is str:
+                    items = [(value, (ns, name, value), 1.0)]
+                elif type(value) is list:
+                    items = [(item, (ns, name, item), 1.0) for item in value]
+                elif value:
+                    items = [(value, (ns, name), float(value))]
+                else:
+                    continue
+                for shown, parts, v in items:
+                    i, s, j, t = self._slot(*parts)
+                    out.append(((ns, name, shown), i, s * v, j, t * v))
+        if action_id is not None:
+            i, s, j, t = self._slot("_id", action_id)
+            out.append((("_id", "id", action_id), i, s, j, t))
+        return out
+
     def _feature(self, ns, name, value, field, acc):
         """General path: validates the value, handles bags and embeddings."""
         kind = classify(value, field)

@@ -14,6 +14,8 @@ from bandits import BanditError, dsjson, dsjson_slots, sample_index
 from bandits.inputs import normalize_actions
 from bandits.slates import decide_slots
 
+from .explanations import explanation
+
 from .config import Config, LoopConfig
 from .drift import raise_floor
 from .errors import BadRequest
@@ -70,14 +72,19 @@ class LoopService:
                 raise BadRequest(f"slots: loop {self.loop.name!r} is sequential (one action per step)")
             return self._rank_slots(req, started, context, pairs, slots)
         policy, version = self.model.current()
+        why = None
         try:
             with self.model.lock:
                 decision = policy.decide(context, actions)
+                if req.explain:
+                    why = explanation(policy, context, actions, decision, req.explain)
         except BanditError as exc:
             raise BadRequest(str(exc)) from exc
         floor = self.model.floor()  # a drift correction's exploration floor, if any
         if floor:
             decision = raise_floor(decision, floor)
+            if why and why.get("actions"):
+                why["drift_floor"] = floor
         event_id = req.event_id or uuid.uuid4().hex
         chosen = sample_index(decision.pmf, self.loop.seed, event_id)
         order = _order(decision, chosen)
@@ -91,6 +98,11 @@ class LoopService:
                                 action=pairs[chosen][0], propensity=decision.pmf[chosen],
                                 explored=bool(decision.pmf[chosen] < decision.pmf.max()))
         body = self._answer(event_id, pairs, decision, order, None, req, version)
+        if why is not None:
+            shown = {item["id"] for item in body["ranking"]}
+            if why.get("actions"):
+                why["actions"] = [why["actions"][i] for i in order if pairs[i][0] in shown]
+            body["explanation"] = why
         if state is not None:
             body["session"] = {"id": state.session_id, "step": state.step}
         return body

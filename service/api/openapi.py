@@ -65,7 +65,10 @@ SCHEMAS = {
         "session_id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$",
                        "description": "sequential loops only (required there)"},
         "slots": {"type": "array", "minItems": 1, "maxItems": 50, "items": _ref("Slot"),
-                  "description": "a multi-slot decision's slots, in order (replace the loop's)"}}},
+                  "description": "a multi-slot decision's slots, in order (replace the loop's)"},
+        "explain": {"oneOf": [{"type": "boolean"}, {"type": "integer", "minimum": 1, "maximum": 1000}],
+                    "description": "true or N: explain each returned action (N contributions, "
+                                   "default 10)"}}},
     "Slot": {"type": "object", "required": ["id"], "additionalProperties": False, "properties": {
         "id": _SLOT_ID, "features": {"type": "object", "description": "namespace -> {name: value}"},
         "actions": {"type": "array", "minItems": 1, "items": {"type": "string"},
@@ -75,6 +78,15 @@ SCHEMAS = {
         "probability": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
                         "description": "conditional on the earlier slots' choices"},
         "ranking": {"type": "array", "description": "with k: the slot's top k"}}},
+    "Explanation": {"type": "object", "required": ["actions"], "properties": {
+        "actions": {"type": ["array", "null"], "description": "null: the policy cannot explain",
+                    "items": {"type": "object", "required": [
+                        "id", "mean", "intercept", "features", "rest", "bonus", "score", "probability"],
+                        "properties": {"id": {"type": "string"}, "mean": _NUM, "intercept": _NUM,
+                                       "rest": _NUM, "bonus": _NUM, "score": _NUM,
+                                       "features": {"type": "array", "items": {"type": "object"}},
+                                       "probability": {"type": "object"}}}},
+        "reason": {"type": "string"}, "drift_floor": _NUM}},
     "RankResponse": {"type": "object", "required": [
         "event_id", "chosen", "probability", "ranking", "model", "deferred"], "properties": {
         "event_id": {"type": "string"}, "chosen": {"type": "string"},
@@ -87,6 +99,7 @@ SCHEMAS = {
         "deferred": {"type": "boolean"},
         "slots": {"type": "array", "items": _ref("SlotDecision"),
                   "description": "multi-slot decisions: each slot's (the top-level fields are the first's)"},
+        "explanation": _ref("Explanation"),
         "session": {"type": "object", "required": ["id", "step"],
                     "description": "sequential loops only: the step this decision is",
                     "properties": {"id": {"type": "string"},
@@ -282,7 +295,9 @@ SECURITY = {"bearer": {"type": "http", "scheme": "bearer"},
 PATHS = {
     "/v1/loops/{loop}/rank": {"post": {
         "summary": "Choose and rank actions; the decision is logged before the answer",
-        "parameters": [_LOOP],
+        "parameters": [_LOOP, {"name": "explain", "in": "query", "required": False,
+                               "schema": {"enum": ["0", "1", "false", "true"]},
+                               "description": "1: explain each returned action (as explain: true)"}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RankRequest")}}},
         "responses": {"200": _json(_ref("RankResponse"), "The decision"),
                       **_errors(401, 403, 400, 404, 408, 409, 413, 415, 422, 503)}}},

@@ -14,6 +14,8 @@ import orjson
 from bandits import FeatureError
 from bandits.inputs import check_value, describe
 
+from bandits.explain import TOP as EXPLAIN_TOP
+
 from ..config import Limits
 from ..slots import SLOT_ID, parse_slots
 from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
@@ -21,7 +23,8 @@ from .limits import check_rank_body
 
 #: Event ids: 1-128 characters of letters, digits and ``-_.:``.
 EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-_RANK_FIELDS = ("context", "actions", "event_id", "defer", "exclude", "k", "session_id", "slots")
+_RANK_FIELDS = ("context", "actions", "event_id", "defer", "exclude", "k", "session_id", "slots",
+                "explain")
 _REWARD_FIELDS = ("value", "end", "slot", "values")
 
 
@@ -61,6 +64,7 @@ class RankRequest:
     k: int | None
     session_id: str | None = None
     slots: tuple | None = None  # the request's own slots (service.slots), None: the loop's
+    explain: int = 0            # contributions listed per action in an explanation (0: none)
 
 
 def parse_rank(body: dict, limits: Limits) -> RankRequest:
@@ -99,7 +103,24 @@ def parse_rank(body: dict, limits: Limits) -> RankRequest:
             slots = parse_slots(slots, "slots")
         except FeatureError as exc:
             raise BadRequest(str(exc)) from exc
-    return RankRequest(context, actions, event_id, defer, frozenset(exclude), k, session_id, slots)
+    explain = body.get("explain", False)
+    if explain is True:
+        explain = EXPLAIN_TOP
+    elif explain is False:
+        explain = 0
+    elif isinstance(explain, bool) or not isinstance(explain, int) or not 1 <= explain <= 1000:
+        raise BadRequest("explain: must be true, false or the number of contributions to list (1-1000)")
+    return RankRequest(context, actions, event_id, defer, frozenset(exclude), k, session_id, slots,
+                       explain)
+
+
+def explain_query(value: str | None) -> int:
+    """The ``?explain=`` query parameter: ``1``/``true`` asks for an explanation."""
+    if value is None or value in ("0", "false"):
+        return 0
+    if value in ("1", "true"):
+        return EXPLAIN_TOP
+    raise BadRequest(f"explain: the query parameter takes 1, true, 0 or false, got {value!r}")
 
 
 def parse_reward(body: dict) -> tuple:

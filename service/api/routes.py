@@ -14,7 +14,7 @@ from . import metrics
 from .body import read_body
 from ..errors import BadRequest, NotFound
 from .openapi import document
-from .requests import check_event_id, parse_body, parse_end, parse_rank, parse_reward
+from .requests import check_event_id, explain_query, parse_body, parse_end, parse_rank, parse_reward
 
 bp = Blueprint("cbserve", __name__)
 
@@ -67,6 +67,8 @@ def rank(loop):
     service = loop_service(loop)
     config = current_app.extensions["cbserve"]["config"]
     req = parse_rank(json_body(), config.limits)
+    if request.query_string and not req.explain:
+        req.explain = explain_query(request.args.get("explain"))
     return Response(orjson.dumps(service.rank(req, started)), mimetype="application/json")
 
 
