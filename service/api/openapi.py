@@ -78,6 +78,20 @@ SCHEMAS = {
         "probability": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
                         "description": "conditional on the earlier slots' choices"},
         "ranking": {"type": "array", "description": "with k: the slot's top k"}}},
+    "ModelExplanation": {"type": "object", "required": ["version", "policy", "summary"], "properties": {
+        "version": _INT, "decisions_read": _INT, "policy": {"type": ["string", "null"]},
+        "reason": {"type": "string"},
+        "summary": {"type": ["object", "null"], "properties": {
+            "model": {"enum": ["shared", "disjoint"]}, "events": _INT,
+            "global": {"type": "array", "items": _ref("WeightRow")},
+            "actions": {"type": "object", "additionalProperties": {
+                "type": "array", "items": _ref("WeightRow")}}}}}},
+    "WeightRow": {"type": "object", "required": ["bucket", "kind", "weight", "std", "names", "more"],
+                  "properties": {"bucket": _INT, "kind": {"type": "string"}, "weight": _NUM,
+                                 "std": {"type": "number", "description": "√(A⁻¹)ⱼⱼ, in units of the "
+                                                                          "reward noise"},
+                                 "names": {"type": "array", "items": {"type": "string"}},
+                                 "more": _INT}},
     "Explanation": {"type": "object", "required": ["actions"], "properties": {
         "actions": {"type": ["array", "null"], "description": "null: the policy cannot explain",
                     "items": {"type": "object", "required": [
@@ -335,6 +349,17 @@ PATHS = {
     "/v1/loops/{loop}/models/{version}": {"get": {
         "summary": "One model version (admin)", "parameters": [_LOOP, _VERSION],
         "responses": {"200": _json(_ref("ModelVersion"), "The version"), **_errors(401, 403, 404, 503)}}},
+    "/v1/loops/{loop}/models/{version}/explain": {"get": {
+        "summary": "A version's largest weights with the feature names seen in their buckets",
+        "parameters": [_LOOP, _VERSION,
+                       {"name": "top", "in": "query", "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        "description": "weights listed (default 20)"},
+                       {"name": "decisions", "in": "query", "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100000},
+                        "description": "recent decisions read for the names (default 2000)"}],
+        "responses": {"200": _json(_ref("ModelExplanation"), "The summary (null: the policy has none)"),
+                      **_errors(401, 403, 400, 404, 503)}}},
     "/v1/loops/{loop}/models/{version}/snapshot": {"get": {
         "summary": "One version's snapshot bytes (admin)", "parameters": [_LOOP, _VERSION],
         "responses": {"200": {"description": "The snapshot", "content": {"application/octet-stream": {

@@ -24,6 +24,7 @@ ROUTE_ROLES = {"cbserve.rank": "decide", "cbserve.reward": "decide", "cbserve.ac
                "cbserve.get_loop": "admin", "cbserve.prometheus": "admin", "cbserve.openapi": None,
                "models.list_models": "admin", "models.get_model": "admin",
                "models.get_snapshot": "admin", "models.upload_model": "admin",
+               "models.explain_model": "admin",
                "models.deploy": "admin", "models.audit": "admin",
                "challengers.list_challengers": "admin", "challengers.promote": "admin",
                "health.loop_health_route": "admin"}

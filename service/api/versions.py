@@ -9,7 +9,7 @@ import json
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from .. import deploys
+from .. import deploys, model_explain
 from ..errors import BadRequest, NotFound, UnsupportedMediaType
 from .body import read_body
 from .routes import json_body, loop_service
@@ -49,6 +49,27 @@ def get_model(loop, version):
     if entry is None:
         raise NotFound(deploys.unknown_message(service, v))
     return jsonify(deploys.shown(service, [entry], deploys.serving_version(service))[0])
+
+
+@bp.get("/v1/loops/<loop>/models/<version>/explain")
+def explain_model(loop, version):
+    service, v = loop_service(loop), _version(version)
+    blob = service.store.model_bytes(v) if service.registry.entry(v) else None
+    if blob is None:
+        raise NotFound(deploys.unknown_message(service, v))
+    top = _count_arg("top", 20, 1000)
+    decisions = _count_arg("decisions", model_explain.DECISIONS, 100_000)
+    out = model_explain.model_summary(blob, service.store.recent_decisions(decisions), top)
+    return jsonify({"version": v, "decisions_read": decisions, **out})
+
+
+def _count_arg(name: str, default: int, most: int) -> int:
+    text = request.args.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= most:
+        raise BadRequest(f"{name}: must be an integer from 1 to {most}, got {text!r}")
+    return int(text)
 
 
 @bp.get("/v1/loops/<loop>/models/<version>/snapshot")

@@ -110,3 +110,27 @@ def test_only_linear_policies_explain():
     class Other:
         name = "other"
     assert "no exact decomposition" in explains(Other())
+
+
+def test_a_disjoint_models_weights_are_listed_per_action_and_collisions_show():
+    from bandits.explain_model import bucket_names, summary
+    policy = EpsilonGreedy(model="disjoint", l2=0.01, featurizer={"context_dim": 2, "interaction_dim": 0})
+    rng = np.random.default_rng(6)
+    batch = []
+    for _ in range(200):
+        x = float(rng.normal())
+        c = int(rng.integers(2))
+        batch.append({"context": {"u": {"x": x}}, "actions": ["a", "b"], "chosen": c, "propensity": 0.5,
+                      "reward": (2.0 if c == 0 else -1.0) * x})
+    policy.learn(batch)
+    traffic = [({"u": {"x": 1.0, **{f"f{i}": 1.0 for i in range(8)}}}, [("a", {}), ("b", {})])]
+    names = bucket_names(policy, traffic, limit=3)
+    out = summary(policy, names, top=1)
+    assert out["model"] == "disjoint" and sorted(out["actions"]) == ["a", "b"]
+    a, b = out["actions"]["a"][0], out["actions"]["b"][0]
+    assert a["weight"] == pytest.approx(2.0, abs=0.1) and b["weight"] == pytest.approx(-1.0, abs=0.1)
+    assert "u.x" in a["names"] and "u.x" in b["names"]
+    # 9 context features in 2 buckets: each bucket lists 3 names and counts the others
+    hashed = [row for col, row in names.items() if row["kind"] == "context"]
+    assert sum(len(row["names"]) + row["more"] for row in hashed) == 9
+    assert all(len(row["names"]) <= 3 for row in hashed)

@@ -66,3 +66,38 @@ def test_a_policy_that_cannot_explain_still_decides(client):
     assert body["explanation"]["actions"] is None
     assert "no exact decomposition" in body["explanation"]["reason"]
     assert body["chosen"] in {a["id"] for a in ACTIONS}
+
+
+def test_a_versions_weights_are_named_from_recent_traffic(client, r):
+    """Rewards equal to 3 × the context's "spend": its weight leads, named, well
+    determined; the VW loop's version has no summary, with the reason."""
+    config = parse_config({**CONFIG, "loops": {"lin": {"policy": {"type": "epsilon_greedy", "l2": 0.01},
+                                                       "featurizer": {"interaction_dim": 0}}}})
+    app = create_app(config, r).test_client()
+    for i in range(60):
+        spend = float(i % 5)
+        out = app.post("/v1/loops/lin/rank", json={"context": {"user": {"spend": spend}, "device": {"os": "ios"}},
+                                                    "actions": ["a", "b"], "event_id": f"e{i}"})
+        assert out.status_code == 200
+        app.post(f"/v1/loops/lin/events/e{i}/reward", json={"value": 3.0 * spend})
+    learner = LoopLearner(r, config.loops["lin"], config)
+    assert learner.step() == 60 and learner.publish() == 1
+    body = call(app, "get", "/v1/loops/lin/models/1/explain?top=3").get_json()
+    assert body["policy"] == "epsilon_greedy" and body["summary"]["model"] == "shared"
+    first = body["summary"]["global"][0]
+    assert first["names"] == ["user.spend"] and first["kind"] == "context"
+    assert first["weight"] == pytest.approx(3.0, abs=0.05) and first["std"] < first["weight"] / 10
+    assert call(app, "get", "/v1/loops/lin/models/1/explain?top=0").status_code == 400
+    assert call(app, "get", "/v1/loops/lin/models/9/explain").status_code == 404
+
+
+def test_a_version_that_cannot_explain_says_why(client, r):
+    for i in range(3):
+        _rank(client, "vw", event_id=f"v{i}")
+        client.post(f"/v1/loops/vw/events/v{i}/reward", json={"value": 1.0})
+    config = parse_config(CONFIG)
+    learner = LoopLearner(r, config.loops["vw"], config)
+    learner.step()
+    assert learner.publish() == 1
+    body = call(client, "get", "/v1/loops/vw/models/1/explain").get_json()
+    assert body["summary"] is None and body["policy"] == "vw" and body["reason"]
