@@ -116,8 +116,12 @@ class LoopService:
         policy, version = self.model.current()
         floor = self.model.floor()
 
+        whys = []
+
         def decide(ctx, acts):
             decision = policy.decide(ctx, acts)
+            if req.explain:
+                whys.append(explanation(policy, ctx, acts, decision, req.explain))
             return raise_floor(decision, floor) if floor else decision
 
         event_id = req.event_id or uuid.uuid4().hex
@@ -142,6 +146,13 @@ class LoopService:
         body["slots"] = [{"id": sd.slot.id, "chosen": pairs[sd.action][0], "probability": sd.probability,
                           **({"ranking": self._ranking(pairs, sd.decision, _order(sd.decision, sd.chosen)[:req.k],
                                                        sd.eligible)} if req.k else {})} for sd in chosen]
+        for item, sd, why in zip(body["slots"], chosen, whys):
+            if why.get("actions"):  # the slot's chosen action, then its ranking's
+                order = _order(sd.decision, sd.chosen)
+                why["actions"] = [why["actions"][i] for i in (order[:req.k] if req.k else order[:1])]
+                if floor:
+                    why["drift_floor"] = floor
+            item["explanation"] = why
         return body
 
     def _answer(self, event_id, pairs, decision, order, eligible, req, version) -> dict:

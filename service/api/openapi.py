@@ -77,7 +77,8 @@ SCHEMAS = {
         "id": {"type": "string"}, "chosen": {"type": "string"},
         "probability": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
                         "description": "conditional on the earlier slots' choices"},
-        "ranking": {"type": "array", "description": "with k: the slot's top k"}}},
+        "ranking": {"type": "array", "description": "with k: the slot's top k"},
+        "explanation": _ref("Explanation")}},
     "ModelExplanation": {"type": "object", "required": ["version", "policy", "summary"], "properties": {
         "version": _INT, "decisions_read": _INT, "policy": {"type": ["string", "null"]},
         "reason": {"type": "string"},

@@ -266,3 +266,16 @@ def test_vw_driver_learns_every_labelled_slot(ccb_export, tmp_path):
     labelled = [v for want in expected.values() for v in want.values()]
     assert learner["cbea_labeled_ex"] == len(labelled) == 28 * 3
     assert learner["cbea_sum_cost"] == pytest.approx(-sum(labelled))
+
+
+def test_explain_covers_each_slot_with_its_features(setup):
+    _, client, _ = setup
+    body = _rank(client, "e1", explain=5)
+    assert "explanation" not in body            # the first slot's is in slots[0]
+    for j, s in enumerate(body["slots"]):
+        why = s["explanation"]["actions"]
+        assert [e["id"] for e in why] == [s["chosen"]]
+        named = {(f["namespace"], f["feature"]) for f in why[0]["features"]}
+        assert ("pos", f"p{j + 1}") in named   # the slot's own feature is part of its context
+        p = why[0]["probability"]
+        assert p["greedy"] + p["epsilon_floor"] == pytest.approx(s["probability"], abs=1e-12)
