@@ -40,6 +40,12 @@ def explains(policy) -> str | None:
     return f"policy {policy.name!r} has no exact decomposition (linear policies have)"
 
 
+def attributes(policy) -> bool:
+    """Whether :func:`bandits.attribution.occlusion` can attribute the policy's
+    Q-values to its state entries (an approximation)."""
+    return getattr(policy, "name", None) == "qnetwork"
+
+
 def explain(policy: LinearPolicy, context, actions, top: int = TOP, decision=None) -> list:
     """One explanation per action (request order): ``mean`` (θᵀx), ``intercept``, the
     ``top`` largest ``features`` by absolute contribution (kind, namespace, feature,

@@ -101,7 +101,8 @@ SCHEMAS = {
                                        "rest": _NUM, "bonus": _NUM, "score": _NUM,
                                        "features": {"type": "array", "items": {"type": "object"}},
                                        "probability": {"type": "object"}}}},
-        "reason": {"type": "string"}, "drift_floor": _NUM}},
+        "reason": {"type": "string"}, "drift_floor": _NUM,
+        "method": {"type": "string", "description": "how approximate attributions were made"}}},
     "RankResponse": {"type": "object", "required": [
         "event_id", "chosen", "probability", "ranking", "model", "deferred"], "properties": {
         "event_id": {"type": "string"}, "chosen": {"type": "string"},
