@@ -14,8 +14,9 @@ From a DSJSON event:
 - the event id: ``EventId``, or the reader's location of the line when VW's log has none.
 
 An event without a label is *unrewarded*, one with ``"_skipLearn": true`` *skipped* (VW
-does not learn it either), and a multi-slot (CCB or slates) event *unsupported*: each
-is counted, not evaluated.
+does not learn it either), and a multi-slot (CCB or slates) event *unsupported* by the
+single-slot rounds: each is counted, not evaluated. :func:`parse_slates` reads a
+multi-slot event for the slate evaluation (:mod:`replay.slate_eval`) instead.
 """
 from __future__ import annotations
 
@@ -36,7 +37,10 @@ PMF_SUM_TOLERANCE = 1e-3
 
 #: Why a multi-slot event is counted apart instead of evaluated.
 MULTI_SLOT = ("multi-slot event (c._slots / _outcomes: VW's CCB or slates layout); "
-              "single-slot estimators do not evaluate it")
+              "single-slot estimators do not evaluate it (a log of multi-slot decisions "
+              "gets the multi-slot report)")
+#: Why a single-slot event is counted apart in a multi-slot log.
+SINGLE_SLOT = "single-slot event in a multi-slot log; the slate estimators do not evaluate it"
 
 
 @dataclass
@@ -128,6 +132,47 @@ def parse_event(event, where: str | None = None, own: bool = True) -> tuple:
     if type(prob) not in (int, float) or not 0.0 < prob <= 1.0:
         raise BadEvent(f"_label_probability: must be in (0, 1], got {prob!r}")
     return event_id, event.get("Timestamp"), context, actions, chosen, float(prob), -float(cost), a, p
+
+
+def parse_slates(event, where: str | None = None) -> tuple:
+    """``(event_id, record, allowed)`` of a multi-slot event whose every slot is rewarded:
+    the :class:`~bandits.dsjson_slots.SlatesRecord` and, per slot, the action indices it
+    may show (``c._slots[j]._inc``; None: any).
+
+    Raises :class:`BadEvent` naming the field at fault, :class:`Unrewarded` while a slot
+    has no reward, :class:`SkipLearn` or :class:`Unsupported` (a single-slot event).
+    """
+    if type(event) is not dict:
+        raise BadEvent("event: must be a JSON object")
+    event_id = event.get("EventId", where)
+    if type(event_id) is not str or not event_id:
+        raise BadEvent("EventId: must be a non-empty string")
+    if "_outcomes" not in event:
+        raise Unsupported(SINGLE_SLOT)
+    if event.get("_skipLearn") is True:
+        raise SkipLearn(event_id)
+    from bandits.dsjson_slots import decode_slots  # the multi-slot layout, read on demand
+
+    try:
+        record = decode_slots(event)
+    except (LogFormatError, TypeError, ValueError) as exc:  # e.g. a _label_cost not a number
+        raise BadEvent(str(exc)) from exc
+    if any(s.reward is None for s in record.slots):
+        raise Unrewarded(event_id)
+    allowed = []
+    for j, (item, slot) in enumerate(zip(event["c"]["_slots"], record.slots)):
+        inc = item.get("_inc")
+        if inc is not None and (type(inc) is not list or not all(
+                type(i) is int and 0 <= i < len(record.pairs) for i in inc)):
+            raise BadEvent(f"c._slots[{j}]._inc: must be a list of action indices "
+                           f"(0..{len(record.pairs) - 1})")
+        if len(set(slot.eligible)) != len(slot.eligible) or \
+                abs(sum(slot.pmf) - 1.0) > PMF_SUM_TOLERANCE or not min(slot.pmf) >= 0.0 or \
+                not 0.0 < slot.probability <= 1.0:
+            raise BadEvent(f"_outcomes[{j}]._a/_p: must be distinct actions and a pmf with "
+                           "the chosen action's probability in (0, 1]")
+        allowed.append(None if inc is None else frozenset(inc))
+    return event_id, record, allowed
 
 
 def _finite(x) -> bool:

@@ -15,6 +15,11 @@ PNG of value ± CI per policy and estimator, then prints a table (policy, estima
 value, CI, ESS; ``n/a`` where the sample is too small for an interval) that ends with
 the verdict and the next step (:mod:`replay.verdict`). A progress bar is shown on a
 terminal. Exit status 2 on bad arguments.
+
+A multi-slot log (its first event in VW's CCB layout) gets the multi-slot report of
+:mod:`replay.slate_eval` instead: per-slot rows (``--estimators``, default ips,snips,dr)
+and slate rows (slate IPS, RIPS; IIPS and the pseudo-inverse with ``--logging-policy
+FILE.toml``, the policy that wrote the log).
 """
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ import sys
 from replay import ReplayError, evaluate, load_candidate
 from replay.estimators import CI_METHODS, ESTIMATORS
 from replay.report import format_table, plot, write_json
+from replay.slate_eval import (SlateEvaluation, evaluate_slates, format_slate_table,
+                               is_multi_slot, slate_plot_rows)
 from service.config import load_config
 from service.embedded_redis import config_redis
 from service.errors import ServiceError
@@ -40,7 +47,10 @@ def parse_args(argv):
     p.add_argument("--loop", help="loop name (required with a Redis URL or --config)")
     p.add_argument("--policy", action="append", default=[], metavar="FILE.toml",
                    help="candidate policy file (repeatable)")
-    p.add_argument("--estimators", default="ips,snips,dm,dr,sndr")
+    p.add_argument("--estimators", default=None,
+                   help="default ips,snips,dm,dr,sndr (multi-slot logs: per slot, ips,snips,dr)")
+    p.add_argument("--logging-policy", metavar="FILE.toml", default=None,
+                   help="multi-slot logs: the policy that wrote the log (enables IIPS and PI)")
     p.add_argument("--ci", choices=CI_METHODS, default="normal")
     p.add_argument("--level", type=float, default=0.95)
     p.add_argument("--n-boot", type=int, default=1000)
@@ -76,6 +86,13 @@ def run(args, estimators, log: str) -> tuple:
     """``(source, evaluation)`` of the candidates on ``log`` (a path or Redis URL)."""
     source = open_log(log, args.loop)
     candidates = [load_candidate(path, source.model_loader) for path in args.policy]
+    if is_multi_slot(source):
+        logger = args.logging_policy and load_candidate(args.logging_policy, source.model_loader)
+        return source, evaluate_slates(
+            source, candidates, logging_policy=logger,
+            estimators=estimators if args.estimators else ("ips", "snips", "dr"), ci=args.ci,
+            level=args.level, n_boot=args.n_boot, folds=args.folds,
+            train_fraction=args.train_fraction, limit=args.limit, seed=args.seed)
     bar = progress_bar()
     try:
         result = evaluate(source, candidates, estimators=estimators, ci=args.ci,
@@ -89,7 +106,8 @@ def run(args, estimators, log: str) -> tuple:
 
 def main(argv=None) -> int:
     parser, args = parse_args(argv)
-    estimators = tuple(e.strip() for e in args.estimators.split(",") if e.strip())
+    given = args.estimators or "ips,snips,dm,dr,sndr"
+    estimators = tuple(e.strip() for e in given.split(",") if e.strip())
     unknown = [e for e in estimators if e not in ESTIMATORS]
     if unknown:
         parser.error(f"--estimators: unknown {', '.join(unknown)} (allowed: {', '.join(ESTIMATORS)})")
@@ -111,9 +129,11 @@ def main(argv=None) -> int:
     print(f"evaluated on {result.rounds} rounds")
     write_json(result.to_dict(), args.json)
     name = os.path.basename(args.log) if args.log else args.loop
-    plot(result.rows, args.plot, title=f"{name}: value ± {args.level:.0%} CI")
+    slates = isinstance(result, SlateEvaluation)
+    plot(slate_plot_rows(result) if slates else result.rows, args.plot,
+         title=f"{name}: {'slate ' if slates else ''}value ± {args.level:.0%} CI")
     print(f"wrote {args.json} and {args.plot}")
-    print(format_table(result.rows, result.verdict()))
+    print(format_slate_table(result) if slates else format_table(result.rows, result.verdict()))
     return 0
 
 
