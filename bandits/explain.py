@@ -40,10 +40,11 @@ def explains(policy) -> str | None:
     return f"policy {policy.name!r} has no exact decomposition (linear policies have)"
 
 
-def attributes(policy) -> bool:
-    """Whether :func:`bandits.attribution.occlusion` can attribute the policy's
-    Q-values to its state entries (an approximation)."""
-    return getattr(policy, "name", None) == "qnetwork"
+def attributes(policy) -> str | None:
+    """How the policy's decisions can be attributed when :func:`explain` cannot:
+    ``"audit"`` (Vowpal Wabbit's own, :mod:`bandits.vw_audit`), ``"occlusion"`` (a
+    Q-network, :mod:`bandits.attribution`, approximate), or None."""
+    return {"vw": "audit", "qnetwork": "occlusion"}.get(getattr(policy, "name", None))
 
 
 def explain(policy: LinearPolicy, context, actions, top: int = TOP, decision=None) -> list:

@@ -74,6 +74,7 @@ class VWPolicy(Policy):
         self.seed = check_int("seed", seed, 0)
         self.floor = check_number("floor", floor, 0.0, 1.0, high_open=True)
         self._actions: dict = {}
+        self._audit = None
         self._ws = self._workspace()
 
     def _command_line(self, seeded: bool = True) -> list:
@@ -137,8 +138,28 @@ class VWPolicy(Policy):
             pmf = (1.0 - self.floor) * pmf + self.floor / pmf.size
         return pmf.copy(), pmf
 
+    def audit_workspace(self):
+        """A test-only workspace of the current model with VW's ``--audit`` on, for
+        :mod:`bandits.vw_audit` (made once per model state)."""
+        if self._audit is None:
+            fd, path = tempfile.mkstemp(suffix=".vw")
+            os.close(fd)
+            try:
+                self._ws.save(path)
+                cmd = self._command_line(seeded=False) + ["-i", path, "--audit", "-t"]
+                self._audit = vowpalwabbit.Workspace(arg_list=cmd)
+            finally:
+                os.unlink(path)
+        return self._audit
+
+    def _drop_audit(self):
+        if self._audit is not None:
+            self._audit.finish()
+            self._audit = None
+
     def _learn(self, batch):
         """Every example is written (and so validated) before VW learns any of them."""
+        self._drop_audit()
         examples = []
         for i, fb in enumerate(batch):
             pairs = normalize_actions(fb.actions, f"feedback[{i}].actions")
@@ -174,6 +195,7 @@ class VWPolicy(Policy):
                 fh.write(arrays["vw_model"].tobytes())
             self._ws.finish()
             self._ws = self._workspace(path)
+            self._drop_audit()
         finally:
             os.unlink(path)
         self._actions.clear()

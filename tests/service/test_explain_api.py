@@ -13,7 +13,8 @@ from .test_api import call
 
 CONFIG = {"service": {"allow_anonymous": True},
           "loops": {"ucb": {"policy": {"type": "linucb", "alpha": 0.5, "epsilon": 0.1}},
-                    "vw": {"policy": {"type": "vw"}}}}
+                    "vw": {"policy": {"type": "vw"}},
+                    "plugin": {"policy": {"type": "tests.bandits.plugin_policy:Favourite"}}}}
 ACTIONS = [{"id": f"i{i}", "features": {"item": {"price": float(i), "genre": "ab"[i % 2]}}} for i in range(5)]
 CONTEXT = {"user": {"country": "FR", "age": 30.0, "tags": ["x", "y"]}}
 
@@ -62,10 +63,20 @@ def test_the_query_parameter_asks_for_it_too_and_without_it_nothing_is_added(cli
 
 
 def test_a_policy_that_cannot_explain_still_decides(client):
-    body = _rank(client, "vw", explain=True)
+    body = _rank(client, "plugin", explain=True)
     assert body["explanation"]["actions"] is None
     assert "no exact decomposition" in body["explanation"]["reason"]
     assert body["chosen"] in {a["id"] for a in ACTIONS}
+
+
+def test_a_vw_decision_is_explained_by_vws_audit(client):
+    body = _rank(client, "vw", explain=3)
+    why = body["explanation"]
+    assert why["method"] == "Vowpal Wabbit's audit"
+    assert [e["id"] for e in why["actions"]] == [a["id"] for a in body["ranking"]]
+    for e, a in zip(why["actions"], body["ranking"]):
+        assert e["probability"]["value"] == pytest.approx(a["probability"])
+        assert any(f["kind"] == "interaction" for f in e["features"]) or len(e["features"]) == 3
 
 
 def test_a_versions_weights_are_named_from_recent_traffic(client, r):
