@@ -79,9 +79,11 @@ SCHEMAS = {
                         "description": "conditional on the earlier slots' choices"},
         "ranking": {"type": "array", "description": "with k: the slot's top k"},
         "explanation": _ref("Explanation")}},
-    "ModelExplanation": {"type": "object", "required": ["version", "policy", "summary"], "properties": {
+    "ModelExplanation": {"type": "object", "required": ["version", "policy", "summary", "recent"], "properties": {
         "version": _INT, "decisions_read": _INT, "policy": {"type": ["string", "null"]},
         "reason": {"type": "string"},
+        "recent": {"type": ["object", "null"], "description": "the latest single decision of the log, "
+                   "decided and explained again by this version (actions best first)"},
         "summary": {"type": ["object", "null"], "properties": {
             "model": {"enum": ["shared", "disjoint"]}, "events": _INT,
             "global": {"type": "array", "items": _ref("WeightRow")},

@@ -226,6 +226,16 @@ def test_the_page_shows_the_health_figures_charts_and_tables(site, browser):
     rows = browser.find_elements(By.CSS_SELECTOR, "#actions tbody tr")
     assert len(rows) == len(health["actions"])
 
+    explained = site.get(f"/v1/loops/recs/models/{models['serving']}/explain?top=10")
+    weights = browser.find_elements(By.CSS_SELECTOR, "#weights tbody tr")
+    rows = explained["summary"].get("global") or [w for ws in explained["summary"]["actions"].values()
+                                                   for w in ws[:5]]
+    assert len(weights) == len(rows) and any("user.age" in tr.text for tr in weights)
+    recent = browser.find_elements(By.CSS_SELECTOR, "#recent tbody tr")
+    assert [tr.find_element(By.TAG_NAME, "td").text for tr in recent] == [
+        a["id"] for a in explained["recent"]["actions"]]
+    assert explained["recent"]["event_id"] in browser.find_element(By.ID, "recent-caption").text
+
     # the key stays out of the URL and the page; the tab's session storage holds it
     assert KEY not in browser.current_url and KEY not in browser.page_source
     assert browser.execute_script("return sessionStorage.getItem('cbserve.adminKey')") == KEY

@@ -112,3 +112,18 @@ def test_a_version_that_cannot_explain_says_why(client, r):
     assert learner.publish() == 1
     body = call(client, "get", "/v1/loops/vw/models/1/explain").get_json()
     assert body["summary"] is None and body["policy"] == "vw" and body["reason"]
+
+
+def test_the_latest_decision_is_explained_again_by_the_version(client, r):
+    for i in range(5):
+        _rank(client, "ucb", event_id=f"t{i}")
+        client.post(f"/v1/loops/ucb/events/t{i}/reward", json={"value": 1.0})
+    config = parse_config(CONFIG)
+    learner = LoopLearner(r, config.loops["ucb"], config)
+    assert learner.step() == 5 and learner.publish() == 1
+    body = call(client, "get", "/v1/loops/ucb/models/1/explain").get_json()
+    recent = body["recent"]
+    assert recent["event_id"] == "t4" and recent["logged_policy"] == {"name": "linucb", "version": 0}
+    assert sorted(e["id"] for e in recent["actions"]) == sorted(a["id"] for a in ACTIONS)
+    scores = [e["score"] for e in recent["actions"]]
+    assert scores == sorted(scores, reverse=True) and all(len(e["features"]) <= 5 for e in recent["actions"])

@@ -38,5 +38,8 @@ export async function loopData(loop, window) {
     get(`${base}/health?window=${window}`), get(`${base}/models`),
     get(`${base}/challengers`), get(`${base}/audit?count=10`),
   ]);
-  return { health, models, challengers, audit: audit.entries };
+  // the serving version's weights and a recent decision explained (none before a version)
+  const explain = models.serving
+    ? await get(`${base}/models/${models.serving}/explain?top=10`) : null;
+  return { health, models, challengers, audit: audit.entries, explain };
 }

@@ -27,7 +27,7 @@ async function loadLoops() {
   if (loops.some((l) => l.name === chosen)) select.value = chosen;
 }
 
-function render({ health, models, challengers, audit }) {
+function render({ health, models, challengers, audit, explain }) {
   view.status(health);
   view.figures(health);
   charts.reward(health.series);
@@ -38,6 +38,8 @@ function render({ health, models, challengers, audit }) {
   view.versions(models);
   view.challengers(challengers);
   view.audit(audit);
+  view.weights(explain);
+  view.recent(explain);
 }
 
 async function refresh() {

@@ -111,3 +111,32 @@ export function audit(entries) {
             fmt.bool(e.force), e.reason],
   })), "no entries");
 }
+
+const names = (w) => (w.names.length ? w.names.join(", ") : "—") + (w.more ? ` and ${w.more} more` : "");
+
+export function weights(ex) {
+  const s = ex?.summary;
+  const rows = (s?.global ?? []).map((w) => ({ cells: ["all", w.kind, names(w), fmt.num(w.weight, 3), fmt.num(w.std, 3)] }));
+  for (const [id, list] of Object.entries(s?.actions ?? {})) {
+    rows.push(...list.slice(0, 5).map((w) => ({ cells: [id, w.kind, names(w), fmt.num(w.weight, 3), fmt.num(w.std, 3)] })));
+  }
+  fill("weights", rows, ex ? (ex.reason ?? "no weights learned yet") : "no model version yet");
+}
+
+function part(f) {
+  const name = f.namespace ? `${f.namespace}.${f.feature}` : f.feature;
+  const value = typeof f.value === "string" ? `=${f.value}` : "";
+  return `${name}${value} ${fmt.num(f.contribution ?? f.attribution, 3)}`;
+}
+
+export function recent(ex) {
+  const r = ex?.recent;
+  document.getElementById("recent-caption").textContent = r
+    ? `Event ${r.event_id} (logged by ${r.logged_policy?.name ?? "?"} v${r.logged_policy?.version ?? "?"}), ` +
+      `decided again by v${ex.version}${r.method ? `, ${r.method}` : ""}, best action first`
+    : "";
+  fill("recent", (r?.actions ?? []).map((a) => ({
+    cells: [a.id, fmt.num(a.score ?? a.q, 3), fmt.num(a.mean ?? a.q, 3), fmt.num(a.bonus ?? 0, 3),
+            fmt.pct(a.probability?.value), a.features.slice(0, 3).map(part).join("; ")],
+  })), r?.reason ?? "no decision to explain yet");
+}
