@@ -25,7 +25,7 @@ import redis
 
 from . import keys
 from .client import mapped
-from .registry import AUDIT_MAXLEN, _TRIM, entry_json
+from .registry import AUDIT_MAXLEN, _TRIM, entry_json, with_snapshots
 
 # KEYS: state, joined, window of each challenger...
 # ARGV: epoch, last_id, number of acked ids, acked ids..., then per challenger
@@ -58,13 +58,16 @@ return {'ok', ARGV[1]}
 """.replace("@GROUP@", keys.CHALLENGER_GROUP)
 
 # KEYS: versions, registry, serving, head, audit, figures, state, joined, window of each
-#       challenger...
+#       challenger..., snapshots...
 # ARGV: blob, entry json, snapshot prefix, keep, key name, reason, figures json,
-#       challenger, force, spec, policy name, created, bytes, last_id
+#       challenger, force, spec, policy name, created, bytes, last_id, windows
 PROMOTE = _TRIM + """
 local before = redis.call('HGET', KEYS[3], 'version') or redis.call('HGET', KEYS[4], 'version') or '0'
 if redis.call('HGET', KEYS[3], 'learn') == '0' and ARGV[9] ~= '1' then return {'pinned', 0, tonumber(before)} end
-local v = next_version(KEYS[1], num(redis.call('HGET', KEYS[4], 'version')))
+local head = num(redis.call('HGET', KEYS[4], 'version'))
+local windows = tonumber(ARGV[15])
+if not covered(9 + windows, KEYS[2], ARGV[3], KEYS[1], head) then return {'stale', 0, tonumber(before)} end
+local v = next_version(KEYS[1], head)
 redis.call('SET', ARGV[3] .. v, ARGV[1])
 redis.call('HSET', KEYS[2], v, '{"version":' .. v .. ',"served":true,' .. string.sub(ARGV[2], 2))
 redis.call('HSET', KEYS[3], 'version', v, 'learn', '1', 'spec', ARGV[10])
@@ -72,7 +75,7 @@ redis.call('HSET', KEYS[4], 'version', v, 'spec', ARGV[10], 'policy', ARGV[11],
            'created', ARGV[12], 'bytes', ARGV[13], 'last_id', ARGV[14])
 redis.call('XGROUP', 'SETID', KEYS[8], '@GROUP@', ARGV[14])
 redis.call('HINCRBY', KEYS[7], 'epoch', 1)
-for k = 9, #KEYS do redis.call('DEL', KEYS[k]) end
+for k = 9, 8 + windows do redis.call('DEL', KEYS[k]) end
 for _, f in ipairs(redis.call('HKEYS', KEYS[7])) do
   if string.sub(f, -8) == ':figures' then redis.call('HDEL', KEYS[7], f) end
 end
@@ -190,11 +193,11 @@ class ChallengerStore:
         ``figures``, empty the windows: ``("ok", version, previous)``, or ``("pinned",
         0, previous)`` for a pinned loop without ``force`` (nothing is written)."""
         n = self.name
-        out = self._promote(
-            keys=[keys.versions(n), keys.registry(n), keys.serving(n), keys.model(n),
-                  keys.audit(n), keys.figures(n), keys.challengers(n), keys.joined(n),
-                  *self._windows()],
-            args=[blob, entry_json(entry), keys.model_prefix(n), keep, key, reason,
-                  json.dumps(figures), name, int(force), entry["spec"], entry["policy"]["name"],
-                  repr(entry["created"]), entry["bytes"], last_id])
+        fixed = [keys.versions(n), keys.registry(n), keys.serving(n), keys.model(n), keys.audit(n),
+                 keys.figures(n), keys.challengers(n), keys.joined(n), *self._windows()]
+        args = [blob, entry_json(entry), keys.model_prefix(n), keep, key, reason,
+                json.dumps(figures), name, int(force), entry["spec"], entry["policy"]["name"],
+                repr(entry["created"]), entry["bytes"], last_id, len(self.names)]
+        out = with_snapshots(self.r, n, lambda snaps: self._promote(keys=fixed + snaps, args=args),
+                             lambda out: out[0] == b"stale")
         return out[0].decode(), int(out[1]), int(out[2])

@@ -3,6 +3,11 @@
 Clients fail fast and never resend a command (see :data:`CLIENT_DEFAULTS`); every Redis
 error that reaches the service becomes a :class:`~service.errors.StoreError` here, at
 the boundary (:func:`mapped`), so callers handle one exception.
+
+A URL of :data:`CLUSTER_SCHEMES` (``redis+cluster://host:port``: any node of the
+cluster) gives a :class:`redis.cluster.RedisCluster`; everything that takes a client
+takes either. Every key of a loop shares its ``{loop}`` hash tag, so a loop's scripts,
+pipelines and transactions run on the one node that serves its slot.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import os
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from ..errors import StoreError
@@ -24,13 +30,32 @@ CLIENT_DEFAULTS = {"socket_connect_timeout": 1.0, "socket_timeout": 2.0,
                    "retry": Retry(NoBackoff(), 0), "health_check_interval": 0}
 
 
-def connect(url: str) -> redis.Redis:
+#: URL schemes naming a Redis Cluster (``rediss+cluster``: over TLS), by the scheme of
+#: the node URL they stand for.
+CLUSTER_SCHEMES = {"redis+cluster://": "redis://", "rediss+cluster://": "rediss://"}
+
+
+def connect(url: str) -> redis.Redis | RedisCluster:
     """A client for ``url`` with :data:`CLIENT_DEFAULTS`. It reconnects by itself: a
-    connection that died with its server is replaced when next taken from the pool."""
+    connection that died with its server is replaced when next taken from the pool.
+
+    A cluster URL (:data:`CLUSTER_SCHEMES`) gives a ``RedisCluster`` with the same
+    timeouts and no retry: it follows MOVED, ASK and TRYAGAIN (nothing was run), but a
+    command whose node failed is not resent; the slot map is read again for the next
+    command (after a failover, the promoted replica serves)."""
+    for scheme, node_scheme in CLUSTER_SCHEMES.items():
+        if url.startswith(scheme):
+            options = {k: v for k, v in CLIENT_DEFAULTS.items() if k != "health_check_interval"}
+            return RedisCluster.from_url(node_scheme + url[len(scheme):], **options)
     return redis.Redis.from_url(url, **CLIENT_DEFAULTS)
 
 
-def redis_from_env() -> redis.Redis:
+def is_cluster(client) -> bool:
+    """Whether ``client`` talks to a Redis Cluster (a ``RedisCluster`` or its pipeline)."""
+    return isinstance(client, RedisCluster)
+
+
+def redis_from_env() -> redis.Redis | RedisCluster:
     """The Redis client named by ``REDIS_URL`` (the only place the URL is read)."""
     return connect(os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
 

@@ -22,6 +22,9 @@ from .stats import latency_field
 
 #: Events one sweep closes at most (the learner sweeps every cycle).
 SWEEP_BATCH = 1000
+#: How far past this host's clock (ms) a sweep reads deadlines: Redis's clock decides
+#: which are due, so a host clock behind it by less than this delays no event.
+SWEEP_AHEAD_MS = 5000
 
 
 def canonical_reward(value: float) -> str:
@@ -125,10 +128,11 @@ class LoopStore(LoopLog):
     def reward(self, event_id: str, value: float, end: bool = False) -> str:
         """Record the reward: ``"ok"`` or ``"same"`` (a repeat); 409/410/404 otherwise.
         ``end`` also closes the episode of the event's session."""
-        out = self._reward(keys=self._event_keys(event_id) + [keys.ends(self.name), keys.figures(self.name),
-                                                              self._bucket()],
-                           args=[event_id, canonical_reward(value), self._retention_ms, int(end),
-                                 *self._bucket_args])
+        ks = self._event_keys(event_id) + [keys.ends(self.name), keys.figures(self.name), self._bucket()]
+        args = [event_id, canonical_reward(value), self._retention_ms, int(end), *self._bucket_args]
+        out = self._reward(keys=ks, args=args)
+        if out[0] == b"session":  # a step: again, with its session declared
+            out = self._reward(keys=ks + [out[1].decode()], args=args)
         if out[0] == b"nosession":
             raise BadRequest(f"end: event {event_id!r} is not a step of a session")
         if out[0] == b"slots":
@@ -185,10 +189,18 @@ class LoopStore(LoopLog):
 
     @mapped
     def sweep(self, limit: int = SWEEP_BATCH) -> tuple:
-        """Close events past their deadline; returns (joined with default, expired)."""
+        """Close events past their deadline; returns (joined with default, expired).
+
+        The ids come first (the earliest ``limit`` of the due zset, up to
+        :data:`SWEEP_AHEAD_MS` past this host's clock), then the script closes those
+        due by Redis's clock with their event keys declared."""
         n = self.name
+        ahead = int(time.time() * 1000) + SWEEP_AHEAD_MS
+        ids = [i.decode() for i in self.r.zrangebyscore(keys.due(n), "-inf", ahead, start=0, num=limit)]
+        if not ids:
+            return 0, 0
         out = self._sweep(keys=[keys.due(n), keys.joined(n), keys.stats(n), keys.figures(n),
-                                self._bucket()],
-                          args=[keys.event_prefix(n), canonical_reward(self.loop.default_reward),
-                                limit, self._retention_ms, *self._bucket_args])
+                                self._bucket(), *(keys.event(n, i) for i in ids)],
+                          args=[canonical_reward(self.loop.default_reward), self._retention_ms,
+                                *self._bucket_args, *ids])
         return int(out[0]), int(out[1])

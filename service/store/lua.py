@@ -206,16 +206,20 @@ end
 #: Returns {ok | same, steps} or {unknown}.
 END_SESSION = _PRELUDE + _END + "return end_session(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]))"
 
-#: KEYS: event, joined, due, stats, ends, figures, health bucket. ARGV: event id, reward
-#: (canonical text), retention ms, end ('1': also close the event's session), bucket
-#: ttl s, actions a bucket tracks at most. A step's reward is also
-#: written into its session (if that episode is still live), for the next state.
+#: KEYS: event, joined, due, stats, ends, figures, health bucket, and the session of the
+#: event when the caller knows it. ARGV: event id, reward (canonical text), retention ms,
+#: end ('1': also close the event's session), bucket ttl s, actions a bucket tracks at
+#: most. A step's reward is also written into its session (if that episode is still
+#: live), for the next state.
 #: Returns {status[, stored reward]}: ok | same | conflict | gone | unknown | nosession, or
-#: {slots, slot ids} for a multi-slot event (REWARD_SLOTS rewards those).
+#: {slots, slot ids} for a multi-slot event (REWARD_SLOTS rewards those), or {session,
+#: session key} for a step of a session not named in KEYS (nothing is written: the
+#: caller calls again with it, so the script touches only the keys it declares).
 REWARD = _PRELUDE + _JOIN + _END + """
 local h = redis.call('HMGET', KEYS[1], 'st', 'r', 'dl', 'act', 'sid', 'sk', 'sx', 'ep', 'sl')
 if not h[1] then return {'unknown'} end
 if h[9] then return {'slots', h[9]} end
+if h[6] and h[6] ~= KEYS[8] then return {'session', h[6]} end
 if ARGV[4] == '1' and not h[6] then return {'nosession'} end
 if h[2] then
   if h[2] == ARGV[2] then
@@ -298,39 +302,42 @@ end
 return {'ok'}
 """
 
-#: KEYS: due, joined, stats, figures, health bucket. ARGV: event key prefix, default reward,
-#: max events, retention ms, bucket ttl s, actions a bucket tracks at most. Closes every
-#: event past its deadline: active ones are joined with the default reward, deferred
-#: ones never activated expire unlearned.
+#: KEYS: due, joined, stats, figures, health bucket, then the event of each id of ARGV.
+#: ARGV: default reward, retention ms, bucket ttl s, actions a bucket tracks at most, then
+#: the event ids (the first of the due zset, read by the caller just before). Closes each
+#: of those events still in the zset and past its deadline: active ones are joined with
+#: the default reward, deferred ones never activated expire unlearned.
 #: The slots of a multi-slot event still without a reward are joined with the default.
 #: Returns {joined with default, expired}.
 SWEEP = _PRELUDE + _JOIN + """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 local defaulted, expired = 0, 0
-local H = {KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6])}
-for _, id in ipairs(ids) do
-  local ev = ARGV[1] .. id
-  local h = redis.call('HMGET', ev, 'st', 'act', 'sid', 'sl')
-  redis.call('ZREM', KEYS[1], id)
-  if h[1] == 'open' then
-    if h[2] == '1' and h[4] then
-      local slots = slot_ids(h[4])
-      for _, slot in ipairs(slots) do
-        if redis.call('HEXISTS', ev, 'r:' .. slot) == 0 then
-          join_slot(ev, KEYS[2], KEYS[1], KEYS[3], KEYS[4], id, h[3], slots, slot, ARGV[2], 'default',
-                    tonumber(ARGV[4]), H)
-          if slot == slots[1] then redis.call('HINCRBY', KEYS[3], 'defaults', 1) end
+local H = {KEYS[5], tonumber(ARGV[3]), tonumber(ARGV[4])}
+for k = 6, #KEYS do
+  local ev, id = KEYS[k], ARGV[k - 1]
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  if score and tonumber(score) <= now then
+    local h = redis.call('HMGET', ev, 'st', 'act', 'sid', 'sl')
+    redis.call('ZREM', KEYS[1], id)
+    if h[1] == 'open' then
+      if h[2] == '1' and h[4] then
+        local slots = slot_ids(h[4])
+        for _, slot in ipairs(slots) do
+          if redis.call('HEXISTS', ev, 'r:' .. slot) == 0 then
+            join_slot(ev, KEYS[2], KEYS[1], KEYS[3], KEYS[4], id, h[3], slots, slot, ARGV[1], 'default',
+                      tonumber(ARGV[2]), H)
+            if slot == slots[1] then redis.call('HINCRBY', KEYS[3], 'defaults', 1) end
+          end
         end
+        defaulted = defaulted + 1
+      elseif h[2] == '1' then
+        join(ev, KEYS[2], KEYS[1], KEYS[3], KEYS[4], id, h[3], ARGV[1], 'default', tonumber(ARGV[2]), H)
+        redis.call('HINCRBY', KEYS[3], 'defaults', 1)
+        defaulted = defaulted + 1
+      else
+        redis.call('HSET', ev, 'st', 'expired')
+        redis.call('HINCRBY', KEYS[3], 'expired', 1)
+        expired = expired + 1
       end
-      defaulted = defaulted + 1
-    elseif h[2] == '1' then
-      join(ev, KEYS[2], KEYS[1], KEYS[3], KEYS[4], id, h[3], ARGV[2], 'default', tonumber(ARGV[4]), H)
-      redis.call('HINCRBY', KEYS[3], 'defaults', 1)
-      defaulted = defaulted + 1
-    else
-      redis.call('HSET', ev, 'st', 'expired')
-      redis.call('HINCRBY', KEYS[3], 'expired', 1)
-      expired = expired + 1
     end
   end
 end

@@ -31,11 +31,26 @@ AUDIT_MAXLEN = 10_000
 #: ``trim(reg, prefix, keep, a, b, figures)`` drops the oldest entries of the registry
 #: hash ``reg`` until at most ``keep`` remain, never versions ``a`` nor ``b`` (the
 #: serving one and the learner's head), each with its snapshot (key ``prefix .. v``)
-#: and its four fields of the ``figures`` hash (the script declares ``reg`` and
-#: ``figures`` in its KEYS; the snapshot keys are built from ``prefix``, under the
-#: same hash tag). ``next_version(counter, head)`` gives the next version number;
-#: ``num(x)`` reads a number, 0 when absent.
+#: and its four fields of the ``figures`` hash. ``next_version(counter, head)`` gives the
+#: next version number; ``num(x)`` reads a number, 0 when absent. The snapshot keys
+#: (``prefix .. v``) are declared in KEYS from ``first`` on (:func:`snapshot_keys`:
+#: every kept version's and the next one's, read just before the call);
+#: ``covered(first, reg, prefix, counter, head)`` checks that they still are, before the
+#: script writes anything (a concurrent publication or upload may have added one since:
+#: the script then returns ``{'stale'}`` and the caller reads them again).
 _TRIM = """
+local function num(x) return tonumber(x or '0') or 0 end
+local function covered(first, reg, prefix, counter, head)
+  local declared = {}
+  for i = first, #KEYS do declared[KEYS[i]] = true end
+  local v = num(redis.call('GET', counter)) + 1
+  if v <= head then v = head + 1 end
+  if not declared[prefix .. v] then return false end
+  for _, x in ipairs(redis.call('HKEYS', reg)) do
+    if not declared[prefix .. x] then return false end
+  end
+  return true
+end
 local function trim(reg, prefix, keep, a, b, figures)
   local n = redis.call('HLEN', reg)
   if n <= keep then return end
@@ -57,16 +72,16 @@ local function next_version(counter, head)
   if v <= head then v = head + 1; redis.call('SET', counter, v) end
   return v
 end
-local function num(x) return tonumber(x or '0') or 0 end
 """
 
-# KEYS: head, versions, registry, serving, joined, stats, figures, drift
+# KEYS: head, versions, registry, serving, joined, stats, figures, drift, snapshots...
 # ARGV: parent, blob, entry json, last_id, spec, policy, created, bytes, keep, prefix,
 #       learned, n, n/2 drift field-value pairs (n values), acked ids...
 PUBLISH = _TRIM + """
 local head = num(redis.call('HGET', KEYS[1], 'version'))
 if head ~= tonumber(ARGV[1]) then return {'moved', head} end
 if redis.call('HGET', KEYS[4], 'learn') == '0' then return {'pinned', head} end
+if not covered(9, KEYS[3], ARGV[10], KEYS[2], head) then return {'stale', head} end
 local v = next_version(KEYS[2], head)
 redis.call('SET', ARGV[10] .. v, ARGV[2])
 redis.call('HSET', KEYS[3], v, '{"version":' .. v .. ',"served":true,' .. string.sub(ARGV[3], 2))
@@ -108,10 +123,11 @@ if ARGV[2] == '1' then audit('deploy') else audit('pin') end
 return {'ok', before}
 """
 
-# KEYS: versions, registry, audit, serving, head, figures
+# KEYS: versions, registry, audit, serving, head, figures, snapshots...
 # ARGV: blob, entry json, prefix, keep, key name, reason, maxlen
 UPLOAD = _TRIM + """
 local head = num(redis.call('HGET', KEYS[5], 'version'))
+if not covered(7, KEYS[2], ARGV[3], KEYS[1], head) then return -1 end
 local v = next_version(KEYS[1], head)
 redis.call('SET', ARGV[3] .. v, ARGV[1])
 redis.call('HSET', KEYS[2], v, '{"version":' .. v .. ',"served":false,' .. string.sub(ARGV[2], 2))
@@ -120,6 +136,33 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'action', 'upload', 've
            'from', '', 'learn', '', 'force', '', 'key', ARGV[5], 'reason', ARGV[6])
 return v
 """
+
+
+#: Times a script that adds a version is called again when a concurrent one added a
+#: version between the read of its snapshot keys and the call.
+STALE_RETRIES = 10
+
+
+def snapshot_keys(client, name: str) -> list:
+    """The snapshot keys a script that adds a version may touch (:data:`_TRIM`): every
+    version kept in the registry, and the next version (one round trip)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hkeys(keys.registry(name))
+    pipe.get(keys.versions(name))
+    pipe.hget(keys.model(name), "version")
+    kept, counter, head = pipe.execute()
+    nxt = max(int(counter or 0), int(head or 0)) + 1
+    return [keys.model_version(name, int(v)) for v in kept] + [keys.model_version(name, nxt)]
+
+
+def with_snapshots(client, name: str, call, stale) -> object:
+    """``call(snapshot keys)`` until ``stale(its result)`` is false (at most
+    :data:`STALE_RETRIES` more times; then :class:`redis.ResponseError`)."""
+    for _ in range(STALE_RETRIES + 1):
+        out = call(snapshot_keys(client, name))
+        if not stale(out):
+            return out
+    raise redis.ResponseError(f"loop {name!r}: versions kept being added during the call")
 
 
 def entry_json(fields: dict) -> str:
@@ -189,12 +232,13 @@ class Registry:
         ``("pinned", head)`` when pinned: nothing is written then."""
         n = self.name
         pairs = [x for item in (drift or {}).items() for x in item]
-        out = self._publish(
-            keys=[keys.model(n), keys.versions(n), keys.registry(n), keys.serving(n),
-                  keys.joined(n), keys.stats(n), keys.figures(n), keys.drift(n)],
-            args=[parent, blob, entry_json(entry), head["last_id"], head["spec"], head["policy"],
-                  head["created"], head["bytes"], self.keep, keys.model_prefix(n), learned,
-                  len(pairs), *pairs, *acked])
+        args = [parent, blob, entry_json(entry), head["last_id"], head["spec"], head["policy"],
+                head["created"], head["bytes"], self.keep, keys.model_prefix(n), learned,
+                len(pairs), *pairs, *acked]
+        fixed = [keys.model(n), keys.versions(n), keys.registry(n), keys.serving(n),
+                 keys.joined(n), keys.stats(n), keys.figures(n), keys.drift(n)]
+        out = with_snapshots(self.r, n, lambda snaps: self._publish(keys=fixed + snaps, args=args),
+                             lambda out: out[0] == b"stale")
         return out[0].decode(), int(out[1])
 
     @mapped
@@ -275,8 +319,8 @@ class Registry:
     def upload(self, blob: bytes, entry: dict, key: str, reason: str) -> int:
         """Register an uploaded snapshot (never served until deployed); its version."""
         n = self.name
-        return int(self._upload(
-            keys=[keys.versions(n), keys.registry(n), keys.audit(n), keys.serving(n), keys.model(n),
-                  keys.figures(n)],
-            args=[blob, entry_json(entry), keys.model_prefix(n), self.keep, key, reason,
-                  AUDIT_MAXLEN]))
+        fixed = [keys.versions(n), keys.registry(n), keys.audit(n), keys.serving(n), keys.model(n),
+                 keys.figures(n)]
+        args = [blob, entry_json(entry), keys.model_prefix(n), self.keep, key, reason, AUDIT_MAXLEN]
+        return int(with_snapshots(self.r, n, lambda snaps: self._upload(keys=fixed + snaps, args=args),
+                                  lambda out: int(out) < 0))

@@ -8,6 +8,13 @@ call on the benchmark VM, a sixth of a rank's own work. Here the command is writ
 its reply read on a connection the caller keeps between calls, with the pool's
 semantics: a kept connection the server closed meanwhile is reopened before use,
 one that failed mid-call is dropped, errors are raised as redis-py raises them.
+
+On a Redis Cluster (a ``RedisCluster`` client) a script keeps connections per node:
+:class:`ClusterLuaScript` runs a call on the primary serving the slot of its first key
+(every key of a call shares the loop's hash tag, so its slot), follows MOVED (the
+slot map is updated from the reply) and ASK (ASKING, then the call, on the node named)
+and waits out TRYAGAIN (a slot being migrated): none of those ran the script, so
+sending it again is safe. A single Redis takes the plain path, unchanged.
 """
 from __future__ import annotations
 
@@ -15,10 +22,21 @@ import collections
 import hashlib
 import os
 import threading
+import time
 import weakref
 
 import redis
-from redis.exceptions import NoScriptError
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import AskError, MovedError, NoScriptError, TryAgainError
+
+#: Redirections (MOVED, ASK) a cluster call follows before its error is raised.
+REDIRECTS = 5
+#: Longest wait (seconds) of a cluster call for a slot being migrated (TRYAGAIN: its
+#: keys are split between two nodes until the migration ends), and the pause between
+#: attempts.
+TRYAGAIN_WAIT_S = 2.0
+TRYAGAIN_PAUSE_S = 0.01
 
 
 class _Lane:
@@ -63,8 +81,14 @@ class LuaScript:
     """``script(keys=[...], args=[...])``: run ``text`` on ``client``'s server.
 
     Loads the script on first use and again after a server restart (NOSCRIPT), as
-    redis-py's ``Script`` does. Thread-safe: a call holds its connection alone.
+    redis-py's ``Script`` does. Thread-safe: a call holds its connection alone. A
+    ``RedisCluster`` client gives a :class:`ClusterLuaScript`.
     """
+
+    def __new__(cls, client, text: str):
+        if cls is LuaScript and isinstance(client, RedisCluster):
+            cls = ClusterLuaScript
+        return super().__new__(cls)
 
     def __init__(self, client: redis.Redis, text: str):
         self.text, self.lane = text, _lane(client)
@@ -90,3 +114,74 @@ class LuaScript:
     def _run(self, conn, keys, args):
         conn.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
         return conn.read_response()
+
+
+class ClusterLuaScript(LuaScript):
+    """:class:`LuaScript` on a Redis Cluster: kept connections per node (one lane per
+    node client), the node chosen by the slot of the call's first key."""
+
+    def __init__(self, client: RedisCluster, text: str):
+        self.text, self.cluster = text, client
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+        self.encoder = client.get_encoder()
+
+    def __call__(self, keys=(), args=()):
+        slot = key_slot(self.encoder.encode(keys[0]))
+        nodes = self.cluster.nodes_manager
+        node, asking, redirects = nodes.get_node_from_slot(slot), False, 0
+        deadline = None
+        while True:
+            try:
+                return self._on(node, keys, args, asking)
+            except MovedError as exc:  # the slot has a new owner: update the map, go there
+                nodes.move_slot(exc)
+                node, asking = nodes.get_node_from_slot(slot), False
+            except AskError as exc:  # being migrated, and this key is already there
+                node = self.cluster.get_node(exc.host, exc.port) or nodes.get_node_from_slot(slot)
+                asking = True
+                if node.name != f"{exc.host}:{exc.port}":
+                    raise
+            except TryAgainError:  # keys split between the two nodes until the end
+                deadline = deadline or time.monotonic() + TRYAGAIN_WAIT_S
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(TRYAGAIN_PAUSE_S)
+                continue
+            except (redis.ConnectionError, redis.TimeoutError):
+                self._reread_map()
+                raise
+            redirects += 1
+            if redirects > REDIRECTS:
+                raise redis.ResponseError(f"slot {slot}: more than {REDIRECTS} redirections")
+
+    def _on(self, node, keys, args, asking: bool):
+        lane = _lane(self.cluster.get_redis_connection(node))
+        conn = lane.take()
+        try:
+            try:
+                return self._run(conn, keys, args, asking)
+            except NoScriptError:
+                conn.send_command("SCRIPT", "LOAD", self.text)
+                conn.read_response()
+                return self._run(conn, keys, args, asking)
+        except redis.ResponseError:
+            raise  # MOVED, ASK, TRYAGAIN included: the whole reply was read
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            lane.give_back(conn)
+
+    def _run(self, conn, keys, args, asking=False):
+        if asking:
+            conn.send_command("ASKING")
+            conn.read_response()
+        return super()._run(conn, keys, args)
+
+    def _reread_map(self) -> None:
+        """After a node failed: read the slot map again, so the next call goes to the
+        primary that took over (a failed read leaves the map for the next failure)."""
+        try:
+            self.cluster.nodes_manager.initialize()
+        except redis.RedisError:
+            pass

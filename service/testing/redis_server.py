@@ -25,11 +25,12 @@ def free_port() -> int:
 class RedisServer:
     """``with RedisServer() as srv: redis.Redis.from_url(srv.url)``; stopped and its
     directory removed on exit. No persistence unless ``appendonly=True`` (then every
-    write is fsynced before its reply: ``appendfsync always``, unless told otherwise). :meth:`kill` and
-    :meth:`start` again simulate a crash: same port, same files."""
+    write is fsynced before its reply: ``appendfsync always``, unless told otherwise); ``args``
+    are more ``redis-server`` options. :meth:`kill` and :meth:`start` again simulate a
+    crash: same port, same files."""
 
-    def __init__(self, appendonly: bool = False, appendfsync: str = "always"):
-        self.appendonly, self.appendfsync = appendonly, appendfsync
+    def __init__(self, appendonly: bool = False, appendfsync: str = "always", args=()):
+        self.appendonly, self.appendfsync, self.args = appendonly, appendfsync, list(args)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.dir = tempfile.mkdtemp(prefix="cbserve-redis-")
@@ -42,7 +43,7 @@ class RedisServer:
         args = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", self.dir, "--unixsocket", self.socket, "--unixsocketperm", "700",
                 "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-                "--appendfsync", self.appendfsync]
+                "--appendfsync", self.appendfsync, *self.args]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
         for _ in range(500):
