@@ -1,5 +1,6 @@
 """The ``cbserve`` command: ``serve``, ``api``, ``learner``, ``export [--transitions]``,
-``train`` (:mod:`service.warmstart`), ``demo``, ``models`` (:mod:`service.models_cli`).
+``train`` (:mod:`service.warmstart`), ``evaluate-features`` (:mod:`service.features_cli`),
+``demo``, ``models`` (:mod:`service.models_cli`).
 
 Redis: ``REDIS_URL`` when set; otherwise (``serve``, ``export``) the data_dir's embedded
 Redis (:mod:`service.embedded_redis`), so a restart resumes where it stopped. ``api``
@@ -24,6 +25,7 @@ from .api.auth import ENV_FILE, ENV_KEYS, load_keys
 from .embedded import RunningService
 from .embedded_redis import EmbeddedRedis, config_redis
 from .errors import CommandError, ConfigError, ServiceError
+from .features_cli import add_features_args, cmd_evaluate_features
 from .learner import Learner
 from .models_cli import add_models_parser, cmd_models
 from .store import LoopStore, connect, redis_from_env
@@ -167,7 +169,8 @@ DESCRIPTION = """\
 A contextual-bandit decision service. 'serve' runs the API, the learner and an embedded
 Redis in one process (or uses $REDIS_URL); 'api' (gunicorn workers) and 'learner' are
 the production pieces, on the Redis of $REDIS_URL; 'export' writes a loop's log;
-'train' learns a loop's policy from a log file; 'models' deploys and rolls back a
+'train' learns a loop's policy from a log file; 'evaluate-features' measures what
+each namespace of a log is worth; 'models' deploys and rolls back a
 running service's model versions over HTTP;
 'demo' plays simulated users against the example loops."""
 
@@ -219,6 +222,8 @@ def parser() -> argparse.ArgumentParser:
     command("learner", "the learner (needs $REDIS_URL)")
     _export_args(command("export", "write a loop's log (DSJSON, Parquet or transitions)"))
     add_train_args(command("train", "train a loop's policy from a log file into a snapshot"))
+    add_features_args(command("evaluate-features", "the value each namespace of a log carries: "
+                                                   "trained without it, evaluated off-policy"))
     d = command("demo", "simulated users on the example loops")
     d.add_argument("--rounds", type=int, default=3000, help="rounds per loop")
     d.add_argument("--seed", type=int, default=0, help="seed of the simulated users")
@@ -251,7 +256,7 @@ def cmd_demo(args, config: Config) -> int:
 EXAMPLE_CONFIG = os.path.join(os.path.dirname(__file__), os.pardir, "config", "example.toml")
 
 COMMANDS = {"serve": cmd_serve, "api": cmd_api, "learner": cmd_learner, "export": cmd_export,
-            "train": cmd_train, "demo": cmd_demo}
+            "train": cmd_train, "evaluate-features": cmd_evaluate_features, "demo": cmd_demo}
 
 
 def main(argv=None) -> int:
