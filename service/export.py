@@ -25,6 +25,7 @@ from replay.readers import open_log as open_file
 from . import transitions
 from .errors import CommandError, StoreError
 from .store import LoopLog, LoopStore, connect
+from .store.client import CLUSTER_SCHEMES
 
 #: Decisions per Parquet row group (and per batch held in memory while writing).
 PARQUET_BATCH = 10_000
@@ -98,9 +99,10 @@ class RedisLog(EventLog):
 
 
 def open_log(spec: str, loop: str | None = None) -> LogSource:
-    """Replay's reader for ``spec``: a Redis URL (with ``loop``) as a :class:`RedisLog`,
-    else the file reader of :func:`replay.readers.open_log`."""
-    if spec.startswith(REDIS_SCHEMES):
+    """Replay's reader for ``spec``: a Redis URL (with ``loop``; a cluster's too,
+    ``redis+cluster://host:port``) as a :class:`RedisLog`, else the file reader of
+    :func:`replay.readers.open_log`."""
+    if spec.startswith(REDIS_SCHEMES + tuple(CLUSTER_SCHEMES)):
         return RedisLog(spec, loop)
     return open_file(spec)
 

@@ -27,7 +27,6 @@ class HealthStore:
 
     def __init__(self, client: redis.Redis, loop: LoopConfig):
         self.r, self.loop, self.name = client, loop, loop.name
-        self._lag = client.register_script(lua.LEARNER_LAG)
 
     def report(self, window_s: int, now: float | None = None) -> dict:
         """:func:`service.health.report` over the last ``window_s`` seconds."""
@@ -44,7 +43,10 @@ class HealthStore:
         pipe, name = self.r.pipeline(transaction=False), self.name
         for minute in range(end - 2 * n + 1, end + 1):
             pipe.hgetall(keys.bucket(name, minute))
-        self._lag(keys=[keys.joined(name)], args=[keys.LEARNER_GROUP, LAG_COUNT_MAX], client=pipe)
+        # EVAL, not a registered script: a pipeline (a cluster's too, which has no
+        # ``eval`` method) then needs no SCRIPT LOAD on any node first
+        pipe.execute_command("EVAL", lua.LEARNER_LAG, 1, keys.joined(name), keys.LEARNER_GROUP,
+                             LAG_COUNT_MAX)
         pipe.hgetall(keys.model(name))
         pipe.hgetall(keys.serving(name))
         pipe.hgetall(keys.drift(name))

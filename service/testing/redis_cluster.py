@@ -181,10 +181,12 @@ class RedisCluster:
             i += 1
         return out
 
-    def migrate_slot(self, slot: int, target: RedisServer, pause_s: float = 0.0) -> int:
+    def migrate_slot(self, slot: int, target: RedisServer, pause_s: float = 0.0,
+                     batch: int = MIGRATE_BATCH) -> int:
         """Move ``slot`` to the primary ``target`` while clients keep using it:
-        SETSLOT IMPORTING / MIGRATING, MIGRATE its keys in batches (``pause_s`` between
-        batches), SETSLOT NODE on both and on every other primary. Returns the keys moved."""
+        SETSLOT IMPORTING / MIGRATING, MIGRATE its keys ``batch`` at a time (``pause_s``
+        between batches), SETSLOT NODE on both and on every other primary. Returns the
+        keys moved."""
         source = self.slot_owner(slot)
         src, dst = self.client(source.port), self.client(target.port)
         src_id, dst_id = self.node_id(source), self.node_id(target)
@@ -193,12 +195,12 @@ class RedisCluster:
             dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
             src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
             while True:
-                batch = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, MIGRATE_BATCH)
-                if not batch:
+                names = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch)
+                if not names:
                     break
                 src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000,
-                                    "KEYS", *batch)
-                moved += len(batch)
+                                    "KEYS", *names)
+                moved += len(names)
                 time.sleep(pause_s)
             dst.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
             src.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
