@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Callable
 
@@ -169,13 +169,12 @@ class FeatureEvaluation:
     level: float
     min_ess: float
     warning: str | None = None
-    notes: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"baseline": asdict(self.baseline), "rows": [asdict(r) for r in self.rows],
                 "train_rounds": self.train_rounds, "holdout_rounds": self.holdout_rounds,
                 "dropped_rounds": self.dropped, "level": self.level, "min_ess": self.min_ess,
-                "trusted": self.warning is None, "warning": self.warning, "notes": self.notes}
+                "trusted": self.warning is None, "warning": self.warning}
 
 
 def evaluate_features(rounds: LoggedRounds, fit: Callable, *, holdout: float = 0.3,

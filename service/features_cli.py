@@ -73,22 +73,30 @@ def trainer(spec: dict, loop):
 
 
 def progress_bar(total: int):
-    """``(step(label), close())``: tqdm on stderr when installed, else a plain line."""
+    """``(step(label), close())``: tqdm on stderr when installed, else a plain line;
+    nothing is shown before the first step."""
     try:
         from tqdm import tqdm
     except ImportError:
-        done = [0]
-
-        def step(label):
-            done[0] += 1
-            print(f"\rtrained {done[0]}/{total} ({label})", end="", file=sys.stderr, flush=True)
-        return step, lambda: print(file=sys.stderr)
-    bar = tqdm(total=total, desc="training", unit="policy", file=sys.stderr)
+        tqdm = None
+    state = {"bar": None, "done": 0}
 
     def step(label):
-        bar.set_postfix_str(label)
-        bar.update(1)
-    return step, bar.close
+        state["done"] += 1
+        if tqdm is None:
+            print(f"\rtrained {state['done']}/{total} ({label})", end="", file=sys.stderr, flush=True)
+            return
+        if state["bar"] is None:
+            state["bar"] = tqdm(total=total, desc="training", unit="policy", file=sys.stderr)
+        state["bar"].set_postfix_str(label)
+        state["bar"].update(1)
+
+    def close():
+        if state["bar"] is not None:
+            state["bar"].close()
+        elif state["done"]:
+            print(file=sys.stderr)
+    return step, close
 
 
 def _interval(low, high) -> str:
