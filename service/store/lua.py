@@ -2,7 +2,10 @@
 
 Each runs as one Redis command, so however many API workers race on one event, exactly
 one reward is accepted and the event is joined (handed to the learner) exactly once.
-Time is Redis's own clock (``TIME``), the same for every host.
+Time is Redis's own clock (``TIME``), the same for every host. Every script declares
+in KEYS every key it touches (all under the loop's hash tag), as a Redis Cluster
+requires: a key known only from a stored field (an event's session) is returned to
+the caller, which calls again with it declared.
 
 Event hash fields: ``st`` open | joined | expired; ``act`` 1 when the event may be
 learned (0 for a deferred event until it is activated); ``dl`` reward deadline (ms);
