@@ -56,7 +56,7 @@ from bandits import BanditError
 from bandits.inputs import DEFAULT_NAMESPACE
 
 from .errors import ReplayError
-from .estimators import LOW_ESS_SHARE, MIN_ESS, dr, snips
+from .estimators import CI_METHODS, LOW_ESS_SHARE, MIN_ESS, dr, snips
 from .logs import LoggedRounds
 from .reward_model import CrossFitRidge
 
@@ -199,6 +199,10 @@ def evaluate_features(rounds: LoggedRounds, fit: Callable, *, holdout: float = 0
     """
     if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0.0 < holdout < 1.0:
         raise ReplayError(f"holdout: must be in (0, 1), got {holdout!r}")
+    if ci not in CI_METHODS:
+        raise ReplayError(f"ci: must be one of {', '.join(CI_METHODS)}, got {ci!r}")
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 < level < 1.0:
+        raise ReplayError(f"level: must be in (0, 1), got {level!r}")
     n_train = int(len(rounds) * (1.0 - holdout))
     if n_train < 1 or n_train >= len(rounds):
         raise ReplayError(f"holdout: {holdout} of {len(rounds)} rounds leaves "

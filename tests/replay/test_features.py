@@ -1,6 +1,8 @@
 """Feature evaluation (replay.features): a namespace that drives the reward is ranked
 first, with its paired loss interval above every irrelevant namespace's; too little
 overlap is reported, never tabled with confidence."""
+import re
+
 import numpy as np
 import pytest
 
@@ -113,6 +115,25 @@ def test_namespaces_are_found_and_dropped_without_changing_the_rounds():
     assert rounds.actions[0][0]["features"] == {"item": {"shelf": "shelf-0"}}
     assert "user" not in drop_namespace(rounds, Namespace("context", "user")).contexts[0]
     assert "user" in rounds.contexts[0]
+
+
+def test_bootstrap_intervals_are_seeded():
+    rounds = rounds_of(feature_log(1000, seed=3))
+    one, two = (evaluate_features(rounds, fit, ci="bootstrap", seed=5) for _ in range(2))
+    assert one.baseline.dr["ci"] == "bootstrap" and one.warning is None
+    for a, b in zip(one.rows, two.rows):
+        assert (a.low, a.high) == (b.low, b.high) and a.low <= a.loss <= a.high
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"ci": "wide"}, "ci: must be one of normal, bootstrap, got 'wide'"),
+    ({"level": 1.0}, "level: must be in (0, 1), got 1.0"),
+])
+def test_bad_settings_are_refused_before_training(kwargs, message):
+    def never(rounds):
+        raise AssertionError("trained")
+    with pytest.raises(ReplayError, match=re.escape(message)):
+        evaluate_features(rounds_of(feature_log(20)), never, **kwargs)
 
 
 @pytest.mark.parametrize("holdout", [0, 1, 1.5, -0.2, True])
