@@ -19,14 +19,13 @@ import json
 import math
 import sys
 
-from bandits import BanditError, Feedback
 from replay.errors import LogError, ReplayError
 from replay.features import BASELINE, evaluate_features, find_namespaces
 from replay.logs import concat
 from replay.readers import open_log
 
 from .errors import CommandError
-from .warmstart import BATCH, learn_batch, new_policy, policy_spec
+from .warmstart import BATCH, learn_rounds, new_policy, policy_spec
 
 #: Width of the namespace column of the table.
 NAME_WIDTH = 24
@@ -58,16 +57,7 @@ def trainer(spec: dict, loop):
     def fit(rounds):
         policy = new_policy(spec, loop)
         for start in range(0, len(rounds), BATCH):
-            part = rounds.slice(start, start + BATCH)
-            batch = []
-            for c, a, k, p, r in zip(part.contexts, part.actions, part.chosen,
-                                     part.propensities, part.rewards):
-                try:
-                    batch.append(Feedback(c, a, int(k), float(p), float(r)))
-                except BanditError:  # as warmstart's and the learner's refusals
-                    pass
-            if batch:
-                learn_batch(policy, batch)
+            learn_rounds(policy, rounds.slice(start, start + BATCH))
         return policy
     return fit
 

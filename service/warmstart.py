@@ -102,26 +102,34 @@ def learn_batch(policy, batch: list) -> int:
         return learned
 
 
+def learn_rounds(policy, rounds, counts: TrainCounts | None = None, fixed: set | None = None) -> None:
+    """Learn one chunk of replay's rounds (at most :data:`BATCH`) as the learner learns
+    one batch, counting in ``counts``: rounds over ids outside ``fixed`` (a loop's fixed
+    actions) are left out, refused ones skipped."""
+    counts = counts if counts is not None else TrainCounts()
+    batch = []
+    for i in range(len(rounds)):
+        actions = rounds.actions[i]
+        if fixed is not None and not all(a["id"] in fixed for a in actions):
+            counts.foreign += 1
+            continue
+        try:
+            batch.append(Feedback(rounds.contexts[i], actions, int(rounds.chosen[i]),
+                                  float(rounds.propensities[i]), float(rounds.rewards[i])))
+        except BanditError:  # as the learner's to_feedback refusals
+            counts.refused += 1
+    learned = learn_batch(policy, batch) if batch else 0
+    counts.learned += learned
+    counts.refused += len(batch) - learned
+
+
 def train(policy, path: str, loop: LoopConfig) -> TrainCounts:
     """Learn the rewarded events of the log at ``path`` into ``policy``, in log order."""
     try:
         source = open_log(path)
         counts, fixed = TrainCounts(), {a["id"] for a in loop.actions} if loop.actions else None
         for rounds in source.chunks(BATCH):
-            batch = []
-            for i in range(len(rounds)):
-                actions = rounds.actions[i]
-                if fixed is not None and not all(a["id"] in fixed for a in actions):
-                    counts.foreign += 1
-                    continue
-                try:
-                    batch.append(Feedback(rounds.contexts[i], actions, int(rounds.chosen[i]),
-                                          float(rounds.propensities[i]), float(rounds.rewards[i])))
-                except BanditError:  # as the learner's to_feedback refusals
-                    counts.refused += 1
-            learned = learn_batch(policy, batch) if batch else 0
-            counts.learned += learned
-            counts.refused += len(batch) - learned
+            learn_rounds(policy, rounds, counts, fixed)
     except LogError as exc:
         message = str(exc)
         raise CommandError(message if message.startswith("--log") else f"--log: {message}") from exc
