@@ -5,6 +5,8 @@ from the given client or ``REDIS_URL`` (default ``redis://localhost:6379/0``). E
 error becomes ``{"error": {"code", "message"}}`` with its status, here and only here.
 With no API key configured, ``create_app()`` refuses to start unless the file sets
 ``service.allow_anonymous = true``, as ``cbserve api`` does unless given ``--no-auth``.
+With ``service.durability = "replicated"`` a rank or reward is answered once a replica
+has its write (503 otherwise).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from .config import Config, load_config
 from .errors import ApiError, ConfigError
 from .loops import LoopService
 from .store import redis_from_env
+from .store.client import REPLICA_WAIT_MS
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,9 @@ def create_app(config: Config | None = None, client: redis.Redis | None = None,
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
     loops = {name: LoopService(client, loop, config) for name, loop in config.loops.items()}
+    if config.durability == "replicated":
+        for service in loops.values():
+            service.store.replicate(1, REPLICA_WAIT_MS)
     app.extensions["cbserve"] = {"config": config, "redis": client, "loops": loops, "auth": auth}
     app.before_request(bound_reads(config.read_timeout))
     if auth.enabled:  # an open service pays nothing per request

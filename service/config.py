@@ -39,7 +39,12 @@ SERVICE_DEFAULTS = {
     "read_timeout": 10.0,        # seconds a request body may take to arrive (more: 408)
     "allow_anonymous": False,    # serve with no API key configured (see service.api.auth)
     "data_dir": ".cbserve",      # `cbserve serve` only: the embedded Redis's files
+    "durability": "primary",     # "replicated": a rank or reward answers once a replica has it
 }
+#: The values of ``service.durability``: what a rank's log write or a reward's join is
+#: on before the answer (``replicated``: ``WAIT 1`` after it, 503 when no replica
+#: acknowledged in time; see :data:`service.store.client.REPLICA_WAIT_MS`).
+DURABILITY = ("primary", "replicated")
 MODELS_DEFAULTS = {
     "keep": 50,                  # model versions kept per loop (oldest non-serving dropped first)
     "check_latency": "5ms",      # the p99 of a candidate's decide the pre-deployment checks allow
@@ -65,7 +70,7 @@ SESSION_DEFAULTS = {
     "history": 10,               # past steps (action, reward) kept as the session's state
 }
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_LOOP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_LOOP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _SECRETS = ("redis_url", "password", "api_key")
 
 
@@ -144,6 +149,7 @@ class Config:
     read_timeout: float = SERVICE_DEFAULTS["read_timeout"]
     allow_anonymous: bool = SERVICE_DEFAULTS["allow_anonymous"]
     data_dir: str = SERVICE_DEFAULTS["data_dir"]
+    durability: str = SERVICE_DEFAULTS["durability"]
     source: str = field(default="<dict>", compare=False)
 
     @cached_property
@@ -197,7 +203,15 @@ def parse_config(raw: dict, source: str = "<dict>") -> Config:
         read_timeout=duration(s["read_timeout"], "service.read_timeout"),
         allow_anonymous=_bool(s["allow_anonymous"], "service.allow_anonymous"),
         data_dir=_str(s["data_dir"], "service.data_dir"),
+        durability=_durability(s["durability"]),
         source=source)
+
+
+def _durability(value: Any) -> str:
+    if value not in DURABILITY:
+        raise ConfigError("service.durability", f"must be one of {', '.join(map(repr, DURABILITY))}, "
+                          f"got {value!r}")
+    return value
 
 
 def duration(value: Any, key: str) -> float:

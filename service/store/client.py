@@ -17,6 +17,7 @@ import os
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from ..errors import StoreError
@@ -60,9 +61,27 @@ def redis_from_env() -> redis.Redis | RedisCluster:
     return connect(os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
 
 
-def store_error(exc: redis.RedisError) -> StoreError:
-    """The 503 for a Redis failure; says that nothing was stored, so a retry is safe."""
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+#: What a Redis client raises: ``RedisClusterException`` (no reachable node, no slot
+#: map) is not a ``RedisError``.
+REDIS_ERRORS = (redis.RedisError, RedisClusterException)
+
+#: How long (ms) a rank or reward waits for a replica to acknowledge its write when
+#: ``service.durability = "replicated"`` (``WAIT 1 <ms>``).
+REPLICA_WAIT_MS = 500
+
+
+class NotReplicated(redis.ResponseError):
+    """No replica acknowledged a write within :data:`REPLICA_WAIT_MS`: it is on the
+    primary only, and lost if the primary fails before a replica has it."""
+
+
+def store_error(exc: Exception) -> StoreError:
+    """The 503 for a Redis failure (one of :data:`REDIS_ERRORS`); says that nothing was
+    stored, so a retry is safe."""
+    if isinstance(exc, NotReplicated):
+        return StoreError(f"{exc}; the request was not acknowledged: retry later (a retried "
+                          "rank is a new decision, a retried reward is idempotent)")
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, RedisClusterException)):
         return StoreError(f"Redis unreachable ({exc}); nothing was stored, retry later")
     return StoreError(f"Redis refused the command ({exc}); nothing was stored, retry later")
 
@@ -73,6 +92,6 @@ def mapped(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise store_error(exc) from exc
     return wrapper

@@ -10,7 +10,7 @@ import redis
 from bandits import dsjson
 
 from . import keys
-from .client import mapped, store_error
+from .client import REDIS_ERRORS, mapped, store_error
 from .stats import parse_stats
 
 #: Stream entries read per round trip.
@@ -49,7 +49,7 @@ class LoopLog:
         """:func:`stream_entries` with Redis errors mapped to :class:`StoreError`."""
         try:
             yield from stream_entries(self.r, key, start)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise store_error(exc) from exc
 
     @mapped

@@ -55,6 +55,13 @@ class LoopStore(LoopLog):
         health = loop.health
         self._bucket_args = [max(60, int(health["retention"])), health["max_actions"]]
 
+    def replicate(self, replicas: int, timeout_ms: int) -> None:
+        """Answer a decision's log write, a reward, an activation or a session's end only
+        once ``replicas`` replicas have it (``WAIT``; else :class:`StoreError`, a 503)."""
+        for script in (self._log, self._log_step, self._end, self._reward, self._activate,
+                       self._reward_slots):
+            script.replicate(replicas, timeout_ms)
+
     def _bucket(self) -> str:
         """The health bucket of the current minute (the caller's clock)."""
         return keys.bucket(self.name, int(time.time()) // 60)

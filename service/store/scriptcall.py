@@ -30,6 +30,8 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import AskError, MovedError, NoScriptError, TryAgainError
 
+from .client import REDIS_ERRORS, NotReplicated
+
 #: Redirections (MOVED, ASK) a cluster call follows before its error is raised.
 REDIRECTS = 5
 #: Longest wait (seconds) of a cluster call for a slot being migrated (TRYAGAIN: its
@@ -115,6 +117,22 @@ class LuaScript:
         conn.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
         return conn.read_response()
 
+    def replicate(self, replicas: int, timeout_ms: int) -> None:
+        """From now on each call is followed, on its connection, by ``WAIT replicas
+        timeout_ms``; fewer acknowledgements raise :class:`NotReplicated` (the call's
+        reply is then lost to the caller). Calls made without it pay nothing."""
+        self.wait_args = (replicas, timeout_ms)
+        self._run = self._run_replicated
+
+    def _run_replicated(self, conn, keys, args, *more):
+        out = type(self)._run(self, conn, keys, args, *more)
+        conn.send_command("WAIT", *self.wait_args)
+        acked = conn.read_response()
+        if acked < self.wait_args[0]:
+            raise NotReplicated(f"{acked} of {self.wait_args[0]} replicas acknowledged the write "
+                                f"within {self.wait_args[1]} ms")
+        return out
+
 
 class ClusterLuaScript(LuaScript):
     """:class:`LuaScript` on a Redis Cluster: kept connections per node (one lane per
@@ -183,5 +201,5 @@ class ClusterLuaScript(LuaScript):
         primary that took over (a failed read leaves the map for the next failure)."""
         try:
             self.cluster.nodes_manager.initialize()
-        except redis.RedisError:
+        except REDIS_ERRORS:
             pass

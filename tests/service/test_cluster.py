@@ -18,6 +18,7 @@ from service.export import open_log
 from service.learner import LoopLearner
 from service.store import LoopLog, connect, keys
 from service.store.client import is_cluster
+from service.testing.failover import fault_run
 from service.testing.redis_cluster import RedisCluster, slot_of
 
 from tests.conftest import RECS_ITEMS
@@ -196,3 +197,27 @@ def test_a_slot_migrated_between_nodes_while_ranks_run_loses_nothing(cluster, rc
     logged = {json.loads(f[b"j"])["EventId"] for _, f in rc.xrange(keys.log("recs"))}
     assert len(answered) > 20 and set(answered) <= logged
     assert LoopLog(rc, "recs").rewards().keys() == set(answered)
+
+
+def test_replicated_durability_answers_503_without_a_replica_and_200_with_one(cluster, rc, r):
+    config = cluster_config(durability="replicated")
+    rng = np.random.default_rng(3)
+    alone = create_app(config, r).test_client()  # a single Redis, no replica
+    status, res = _rank(alone, "recs", rng)
+    assert status == 503 and "replicas acknowledged" in res["error"]["message"]
+    on_cluster = create_app(config, rc).test_client()
+    assert len(_traffic(on_cluster, "recs", 5, rng)) == 5
+
+
+@pytest.mark.parametrize("durability", ["primary", "replicated"])
+def test_a_primary_killed_under_load_fails_over_and_clients_recover(durability):
+    """The loop's primary is killed while three threads rank; its replica takes over and
+    the killed node comes back as the new primary's replica. Ranks answer 503 for the
+    gap (``replicated``: until a replica acknowledges again), then 200 with no restart;
+    with ``replicated``, no acknowledged decision is lost."""
+    with RedisCluster() as cluster:
+        app = create_app(cluster_config(durability=durability), connect(cluster.url))
+        run = fault_run(cluster, app, "recs", threads=3)
+        assert run["failed"] > 0 and run["recovered_s"] is not None, run
+        if durability == "replicated":
+            assert run["lost"] == 0, run
