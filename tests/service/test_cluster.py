@@ -221,3 +221,17 @@ def test_a_primary_killed_under_load_fails_over_and_clients_recover(durability):
         assert run["failed"] > 0 and run["recovered_s"] is not None, run
         if durability == "replicated":
             assert run["lost"] == 0, run
+
+
+def test_challengers_learn_and_one_is_promoted_on_a_cluster(rc):
+    from .test_challengers import Loop, make_config
+
+    loop = Loop(make_config(), rc)  # loop "hero", on the second primary
+    loop.run(120)
+    res = loop.post("/v1/loops/hero/promote", {"challenger": "contextual", "force": True,
+                                                "reason": "on a cluster"})
+    assert res.status_code == 200, res.get_json()
+    version = res.get_json()["serving"]
+    assert rc.hget(keys.serving("hero"), "version") == str(version).encode()
+    assert rc.exists(keys.model_version("hero", version))
+    assert rc.xrevrange(keys.audit("hero"), count=1)[0][1][b"action"] == b"promote"
