@@ -4,9 +4,10 @@ A linear policy's estimate of an action is θᵀx, and every column of x is a su
 per-feature terms (:meth:`bandits.hashing.HashedSide.terms`): a context feature's, an
 action feature's, and for a shared model each (context feature, action feature) pair's
 share of the interaction sketch. So the estimate is exactly the intercept plus one
-contribution per feature and per pair, each its value times its signed weight; two
-features hashed into one bucket each get their own contribution (the bucket's weight
-is shared, which the ``bucket`` field shows). The score adds the exploration bonus
+contribution per feature and per pair, each its value times its weight (the weight of
+its bucket times its hash sign: signed hashing gives each feature a sign, so colliding
+features do not add up systematically); two features hashed into one bucket each get
+their own contribution and share the bucket's magnitude, which ``bucket`` shows. The score adds the exploration bonus
 (LinUCB's α·width; ε-greedy and LinTS score the estimate itself), and the probability
 is the greedy share (split over ties, or for LinTS the share of posterior draws the
 action wins) plus the ε floor.
@@ -50,7 +51,9 @@ def attributes(policy) -> str | None:
 def explain(policy: LinearPolicy, context, actions, top: int = TOP, decision=None) -> list:
     """One explanation per action (request order): ``mean`` (θᵀx), ``intercept``, the
     ``top`` largest ``features`` by absolute contribution (kind, namespace, feature,
-    value, weight, contribution, bucket, shares_bucket), ``rest`` (the other contributions' sum), ``bonus``,
+    value, weight: the feature's own, its bucket's times its hash sign; contribution =
+    weight × value for a number, the weight for a string; bucket, shares_bucket),
+    ``rest`` (the other contributions' sum), ``bonus``,
     ``score`` and ``probability`` (its parts). ``decision`` is the policy's decision for
     this request when the caller has it (else it is computed)."""
     context = check_context(context)
@@ -86,19 +89,19 @@ def explain(policy: LinearPolicy, context, actions, top: int = TOP, decision=Non
 def _contributions(f, shared: bool, theta: np.ndarray, ctx_terms: list, act_terms) -> list:
     """Every feature's and (shared model) every pair's contribution to θᵀx."""
     c0 = int(f.intercept)
-    rows = [_row("context", label, theta[c0 + i], coef, c0 + i) for label, i, coef, _, _ in ctx_terms]
+    rows = [_row("context", label, theta[c0 + i], sign, v, c0 + i) for label, i, sign, v, _, _ in ctx_terms]
     if not shared:
         return rows
     a0 = f.context_width
-    rows += [_row("action", label, theta[a0 + i], coef, a0 + i) for label, i, coef, _, _ in act_terms]
+    rows += [_row("action", label, theta[a0 + i], sign, v, a0 + i) for label, i, sign, v, _, _ in act_terms]
     s = f.interaction_dim
     if s:
         i0 = a0 + f._act.width
-        for clabel, _, _, cj, ccoef in ctx_terms:
-            for alabel, _, _, aj, acoef in act_terms:
+        for clabel, _, _, cv, cj, ct in ctx_terms:
+            for alabel, _, _, av, aj, at in act_terms:
                 col = i0 + (cj + aj) % s
                 label = ("×", f"{_name(clabel)} × {_name(alabel)}", None)
-                rows.append(_row("interaction", label, theta[col], ccoef * acoef, col))
+                rows.append(_row("interaction", label, theta[col], ct * at, cv * av, col))
     return rows
 
 
@@ -117,10 +120,12 @@ def _name(label) -> str:
     return f"{ns}.{name}={value}" if isinstance(value, str) else f"{ns}.{name}"
 
 
-def _row(kind, label, weight, coef, bucket) -> dict:
-    ns, name, value = label
-    return {"kind": kind, "namespace": ns, "feature": name, "value": value,
-            "weight": float(weight), "contribution": float(weight * coef), "bucket": int(bucket)}
+def _row(kind, label, bucket_weight, sign, value, bucket) -> dict:
+    """``weight`` is the feature's own: its bucket's weight times its hash sign."""
+    ns, name, shown = label
+    weight = float(bucket_weight * sign)
+    return {"kind": kind, "namespace": ns, "feature": name, "value": shown, "weight": weight,
+            "contribution": weight * float(value), "bucket": int(bucket)}
 
 
 def _probability_parts(policy, decision) -> list:

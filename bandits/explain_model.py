@@ -5,9 +5,11 @@ A hashed model keeps weights per bucket, not per name. The names come from traff
 features (and, for a shared model, which context × action pairs) land in each column,
 at most :data:`NAMES_PER_BUCKET` names per column with a count of the others, so a
 collision shows as several names on one weight. :func:`summary` then lists the columns
-with the largest weights, each with the names seen there and its ``std``: √(A⁻¹)ⱼⱼ, the
-ridge posterior's standard deviation of that weight in units of the reward noise σ
-(a weight several times its ``std`` is well determined). Pure: no I/O.
+with the largest weights, each with the names seen there, each name's own weight (the
+column's times the name's hash sign: signed hashing gives colliding names opposite
+signs half the time) and the column's ``std``: √(A⁻¹)ⱼⱼ, the ridge posterior's
+standard deviation of the weight in units of the reward noise σ (a weight several
+times its ``std`` is well determined). Pure: no I/O.
 
 >>> from bandits import EpsilonGreedy
 >>> p = EpsilonGreedy(featurizer={"interaction_dim": 0, "action_id": False})
@@ -15,13 +17,16 @@ ridge posterior's standard deviation of that weight in units of the reward noise
 ...           "chosen": 0, "propensity": 1.0, "reward": 1.0}] * 20)
 >>> names = bucket_names(p, [({"u": {"fr": 1}}, [("a", {"i": {"big": 1}})])])
 >>> top = summary(p, names, top=3)["global"]
->>> sorted({n for row in top for n in row["names"]})
+>>> sorted({f["name"] for row in top for f in row["features"]})
 ['(intercept)', 'i.big', 'u.fr']
+>>> all(f["weight"] > 0 for row in top for f in row["features"])  # every one earned reward
+True
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .errors import BanditError
 from .explain import _name
 from .linear import SHARED_ARM, LinearPolicy
 
@@ -30,38 +35,43 @@ NAMES_PER_BUCKET = 5
 
 
 def bucket_names(policy: LinearPolicy, requests, limit: int = NAMES_PER_BUCKET) -> dict:
-    """``{column: {"kind", "names": [...], "more": n}}`` from ``requests``, an iterable
-    of ``(context, [(id, features)])``."""
+    """``{column: {"kind", "names": {name: hash sign}, "more": n}}`` from ``requests``, an
+    iterable of ``(context, [(id, features)])``; a request the policy's featurizer
+    refuses (logged under another featurizer) is skipped, counted under the key
+    ``"refused"``."""
     f, shared = policy.featurizer, policy._shared
-    out: dict = {}
+    out: dict = {"refused": 0}
 
-    def add(col, kind, name):
-        row = out.setdefault(int(col), {"kind": kind, "names": [], "more": 0})
+    def add(col, kind, name, sign):
+        row = out.setdefault(int(col), {"kind": kind, "names": {}, "more": 0})
         if name in row["names"]:
             return
         if len(row["names"]) < limit:
-            row["names"].append(name)
+            row["names"][name] = sign
         else:
             row["more"] += 1
 
     c0, a0 = int(f.intercept), f.context_width
     if f.intercept:
-        add(0, "intercept", "(intercept)")
+        add(0, "intercept", "(intercept)", 1.0)
     for context, pairs in requests:
-        ctx = f._ctx.terms(context)
-        for label, i, _, _, _ in ctx:
-            add(c0 + i, "context", _name(label))
-        if not shared:
+        try:
+            f.rows(context, pairs, shared)  # validates as the policy would
+            ctx = f._ctx.terms(context)
+            acts = [f._act.terms(feats, aid if f.action_id else None) for aid, feats in pairs] if shared else []
+        except (BanditError, LookupError, TypeError, ValueError):
+            out["refused"] += 1
             continue
-        for aid, feats in pairs:
-            act = f._act.terms(feats, aid if f.action_id else None)
-            for label, i, _, _, _ in act:
-                add(a0 + i, "action", _name(label))
+        for label, i, sign, _, _, _ in ctx:
+            add(c0 + i, "context", _name(label), sign)
+        for act in acts:
+            for label, i, sign, _, _, _ in act:
+                add(a0 + i, "action", _name(label), sign)
             if f.interaction_dim:
                 i0, s = a0 + f._act.width, f.interaction_dim
-                for clabel, _, _, cj, _ in ctx:
-                    for alabel, _, _, aj, _ in act:
-                        add(i0 + (cj + aj) % s, "interaction", f"{_name(clabel)} × {_name(alabel)}")
+                for clabel, _, _, _, cj, ct in ctx:
+                    for alabel, _, _, _, aj, at in act:
+                        add(i0 + (cj + aj) % s, "interaction", f"{_name(clabel)} × {_name(alabel)}", ct * at)
     return out
 
 
@@ -83,7 +93,9 @@ def _top(theta, A_inv, names, top) -> list:
     std = np.sqrt(np.maximum(np.diag(A_inv), 0.0))
     rows = []
     for col in order.tolist():
-        seen = names.get(col, {"kind": "unseen", "names": [], "more": 0})
-        rows.append({"bucket": col, "kind": seen["kind"], "weight": float(theta[col]),
-                     "std": float(std[col]), "names": list(seen["names"]), "more": seen["more"]})
+        seen = names.get(col, {"kind": "unseen", "names": {}, "more": 0})
+        w = float(theta[col])
+        rows.append({"bucket": col, "kind": seen["kind"], "bucket_weight": w, "std": float(std[col]),
+                     "features": [{"name": n, "weight": w * sign} for n, sign in seen["names"].items()],
+                     "more": seen["more"]})
     return rows

@@ -254,10 +254,11 @@ class HashedSide:
 
     def terms(self, obj: dict, action_id=None) -> list:
         """Each feature of a validated object (and its id feature) as ``(label, index,
-        coefficient, sketch slot, sketch coefficient)``: what it adds to the side vector
-        and its sketch, so that a vector is the sum of its terms (:meth:`_build`'s
-        rules). ``label`` is ``(namespace, name, value)``; a bag gives a term per item
-        (value: the item), an embedding one per entry (name ``name[i]``)."""
+        sign, value, sketch slot, sketch sign)``: it adds sign × value at ``index`` of
+        the side vector and sketch sign × value at the sketch slot, so that a vector is
+        the sum of its terms (:meth:`_build`'s rules). ``label`` is ``(namespace, name,
+        shown value)``; a string's value is 1, a bag gives a term per item (shown: the
+        item), an embedding one per entry (name ``name[i]``, sign 1)."""
         out = []
         for ns, feats in iter_namespaces(obj, "features"):
             for name, value in feats.items():
@@ -268,7 +269,7 @@ class HashedSide:
                     offset = self.dense[dkey][0]
                     for i, v in enumerate(value):
                         _, _, j, t = self._slot("_dense", dkey, str(i))
-                        out.append(((ns, f"{name}[{i}]", float(v)), offset + i, float(v), j, t * float(v)))
+                        out.append(((ns, f"{name}[{i}]", float(v)), offset + i, 1.0, float(v), j, t))
                     continue
                 if type(value) is str:
                     items = [(value, (ns, name, value), 1.0)]
@@ -280,10 +281,10 @@ class HashedSide:
                     continue
                 for shown, parts, v in items:
                     i, s, j, t = self._slot(*parts)
-                    out.append(((ns, name, shown), i, s * v, j, t * v))
+                    out.append(((ns, name, shown), i, s, v, j, t))
         if action_id is not None:
             i, s, j, t = self._slot("_id", action_id)
-            out.append((("_id", "id", action_id), i, s, j, t))
+            out.append((("_id", "id", action_id), i, s, 1.0, j, t))
         return out
 
     def _feature(self, ns, name, value, field, acc):

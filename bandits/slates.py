@@ -94,11 +94,19 @@ def decide_slots(decide: Callable, context: dict, pairs: list, slots: list, *, s
         eligible = tuple(i for i, (aid, _) in enumerate(pairs)
                          if i not in used and (slot.actions is None or aid in slot.actions))
         if not eligible:
-            left = "none of its actions is a candidate" if not used else \
-                "every candidate it may show went to an earlier slot"
+            shown = slot.actions is None or any(aid in slot.actions for aid, _ in pairs)
+            left = "every candidate it may show went to an earlier slot" if shown else \
+                "none of its actions is a candidate"
             raise FeatureError(f"slots[{j}]", f"{slot.id!r} has no action left ({left})")
         ctx = slot_context(context, slot, f"slots[{j}]")
-        decision = decide(ctx, [{"id": pairs[i][0], "features": pairs[i][1]} for i in eligible])
+        try:
+            decision = decide(ctx, [{"id": pairs[i][0], "features": pairs[i][1]} for i in eligible])
+        except FeatureError as exc:  # a slot feature the policy refuses: name it as sent
+            ns = exc.field.split(".")[1] if exc.field.startswith("context.") else None
+            if ns not in slot.features:
+                raise
+            raise FeatureError(f"slots[{j}].features" + exc.field[len("context"):],
+                               str(exc).partition(": ")[2]) from exc
         chosen = sample_index(decision.pmf, seed, sample_key(event_id, slot.id))
         out.append(SlotDecision(slot, eligible, decision, chosen))
         used.add(eligible[chosen])

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 
+from .errors import VWError
 from .inputs import normalize_actions
 
 _CAPTURE = threading.Lock()
@@ -41,24 +42,29 @@ def captured_stdout(fn):
 
 
 def parse_audit(text: str) -> list:
-    """``[(clipped cost, [(name, value, weight)])]`` per predicted example.
+    r"""``[(clipped cost, [(name, value, weight)])]`` per predicted example; an example
+    without features (VW prints its cost and an empty line) has an empty list.
 
-    >>> parse_audit("-0.5\\n\\tConstant:116060:1:-0.1\\tsuser^x:68177:2:-0.2@0.16\\n")
-    [(-0.5, [('Constant', 1.0, -0.1), ('suser^x', 2.0, -0.2)])]
+    >>> parse_audit("-0.5\n\tConstant:116060:1:-0.1\tsuser^x:68177:2:-0.2@0.16\n0\n\n")
+    [(-0.5, [('Constant', 1.0, -0.1), ('suser^x', 2.0, -0.2)]), (0.0, [])]
     """
-    out, lines = [], text.splitlines()
-    for head, body in zip(lines, lines[1:]):
-        if head.startswith("\t") or not body.startswith("\t"):
-            continue
+    out, lines = [], text.split("\n")
+    i = 0
+    while i + 1 < len(lines):
+        head, body = lines[i], lines[i + 1]
         try:
-            cost = float(head.split()[0])
-        except (ValueError, IndexError):
+            cost = None if not head or head.startswith("\t") else float(head.split()[0])
+        except ValueError:
+            cost = None
+        if cost is None or not (body == "" or body.startswith("\t")):
+            i += 1
             continue
         feats = []
-        for item in body.strip("\t").split("\t"):
+        for item in body.strip("\t").split("\t") if body else ():
             name, _, value, weight = item.rsplit(":", 3)
             feats.append((name, float(value), float(weight.split("@")[0])))
         out.append((cost, feats))
+        i += 2
     return out
 
 
@@ -101,7 +107,11 @@ def explain_vw(policy, context, actions, top: int = 10, decision=None) -> list:
         _, text = captured_stdout(lambda: ws.predict(examples))
     finally:
         ws.finish_example(examples)
-    audits = parse_audit(text)[-len(pairs):]
+    audits = parse_audit(text)
+    if len(audits) < len(pairs):
+        raise VWError(f"Vowpal Wabbit's audit described {len(audits)} examples for "
+                      f"{len(pairs)} actions")
+    audits = audits[-len(pairs):]
     out = []
     for (aid, _), (cost, feats), p in zip(pairs, audits, decision.pmf):
         rows = [{**label(name), "value": value, "weight": weight, "contribution": -value * weight}

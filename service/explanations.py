@@ -11,22 +11,33 @@ decision is answered as usual and the explanation says why it has none.
 """
 from __future__ import annotations
 
+from bandits import BanditError
 from bandits.attribution import occlusion
 from bandits.explain import attributes, explain, explains
 from bandits.vw_audit import explain_vw
 
 
 def explanation(policy, context, actions, decision, top: int) -> dict:
-    """``{"actions": [...]}`` (request order; the caller orders and trims it), or
-    ``{"actions": None, "reason": ...}``."""
+    """``{"actions": [...]}`` (request order; :func:`shown_order` orders and trims it),
+    or ``{"actions": None, "reason": ...}``: when the policy cannot explain, and when
+    explaining fails (the decision stands; only its explanation is missing)."""
     reason = explains(policy)
-    if reason is None:
-        return {"actions": explain(policy, context, actions, top=top, decision=decision)}
     method = attributes(policy)
-    if method == "audit":
-        return {"actions": explain_vw(policy, context, actions, top=top, decision=decision),
-                "method": "Vowpal Wabbit's audit"}
-    if method == "occlusion":
-        return {"actions": occlusion(policy, context, actions, top=top, decision=decision),
-                "method": "occlusion (approximate)"}
+    try:
+        if reason is None:
+            return {"actions": explain(policy, context, actions, top=top, decision=decision)}
+        if method == "audit":
+            return {"actions": explain_vw(policy, context, actions, top=top, decision=decision),
+                    "method": "Vowpal Wabbit's audit"}
+        if method == "occlusion":
+            return {"actions": occlusion(policy, context, actions, top=top, decision=decision),
+                    "method": "occlusion (approximate)"}
+    except (BanditError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
+        return {"actions": None, "reason": f"the explanation failed: {exc}"}
     return {"actions": None, "reason": reason}
+
+
+def shown_order(why: dict, indices) -> None:
+    """Keep ``why``'s actions at ``indices`` (request positions), in that order."""
+    if why.get("actions"):
+        why["actions"] = [why["actions"][i] for i in indices]

@@ -18,7 +18,7 @@ import os
 import orjson
 
 from bandits import dsjson, dsjson_slots
-from replay.errors import BadEvent, EventError, LogError
+from replay.errors import BadEvent, EventError, LogError, Unsupported
 from replay.readers import PARQUET_COLUMNS, REDIS_SCHEMES, EventLog, LogSource
 from replay.readers import open_log as open_file
 
@@ -161,8 +161,10 @@ def parquet_row(event: dict, joined: tuple | None) -> dict:
     (parsed by :func:`replay.logs.parse_event`), reward null when not rewarded.
     ``event`` is labelled when ``joined`` is not None (:func:`labelled_log`). Raises
     what ``parse_event`` raises for an event that layout cannot hold."""
-    from replay.logs import parse_event
+    from replay.logs import MULTI_SLOT, parse_event
 
+    if dsjson_slots.is_slots(event):
+        raise Unsupported(MULTI_SLOT)
     if joined is None:  # a placeholder label, for parsing only
         event = dsjson.with_label(event, 0.0, "reward")
     (event_id, stamp, context, actions, chosen, propensity, parsed_reward, a,

@@ -91,6 +91,11 @@ def parse_bucket(raw: dict) -> dict:
     ``versions``: version -> [decisions, rewards, reward sum, sum of squares];
     ``actions``: id -> [decisions, rewards, reward sum].
 
+    A bucket written before latencies were counted in microseconds holds ``ls`` and
+    ``lm`` in seconds: they count as well.
+
+    >>> parse_bucket({b"d": b"2", b"ls": b"0.003", b"lu": b"1000", b"lm": b"0.002"})["lu"]
+    4000
     >>> b = parse_bucket({b"d": b"2", b"p": b"0.25", b"vd:3": b"2", b"ad:x": b"2",
     ...                   b"n": b"1", b"s": b"0.5", b"vn:3": b"1", b"vs:3": b"0.5"})
     >>> b["d"], b["p"], b["versions"], b["actions"]
@@ -101,13 +106,19 @@ def parse_bucket(raw: dict) -> dict:
         name = k.decode() if isinstance(k, bytes) else k
         text = v.decode() if isinstance(v, bytes) else v
         if name in _COUNTS:
-            out[name] = int(text)
+            out[name] += int(text)
         elif name in _SUMS:
             out[name] = float(text)
         elif name == "p":
             out[name] = float(text)
         elif name == "lx":
-            out[name] = int(text)
+            out[name] = max(out["lx"] or 0, int(text))
+        elif name in ("ls", "lm"):  # seconds, as buckets written before microseconds hold them
+            us = round(float(text) * 1e6)
+            if name == "ls":
+                out["lu"] += us
+            else:
+                out["lx"] = max(out["lx"] or 0, us)
         else:
             prefix, _, key = name.partition(":")
             if prefix not in _KEYED or not key:

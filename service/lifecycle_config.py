@@ -37,7 +37,7 @@ PROMOTION_DEFAULTS = {
 }
 MODES = ("manual", "auto")
 GATE_ESTIMATORS = ("dr", "snips")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 @dataclass(frozen=True)

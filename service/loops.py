@@ -14,7 +14,7 @@ from bandits import BanditError, dsjson, dsjson_slots, sample_index
 from bandits.inputs import normalize_actions
 from bandits.slates import decide_slots
 
-from .explanations import explanation
+from .explanations import explanation, shown_order
 
 from .config import Config, LoopConfig
 from .drift import raise_floor
@@ -82,12 +82,15 @@ class LoopService:
             raise BadRequest(str(exc)) from exc
         floor = self.model.floor()  # a drift correction's exploration floor, if any
         if floor:
-            decision = raise_floor(decision, floor)
-            if why and why.get("actions"):
+            floored = raise_floor(decision, floor)
+            if why and why.get("actions") and floored is not decision:
                 why["drift_floor"] = floor
+            decision = floored
         event_id = req.event_id or uuid.uuid4().hex
         chosen = sample_index(decision.pmf, self.loop.seed, event_id)
         order = _order(decision, chosen)
+        if why is not None:  # in the answer's order, settled before the decision is logged
+            shown_order(why, order[:req.k] if req.k else order)
         event = dsjson.decision_event(
             loop=self.loop.name, event_id=event_id, epoch_s=time.time(), context=context,
             actions=pairs, order=order, pmf=decision.pmf, policy=decision.policy,
@@ -99,9 +102,6 @@ class LoopService:
                                 explored=bool(decision.pmf[chosen] < decision.pmf.max()))
         body = self._answer(event_id, pairs, decision, order, None, req, version)
         if why is not None:
-            shown = {item["id"] for item in body["ranking"]}
-            if why.get("actions"):
-                why["actions"] = [why["actions"][i] for i in order if pairs[i][0] in shown]
             body["explanation"] = why
         if state is not None:
             body["session"] = {"id": state.session_id, "step": state.step}
@@ -122,7 +122,10 @@ class LoopService:
             decision = policy.decide(ctx, acts)
             if req.explain:
                 whys.append(explanation(policy, ctx, acts, decision, req.explain))
-            return raise_floor(decision, floor) if floor else decision
+            floored = raise_floor(decision, floor) if floor else decision
+            if req.explain and floored is not decision and whys[-1].get("actions"):
+                whys[-1]["drift_floor"] = floor
+            return floored
 
         event_id = req.event_id or uuid.uuid4().hex
         try:
@@ -131,6 +134,9 @@ class LoopService:
                                       event_id=event_id)
         except BanditError as exc:
             raise BadRequest(str(exc)) from exc
+        for sd, why in zip(chosen, whys):  # the slot's chosen action, then its ranking's
+            order = _order(sd.decision, sd.chosen)
+            shown_order(why, order[:req.k] if req.k else order[:1])
         first = chosen[0]
         event = dsjson_slots.slots_event(
             loop=self.loop.name, event_id=event_id, epoch_s=time.time(), context=context,
@@ -146,12 +152,7 @@ class LoopService:
         body["slots"] = [{"id": sd.slot.id, "chosen": pairs[sd.action][0], "probability": sd.probability,
                           **({"ranking": self._ranking(pairs, sd.decision, _order(sd.decision, sd.chosen)[:req.k],
                                                        sd.eligible)} if req.k else {})} for sd in chosen]
-        for item, sd, why in zip(body["slots"], chosen, whys):
-            if why.get("actions"):  # the slot's chosen action, then its ranking's
-                order = _order(sd.decision, sd.chosen)
-                why["actions"] = [why["actions"][i] for i in (order[:req.k] if req.k else order[:1])]
-                if floor:
-                    why["drift_floor"] = floor
+        for item, why in zip(body["slots"], whys):
             item["explanation"] = why
         return body
 

@@ -1,7 +1,8 @@
 """``GET /v1/loops/<loop>/models/<v>/explain``: a version's largest weights, in names.
 
 The names of hashed buckets come from the loop's recent decisions (the last
-``decisions`` of its log, default :data:`DECISIONS`): what the model's columns hold in
+``decisions`` of its log, default :data:`DECISIONS`; those the version's featurizer
+refuses, logged under another featurizer, are skipped and counted): what the model's columns hold in
 today's traffic (:mod:`bandits.explain_model`). A multi-slot decision counts with each
 slot's context (its features included). The latest single decision of the log is also
 decided again by the version and explained, best action first: an example for review.
@@ -16,7 +17,7 @@ from bandits.slates import Slot, slot_context
 from .explanations import explanation
 
 #: Recent decisions read for the bucket names unless asked otherwise.
-DECISIONS = 2000
+DECISIONS = 500
 #: Contributions listed per action in the recent decision's explanation.
 RECENT_TOP = 5
 
@@ -50,7 +51,8 @@ def model_summary(blob: bytes, events, top: int) -> dict:
     reason = explains(policy)
     if reason is not None:
         return {**out, "summary": None, "reason": reason}
-    return {**out, "summary": summary(policy, bucket_names(policy, requests_of(events)), top)}
+    names = bucket_names(policy, requests_of(events))
+    return {**out, "summary": summary(policy, names, top), "decisions_refused": names["refused"]}
 
 
 def _recent(policy, events) -> dict | None:

@@ -22,7 +22,7 @@ from bandits.inputs import check_context, describe
 from bandits.slates import Slot
 
 #: Slot ids: 1-64 characters of letters, digits and ``-_.:``.
-SLOT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+SLOT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 #: Most slots a decision may have.
 MAX_SLOTS = 50
 _FIELDS = ("id", "features", "actions")

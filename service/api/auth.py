@@ -32,7 +32,7 @@ from ..errors import ConfigError, Forbidden, Unauthorized
 
 ROLES = ("decide", "admin")
 ENV_KEYS, ENV_FILE = "CBSERVE_API_KEYS", "CBSERVE_API_KEYS_FILE"
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def digest(key: str) -> bytes:

@@ -80,7 +80,8 @@ SCHEMAS = {
         "ranking": {"type": "array", "description": "with k: the slot's top k"},
         "explanation": _ref("Explanation")}},
     "ModelExplanation": {"type": "object", "required": ["version", "policy", "summary", "recent"], "properties": {
-        "version": _INT, "decisions_read": _INT, "policy": {"type": ["string", "null"]},
+        "version": _INT, "decisions_read": _INT, "decisions_refused": _INT,
+        "policy": {"type": ["string", "null"]},
         "reason": {"type": "string"},
         "recent": {"type": ["object", "null"], "description": "the latest single decision of the log, "
                    "decided and explained again by this version (actions best first)"},
@@ -89,11 +90,15 @@ SCHEMAS = {
             "global": {"type": "array", "items": _ref("WeightRow")},
             "actions": {"type": "object", "additionalProperties": {
                 "type": "array", "items": _ref("WeightRow")}}}}}},
-    "WeightRow": {"type": "object", "required": ["bucket", "kind", "weight", "std", "names", "more"],
-                  "properties": {"bucket": _INT, "kind": {"type": "string"}, "weight": _NUM,
+    "WeightRow": {"type": "object", "required": ["bucket", "kind", "bucket_weight", "std", "features", "more"],
+                  "properties": {"bucket": _INT, "kind": {"type": "string"}, "bucket_weight": _NUM,
                                  "std": {"type": "number", "description": "√(A⁻¹)ⱼⱼ, in units of the "
                                                                           "reward noise"},
-                                 "names": {"type": "array", "items": {"type": "string"}},
+                                 "features": {"type": "array", "description": "names seen in the bucket, "
+                                              "each with its own weight (the bucket's × its hash sign)",
+                                              "items": {"type": "object", "required": ["name", "weight"],
+                                                        "properties": {"name": {"type": "string"},
+                                                                       "weight": _NUM}}},
                                  "more": _INT}},
     "Explanation": {"type": "object", "required": ["actions"], "properties": {
         "actions": {"type": ["array", "null"], "description": "null: the policy cannot explain",
@@ -360,8 +365,8 @@ PATHS = {
                         "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
                         "description": "weights listed (default 20)"},
                        {"name": "decisions", "in": "query", "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 100000},
-                        "description": "recent decisions read for the names (default 2000)"}],
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 20000},
+                        "description": "recent decisions read for the names (default 500)"}],
         "responses": {"200": _json(_ref("ModelExplanation"), "The summary (null: the policy has none)"),
                       **_errors(401, 403, 400, 404, 503)}}},
     "/v1/loops/{loop}/models/{version}/snapshot": {"get": {

@@ -22,7 +22,7 @@ from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from .limits import check_rank_body
 
 #: Event ids: 1-128 characters of letters, digits and ``-_.:``.
-EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}\Z")
 _RANK_FIELDS = ("context", "actions", "event_id", "defer", "exclude", "k", "session_id", "slots",
                 "explain")
 _REWARD_FIELDS = ("value", "end", "slot", "values")

@@ -58,9 +58,9 @@ def explain_model(loop, version):
     if blob is None:
         raise NotFound(deploys.unknown_message(service, v))
     top = _count_arg("top", 20, 1000)
-    decisions = _count_arg("decisions", model_explain.DECISIONS, 100_000)
-    out = model_explain.model_summary(blob, service.store.recent_decisions(decisions), top)
-    return jsonify({"version": v, "decisions_read": decisions, **out})
+    events = service.store.recent_decisions(_count_arg("decisions", model_explain.DECISIONS, 20_000))
+    out = model_explain.model_summary(blob, events, top)
+    return jsonify({"version": v, "decisions_read": len(events), **out})
 
 
 def _count_arg(name: str, default: int, most: int) -> int:

@@ -55,14 +55,25 @@ def test_the_parts_sum_to_the_estimate_the_score_and_the_probability(make):
         decision = policy.decide(ctx, acts)
         out = explain(policy, ctx, acts, top=1000)
         assert [e["id"] for e in out] == list(decision.action_ids)
+        ids = tuple(a["id"] for a in acts)
+        means = policy._means(ids, policy.featurizer.rows(ctx, [(a["id"], a["features"]) for a in acts],
+                                                          policy._shared))
         for k, e in enumerate(out):
             total = e["intercept"] + sum(r["contribution"] for r in e["features"]) + e["rest"]
             assert e["rest"] == 0.0
-            assert total == pytest.approx(e["mean"], abs=1e-9)
-            assert e["mean"] + e["bonus"] == pytest.approx(decision.scores[k], abs=1e-9)
+            assert total == pytest.approx(means[k], abs=1e-9)   # θᵀx, computed apart
+            assert e["mean"] == pytest.approx(means[k], abs=1e-9)
+            assert e["score"] == decision.scores[k]
             p = e["probability"]
-            assert p["greedy"] + p["epsilon_floor"] == pytest.approx(decision.pmf[k], abs=1e-9)
-        if policy.name != "lints":
+            if policy.name == "lints":   # whole posterior draws, M of them
+                wins = p["draw_wins"] * policy.n_draws
+                assert wins == pytest.approx(round(wins), abs=1e-9)
+                assert p["greedy"] == pytest.approx((1 - policy.epsilon) * p["draw_wins"], abs=1e-12)
+            else:                          # from the scores alone
+                assert p["greedy"] + p["epsilon_floor"] == pytest.approx(decision.pmf[k], abs=1e-9)
+        if policy.name == "lints":
+            assert sum(e["probability"]["draw_wins"] for e in out) == pytest.approx(1.0)
+        else:
             assert sum(e["probability"]["greedy"] for e in out) == pytest.approx(1 - policy.epsilon)
         # truncated to the top contributions, the rest is summed
         short = explain(policy, ctx, acts, top=3, decision=decision)
@@ -82,7 +93,7 @@ def test_a_bonus_is_linucbs_width_and_zero_for_the_others():
     for e, w in zip(explain(ucb, ctx, acts), widths):
         assert e["bonus"] == pytest.approx(0.7 * w, abs=1e-12)
     greedy = _trained(POLICIES[0], rng)
-    assert all(e["bonus"] == 0.0 for e in explain(greedy, ctx, acts))
+    assert all(e["bonus"] == 0.0 and e["mean"] == e["score"] for e in explain(greedy, ctx, acts))
 
 
 def test_one_feature_worth_the_reward_is_named_first():
@@ -100,7 +111,7 @@ def test_one_feature_worth_the_reward_is_named_first():
     out = explain(policy, {"u": {"x": 0.1}}, [{"id": "i9", "features": {"item": {"price": 9.0, "genre": "0"}}}])
     first = out[0]["features"][0]
     assert (first["namespace"], first["feature"], first["value"]) == ("item", "price", 9.0)
-    assert abs(first["weight"]) == pytest.approx(2.0, rel=0.05)
+    assert first["weight"] == pytest.approx(2.0, rel=0.05)   # signed: the feature's own
     assert first["contribution"] == pytest.approx(18.0, rel=0.05)
 
 
@@ -128,9 +139,10 @@ def test_a_disjoint_models_weights_are_listed_per_action_and_collisions_show():
     out = summary(policy, names, top=1)
     assert out["model"] == "disjoint" and sorted(out["actions"]) == ["a", "b"]
     a, b = out["actions"]["a"][0], out["actions"]["b"][0]
-    assert a["weight"] == pytest.approx(2.0, abs=0.1) and b["weight"] == pytest.approx(-1.0, abs=0.1)
-    assert "u.x" in a["names"] and "u.x" in b["names"]
+    weight = {arm: next(f["weight"] for f in row["features"] if f["name"] == "u.x") for arm, row in (("a", a), ("b", b))}
+    assert weight["a"] == pytest.approx(2.0, abs=0.1) and weight["b"] == pytest.approx(-1.0, abs=0.1)
+    assert abs(a["bucket_weight"]) == pytest.approx(abs(weight["a"]))   # the sign is the name's
     # 9 context features in 2 buckets: each bucket lists 3 names and counts the others
-    hashed = [row for col, row in names.items() if row["kind"] == "context"]
+    hashed = [row for col, row in names.items() if col != "refused" and row["kind"] == "context"]
     assert sum(len(row["names"]) + row["more"] for row in hashed) == 9
     assert all(len(row["names"]) <= 3 for row in hashed)

@@ -31,9 +31,9 @@ def test_contributions_sum_to_vws_own_prediction_and_name_the_reward_feature():
         out = explain_vw(policy, ctx, acts, top=50, decision=decision)
         assert [e["id"] for e in out] == ["i0", "i1", "i2"]
         for e, p in zip(out, decision.pmf):
-            total = e["intercept"] + sum(f["contribution"] for f in e["features"]) + e["rest"]
-            assert total == pytest.approx(e["mean"], abs=1e-9)
-            assert e["mean"] == pytest.approx(e["clipped"], abs=2e-3)  # VW's own, not clipped here
+            assert e["rest"] == 0.0
+            total = e["intercept"] + sum(f["contribution"] for f in e["features"])
+            assert total == pytest.approx(e["clipped"], abs=2e-3)  # VW's own prediction, not clipped here
             assert e["mean"] == pytest.approx(0.5 * spend, abs=0.15)
             named = [f for f in e["features"] if f["kind"] != "interaction"]
             assert (named[0]["namespace"], named[0]["feature"]) == ("user", "spend")
@@ -48,3 +48,15 @@ def test_the_audit_follows_the_model_after_it_learns():
                    "propensity": 1.0, "reward": 5.0}] * 30)
     after = explain_vw(policy, {"user": {"spend": 2.0}}, acts)[0]["mean"]
     assert after > before + 0.5
+
+
+def test_an_action_without_features_keeps_its_place():
+    """VW prints an empty audit line for an example without features: the actions after
+    it are still explained with their own features."""
+    policy = make_policy({"type": "vw", "args": "--epsilon 0.1 --noconstant", "action_id": False})
+    acts = [{"id": "bare", "features": {}}, {"id": "big", "features": {"item": {"x": 2.0}}}]
+    policy.learn([{"context": {}, "actions": acts, "chosen": 1, "propensity": 0.5, "reward": 1.0}] * 5)
+    out = explain_vw(policy, {}, acts)
+    assert [e["id"] for e in out] == ["bare", "big"]
+    assert out[0]["features"] == [] and out[0]["mean"] == 0.0
+    assert [(f["namespace"], f["feature"]) for f in out[1]["features"]] == [("item", "x")]

@@ -279,3 +279,36 @@ def test_explain_covers_each_slot_with_its_features(setup):
         assert ("pos", f"p{j + 1}") in named   # the slot's own feature is part of its context
         p = why[0]["probability"]
         assert p["greedy"] + p["epsilon_floor"] == pytest.approx(s["probability"], abs=1e-12)
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"slots": [{"id": "top\n"}]}, "slots[0].id"),
+    ({"event_id": "e1\n"}, "event_id"),
+    ({"slots": [{"id": "a", "features": {"pos": {"i": [1, 2]}}}]}, "slots[0].features.pos.i"),
+    ({"slots": [{"id": "a"}, {"id": "b", "actions": ["nope"]}]}, "slots[1]"),
+])
+def test_odd_ids_and_bad_slot_features_are_named(setup, r, body, field):
+    _, client, _ = setup
+    out = call(client, "post", "/v1/loops/car/rank",
+               json={"context": {"user": {"age": 1}}, "actions": ITEMS, **body})
+    assert out.status_code == 400, out.get_json()
+    message = out.get_json()["error"]["message"]
+    assert message.startswith(field + ":"), message
+    if field == "slots[1]":
+        assert "none of its actions is a candidate" in message
+    assert r.xlen(keys.log("car")) == 0
+
+
+def test_a_parquet_export_leaves_slates_out_and_keeps_the_rest(setup, r, redis_server, monkeypatch, tmp_path):
+    pytest.importorskip("pyarrow")
+    _, client, path = setup
+    _rank(client, "slate-1")
+    _rank(client, "slate-2", defer=True)            # no slot joined: still left out cleanly
+    _reward(client, "slate-1", {"slot": "s1", "value": 1})
+    assert client.post("/v1/loops/plain/rank", json={"actions": ITEMS, "event_id": "p1"}).status_code == 200
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    for loop, rows in (("car", 0), ("plain", 1)):
+        out = tmp_path / f"{loop}.parquet"
+        assert cbserve(["export", "--config", str(path), "--loop", loop, "-o", str(out)]) == 0
+        import pyarrow.parquet as pq
+        assert pq.read_table(out).num_rows == rows

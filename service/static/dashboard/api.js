@@ -39,7 +39,10 @@ export async function loopData(loop, window) {
     get(`${base}/challengers`), get(`${base}/audit?count=10`),
   ]);
   // the serving version's weights and a recent decision explained (none before a version)
+  // (its failure shows in its own sections, never in place of the rest)
   const explain = models.serving
-    ? await get(`${base}/models/${models.serving}/explain?top=10`) : null;
+    ? await get(`${base}/models/${models.serving}/explain?top=10&decisions=200`)
+      .catch((err) => ({ version: models.serving, summary: null, recent: null, reason: err.message }))
+    : null;
   return { health, models, challengers, audit: audit.entries, explain };
 }

@@ -112,13 +112,14 @@ export function audit(entries) {
   })), "no entries");
 }
 
-const names = (w) => (w.names.length ? w.names.join(", ") : "—") + (w.more ? ` and ${w.more} more` : "");
+const names = (w) => (w.features.length ? w.features.map((f) => `${f.name} ${fmt.num(f.weight, 3)}`).join(", ") : "—") +
+  (w.more ? ` and ${w.more} more` : "");
 
 export function weights(ex) {
   const s = ex?.summary;
-  const rows = (s?.global ?? []).map((w) => ({ cells: ["all", w.kind, names(w), fmt.num(w.weight, 3), fmt.num(w.std, 3)] }));
+  const rows = (s?.global ?? []).map((w) => ({ cells: ["all", w.kind, names(w), fmt.num(Math.abs(w.bucket_weight), 3), fmt.num(w.std, 3)] }));
   for (const [id, list] of Object.entries(s?.actions ?? {})) {
-    rows.push(...list.slice(0, 5).map((w) => ({ cells: [id, w.kind, names(w), fmt.num(w.weight, 3), fmt.num(w.std, 3)] })));
+    rows.push(...list.slice(0, 5).map((w) => ({ cells: [id, w.kind, names(w), fmt.num(Math.abs(w.bucket_weight), 3), fmt.num(w.std, 3)] })));
   }
   fill("weights", rows, ex ? (ex.reason ?? "no weights learned yet") : "no model version yet");
 }
