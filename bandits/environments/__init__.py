@@ -4,7 +4,8 @@ Every environment of :data:`ENVIRONMENTS` builds round ``t`` from ``(seed, t)`` 
 and knows each candidate's expected reward, so regret is exact; :func:`run_policy`
 plays a policy in one. :class:`LinearStream` reads the linear model as one seeded
 sequence of contexts and rewards (:func:`run_stream` plays it); :class:`EngagementEnv`
-is sequential: users' sessions where a choice changes later rewards, for offline RL.
+is sequential: users' sessions where a choice changes later rewards, for offline RL;
+:class:`PositionEnv` shows lists, whose lower places are clicked less.
 Pure: no I/O (the scikit-learn datasets are read from the installed package).
 
 >>> env = make_environment({"type": "treatments", "seed": 3})
@@ -22,6 +23,7 @@ from ..errors import ConfigError
 from .base import Environment, NonStationary, Round
 from .catalogue import CatalogueEnv
 from .engagement import EngagementEnv
+from .positions import PositionEnv
 from .run import run_policy
 from .stream import LinearStream, run_stream
 from .supervised import SKLEARN_DATASETS, SupervisedEnv
@@ -31,7 +33,8 @@ from .treatments import TreatmentEnv
 
 #: Environment types by name, for :func:`make_environment`.
 ENVIRONMENTS = {"linear": LinearEnv, "logistic": LogisticEnv, "treatments": TreatmentEnv,
-                "catalogue": CatalogueEnv, "supervised": SupervisedEnv.from_sklearn}
+                "catalogue": CatalogueEnv, "positions": PositionEnv,
+                "supervised": SupervisedEnv.from_sklearn}
 
 
 def make_environment(spec: dict) -> Environment:
@@ -57,6 +60,6 @@ def make_environment(spec: dict) -> Environment:
 
 
 __all__ = ["CatalogueEnv", "ENVIRONMENTS", "EngagementEnv", "Environment", "LinearEnv",
-           "LinearStream", "LogisticEnv", "NonStationary", "Round", "SKLEARN_DATASETS",
-           "SupervisedEnv", "Trajectory", "TreatmentEnv", "make_environment", "run_policy",
-           "run_stream"]
+           "LinearStream", "LogisticEnv", "NonStationary", "PositionEnv", "Round",
+           "SKLEARN_DATASETS", "SupervisedEnv", "Trajectory", "TreatmentEnv", "make_environment",
+           "run_policy", "run_stream"]

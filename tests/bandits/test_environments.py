@@ -7,7 +7,8 @@ import pytest
 
 from bandits import BanditError, make_policy
 from bandits.environments import (CatalogueEnv, LinearEnv, LogisticEnv, NonStationary,
-                                  SupervisedEnv, TreatmentEnv, make_environment, run_policy)
+                                  PositionEnv, SupervisedEnv, TreatmentEnv, make_environment,
+                                  run_policy)
 from bandits.environments.synthetic import sigmoid
 
 DRAWS = 20000
@@ -164,3 +165,55 @@ def test_make_environment_names_the_bad_key():
         make_environment({"type": "linear", "colour": 3})
     with pytest.raises(BanditError, match="dataset"):
         make_environment({"type": "supervised", "dataset": "mnist"})
+
+
+def test_position_clicks_are_relevance_times_examination():
+    env = PositionEnv(n_items=30, n_candidates=6, n_positions=4, n_categories=3, n_segments=2,
+                      base_ctr=0.2, contrast=0.0, seed=5)  # no taste: relevance from quality
+    rnd = env.round(3)
+    shown = [4, 1, 5, 0]
+    quality = np.array([rnd.actions[k]["features"]["item"]["quality"] for k in shown])
+    relevance = 1 / (1 + np.exp(-(math.log(0.2 / 0.8) + 0.5 * quality)))
+    np.testing.assert_allclose(env.click_probabilities(rnd, shown),
+                               relevance * [1, 1 / 2, 1 / 3, 1 / 4], rtol=0, atol=1e-12)
+    geometric = PositionEnv(n_items=30, n_candidates=6, n_positions=4, n_categories=3,
+                            n_segments=2, base_ctr=0.2, contrast=0.0, decay=0.5, seed=5)
+    np.testing.assert_allclose(geometric.click_probabilities(geometric.round(3), shown),
+                               relevance * [1, 0.5, 0.25, 0.125], rtol=0, atol=1e-12)
+    assert env.best_list(rnd) == sorted(range(6), key=lambda k: -rnd.expected[k])[:4]
+    with pytest.raises(ValueError, match="shown: 1..4 distinct"):
+        env.click_probabilities(rnd, [1, 1])
+
+
+def test_position_relevance_follows_the_segments_taste():
+    env = PositionEnv(n_items=40, n_candidates=8, n_positions=3, n_categories=4, n_segments=3,
+                      seed=2)
+    for t in range(5):
+        rnd = env.round(t)
+        s = int(rnd.context["user"]["segment"][1:])
+        for k, action in enumerate(rnd.actions):
+            item = action["features"]["item"]
+            z = env.base + env.taste[s, int(item["category"][1:])] + 0.5 * item["quality"]
+            assert rnd.expected[k] == pytest.approx(sigmoid(z), abs=1e-12)
+
+
+def test_position_clicks_are_seeded_and_share_each_places_uniform():
+    env, same, other = (PositionEnv(n_candidates=20, n_positions=5, seed=s) for s in (7, 7, 8))
+    a = [env.clicks(env.round(t), [0, 1, 2, 3, 4]) for t in range(50)]
+    assert all((x == same.clicks(same.round(t), [0, 1, 2, 3, 4])).all() for t, x in enumerate(a))
+    assert [env.round(t).ids for t in range(5)] != [other.round(t).ids for t in range(5)]
+    for t in range(300):  # one uniform per place: a likelier list clicks wherever the other does
+        rnd = env.round(t)
+        best, worst = env.best_list(rnd), list(np.argsort(rnd.expected)[:5])
+        assert (env.clicks(rnd, best) >= env.clicks(rnd, worst)).all()
+
+
+def test_position_clicks_average_to_their_probabilities():
+    env = PositionEnv(n_candidates=10, n_positions=5, base_ctr=0.3, seed=4)
+    rounds = [env.round(t) for t in range(4000)]
+    clicks = np.array([env.clicks(r, [0, 1, 2, 3, 4]) for r in rounds])
+    p = np.array([env.click_probabilities(r, [0, 1, 2, 3, 4]) for r in rounds])
+    sd = np.sqrt((p * (1 - p)).sum(axis=0))
+    assert (np.abs(clicks.sum(axis=0) - p.sum(axis=0)) <= 4.5 * sd).all()
+    assert (p.mean(axis=0)[1:] < p.mean(axis=0)[:-1]).all()  # lower places are clicked less
+    assert env.expected_clicks(rounds[0], [0, 1]) == pytest.approx(p[0, :2].sum())
