@@ -29,6 +29,7 @@ from .config import Config, load_config
 from .errors import ApiError, ConfigError
 from .loops import LoopService
 from .store import redis_from_env
+from .threads import one_blas_thread
 from .store.client import REPLICA_WAIT_MS
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def create_app(config: Config | None = None, client: redis.Redis | None = None,
     ``CBSERVE_CONFIG`` (``create_app()`` as a WSGI server calls it), and true when the
     caller passes one (``cbserve serve`` warns; ``cbserve api`` checks first).
     """
+    one_blas_thread()
     from_env = config is None
     config = config or config_from_env()
     client = client or redis_from_env()

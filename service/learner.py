@@ -33,6 +33,7 @@ from .errors import StoreError
 from .models import servable, spec_text
 from .store import LearnerStore
 from .store.learning import after, slot_of
+from .threads import one_blas_thread
 from .store.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -255,6 +256,7 @@ class Learner:
     """Runs :class:`LoopLearner` for every configured loop until stopped."""
 
     def __init__(self, client: redis.Redis, config: Config):
+        one_blas_thread()
         self.loops = [LoopLearner(client, loop, config) for loop in config.loops.values()]
         self.stopped = threading.Event()
 

@@ -159,8 +159,8 @@ class LoopStore(LoopLog):
                                  args=[event_id, self._retention_ms, *self._bucket_args, *pairs])
         status = out[0].decode()
         if status == "noslots":
-            raise BadRequest(f"slot: event {event_id!r} is a single decision; send "
-                             '{"value": <reward>} without slot')
+            raise BadRequest(f"{field}: event {event_id!r} is a single decision; send "
+                             '{"value": <reward>} without slot or values')
         if status == "noslot":
             at = "slot" if field == "slot" else f"values.{out[1].decode()}"
             raise BadRequest(f"{at}: event {event_id!r} has no slot {out[1].decode()!r} (its slots: "

@@ -287,6 +287,8 @@ local slots, known, new = slot_ids(h[5]), {}, {}
 for _, slot in ipairs(slots) do known[slot] = true end
 for i = 5, #ARGV, 2 do
   if not known[ARGV[i]] then return {'noslot', ARGV[i], h[5]} end
+end
+for i = 5, #ARGV, 2 do
   local cur = redis.call('HGET', KEYS[1], 'r:' .. ARGV[i])
   if not cur then new[#new + 1] = i
   elseif cur ~= ARGV[i + 1] then return {'conflict', ARGV[i], cur} end

@@ -152,7 +152,12 @@ def test_rewards_per_slot_are_joined_once_and_refusals_lose_nothing(setup, r):
     client.post("/v1/loops/plain/rank", json={"actions": ITEMS, "event_id": "p1"})
     out = _reward(client, "p1", {"slot": "s1", "value": 1}, loop="plain")
     assert out.status_code == 400 and out.get_json()["error"]["message"].startswith("slot:")
+    out = _reward(client, "p1", {"values": {"s1": 1}}, loop="plain")
+    assert out.status_code == 400 and out.get_json()["error"]["message"].startswith("values:")
     assert _reward(client, "nope", {"slot": "s1", "value": 1}).status_code == 404
+    # an unknown slot is named before a conflict on another
+    out = _reward(client, "e1", {"values": {"s1": 9, "top": 1}})
+    assert out.status_code == 400 and out.get_json()["error"]["message"].startswith("values.top:")
 
 
 def test_defaults_per_slot_at_expiry_and_a_late_reward_is_gone(setup, r):
