@@ -30,9 +30,6 @@ before it, in both loops alike. Figures:
   ratio; rank throughput over HTTP (wrk, or a Python generator), best of
   ``--tp-rounds`` alternating rounds each, and the ratio.
 
-The API workers and the learner inherit the environment: on a small host, run with
-``OPENBLAS_NUM_THREADS=1`` for one BLAS thread per process (docs/benchmarks.md#slots).
-
 Usage: python scripts/slots.py [--rounds 800] [--slots 5] [--candidates 50] [--seed 0].
 The last line is one JSON object. Exit status 1 if a loop's learner published no model
 or a request failed.
