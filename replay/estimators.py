@@ -105,12 +105,13 @@ INPUTS = frozenset({"rewards", "propensities", "target_probs", "q_hat", "target_
                     "logging_pmf", "ci", "level", "n_boot", "seed", "min_ess"})
 
 
-def _refuse_unknown(name: str, others: dict) -> None:
-    """A ``TypeError`` naming the first argument none of the estimators takes."""
-    unknown = sorted(set(others) - INPUTS)
+def _refuse_unknown(name: str, others: dict, inputs: frozenset = INPUTS,
+                    kind: str = "estimators") -> None:
+    """A ``TypeError`` naming the first argument none of the ``kind`` takes."""
+    unknown = sorted(set(others) - inputs)
     if unknown:
         raise TypeError(f"{name}() got an unexpected keyword argument {unknown[0]!r} "
-                        f"(estimators take {', '.join(sorted(INPUTS))})")
+                        f"({kind} take {', '.join(sorted(inputs))})")
 
 
 # -- the estimators -----------------------------------------------------------------------

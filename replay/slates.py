@@ -73,6 +73,7 @@ import numpy as np
 from .errors import EstimatorError
 from .estimators import (ESTIMATORS, MIN_ESS, Estimate, _estimate, _finite, _first,
                          effective_sample_size)
+from .estimators import _refuse_unknown as _refuse_inputs
 from .slate_sim import make_world, simulate_slates
 
 #: Every argument the slate estimators take (each ignores the others' arrays).
@@ -84,10 +85,7 @@ PER_SLOT_ESTIMATORS = ("ips", "snips", "dr")
 
 
 def _refuse_unknown(name: str, others: dict) -> None:
-    unknown = sorted(set(others) - SLATE_INPUTS)
-    if unknown:
-        raise TypeError(f"{name}() got an unexpected keyword argument {unknown[0]!r} "
-                        f"(slate estimators take {', '.join(sorted(SLATE_INPUTS))})")
+    _refuse_inputs(name, others, SLATE_INPUTS, "slate estimators")
 
 
 # -- the estimators -----------------------------------------------------------------------

@@ -25,7 +25,7 @@ from replay.logs import concat
 from replay.readers import open_log
 
 from .errors import CommandError
-from .warmstart import BATCH, learn_rounds, new_policy, policy_spec
+from .warmstart import BATCH, add_log_args, learn_rounds, new_policy, policy_spec
 
 #: Width of the namespace column of the table.
 NAME_WIDTH = 24
@@ -199,10 +199,7 @@ def cmd_evaluate_features(args, config) -> int:
 
 def add_features_args(p) -> None:
     """The options of ``cbserve evaluate-features`` on its argparse subparser."""
-    p.add_argument("--loop", required=True, help="the loop whose policy and featurizer to train")
-    p.add_argument("--log", required=True,
-                   help="DSJSON log (cbserve export, or VW's/Personalizer's layout; .gz read "
-                        "too) or a .parquet export")
+    add_log_args(p, "the loop whose policy and featurizer to train")
     p.add_argument("--holdout", type=float, default=0.3,
                    help="share of the rewarded events, the latest, evaluated on (in (0, 1))")
     p.add_argument("--png", help="bar chart of each namespace's loss with its interval")

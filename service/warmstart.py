@@ -166,12 +166,17 @@ def cmd_train(args, config) -> int:
     return 0
 
 
-def add_train_args(t) -> None:
-    """The options of ``cbserve train`` on its argparse subparser."""
-    t.add_argument("--loop", required=True, help="the loop whose policy to train")
-    t.add_argument("--log", required=True,
+def add_log_args(p, loop_help: str) -> None:
+    """``--loop`` and ``--log``, as the commands that learn from a log take them."""
+    p.add_argument("--loop", required=True, help=loop_help)
+    p.add_argument("--log", required=True,
                    help="DSJSON log (cbserve export, or VW's/Personalizer's layout; .gz read "
                         "too) or a .parquet export")
+
+
+def add_train_args(t) -> None:
+    """The options of ``cbserve train`` on its argparse subparser."""
+    add_log_args(t, "the loop whose policy to train")
     t.add_argument("--policy", help="a policy spec instead of the loop's: a JSON object or a "
                                     "TOML file holding the keys of a loop's policy table")
     t.add_argument("-o", "--output", required=True, help="file the snapshot is written to")
