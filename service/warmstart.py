@@ -13,9 +13,12 @@ a JSON object (``'{"type": "linucb", "alpha": 0.5}'``) or the path of a TOML fil
 holding the same keys at its top level (what a loop's ``[loops.<name>.policy]`` table
 holds); the loop's featurizer applies unless the spec names its own.
 
-Events the learner would never see are counted and left out: unrewarded ones,
-``_skipLearn`` ones, multi-slot ones, malformed ones, and for a loop with fixed actions
-those over ids that are not the loop's (the API refuses such a request).
+A multi-slot decision whose every slot is rewarded is learned slot by slot, each slot
+an event as the learner learns it, after the log's single decisions (a second pass).
+Events the learner would never see are counted and left out: unrewarded ones (for a
+multi-slot decision: a slot unrewarded), ``_skipLearn`` ones, malformed ones, and for a
+loop with fixed actions those over ids that are not the loop's (the API refuses such a
+request).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import tomllib
 from dataclasses import dataclass, field
 
 from bandits import BanditError, Feedback, make_policy
+from bandits.dsjson_slots import slot_feedback
 from replay.errors import LogError
 from replay.readers import open_log
 
@@ -43,6 +47,7 @@ class TrainCounts:
     learned: int = 0
     refused: int = 0          # the policy refused to learn them (as the learner's `unlearnable`)
     foreign: int = 0          # over ids that are not the loop's fixed actions
+    slots: int = 0            # of those learned, slots of multi-slot decisions
     left_out: dict = field(default_factory=dict)  # the reader's counts: unrewarded, malformed...
 
     def summary(self) -> str:
@@ -50,7 +55,8 @@ class TrainCounts:
         skipped = {**self.left_out, "refused by the policy": self.refused,
                    "not over the loop's actions": self.foreign}
         why = ", ".join(f"{n} {reason}" for reason, n in skipped.items() if n)
-        return f"{self.records} events read, {self.learned} learned; skipped: {why or 'none'}"
+        slots = f" ({self.slots} of them slots of multi-slot decisions)" if self.slots else ""
+        return f"{self.records} events read, {self.learned} learned{slots}; skipped: {why or 'none'}"
 
 
 def policy_spec(text: str | None, loop: LoopConfig) -> dict:
@@ -136,8 +142,40 @@ def train(policy, path: str, loop: LoopConfig) -> TrainCounts:
     report = source.report
     counts.records = report.records
     counts.left_out = {"unrewarded": report.unrewarded, "_skipLearn": report.skipped,
-                       "multi-slot": report.unsupported, "malformed": report.malformed}
+                       "malformed": report.malformed}
+    if report.unsupported:  # multi-slot decisions: a second pass learns their slots
+        counts.left_out["multi-slot with a slot unrewarded"] = learn_slates(policy, path, counts, fixed)
     return counts
+
+
+def learn_slates(policy, path: str, counts: TrainCounts, fixed: set | None) -> int:
+    """Learn every slot of the log's fully rewarded multi-slot decisions, as the
+    learner learns them (each slot an event, :data:`BATCH` at a time), after its single
+    decisions; returns how many multi-slot decisions had a slot unrewarded."""
+    from replay.slate_eval import read_slates  # the multi-slot reader, when a log has slates
+
+    try:
+        source = open_log(path)
+        slates = read_slates(source)
+    except LogError as exc:
+        raise CommandError(f"--log: {exc}") from exc
+    feedback = []
+    for _, _, record, _ in slates:
+        if fixed is not None and not all(aid in fixed for aid, _ in record.pairs):
+            counts.foreign += 1
+            continue
+        for j in range(len(record.slots)):
+            try:
+                feedback.append(slot_feedback(record, j))
+            except BanditError:
+                counts.refused += 1
+    for start in range(0, len(feedback), BATCH):
+        batch = feedback[start:start + BATCH]
+        learned = learn_batch(policy, batch)
+        counts.learned += learned
+        counts.slots += learned
+        counts.refused += len(batch) - learned
+    return source.report.unrewarded
 
 
 def cmd_train(args, config) -> int:

@@ -145,3 +145,37 @@ def test_bad_input_is_one_line_naming_the_option(cfg, tmp_path, monkeypatch, cap
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert not (tmp_path / "model.bin").exists()
+
+
+def test_multi_slot_decisions_are_learned_slot_by_slot(cfg, tmp_path, capsys):
+    """A log of slates: each fully rewarded slate's slots learned as the learner learns
+    them; a slate with a slot unrewarded is left out and counted."""
+    from bandits import EpsilonGreedy, dsjson_slots
+    from bandits.slates import Slot, decide_slots
+
+    rng = np.random.default_rng(3)
+    slots = [Slot("s1", {"pos": {"p1": 1}}), Slot("s2", {"pos": {"p2": 1}})]
+    lines, records = [], []
+    for i in range(40):
+        pairs = [(f"item-{j}", {"item": {"price": float(j)}}) for j in rng.choice(9, 4, replace=False)]
+        context = {"user": {"age": float(rng.integers(18, 70))}}
+        chosen = decide_slots(EpsilonGreedy(epsilon=0.5).decide, context, pairs, slots, seed=0, event_id=f"e{i}")
+        event = dsjson_slots.slots_event(loop="recs", event_id=f"e{i}", epoch_s=0.0, context=context,
+                                         actions=pairs, slates=chosen, policy="epsilon_greedy",
+                                         version=0, deferred=False)
+        rewards = {"s1": (float(i % 2), "reward")} if i == 39 else \
+            {"s1": (float(i % 2), "reward"), "s2": (float(i % 3), "default")}
+        labelled = dsjson_slots.with_slot_labels(event, rewards)
+        lines.append(json.dumps(labelled))
+        if i < 39:
+            records.append(dsjson_slots.decode_slots(labelled))
+    log, out = tmp_path / "slates.json", tmp_path / "model.bin"
+    log.write_text("\n".join(lines) + "\n")
+    assert train(cfg, "recs", log, out) == 0
+    line = capsys.readouterr().out
+    assert "40 events read, 78 learned (78 of them slots of multi-slot decisions)" in line
+    assert "1 multi-slot with a slot unrewarded" in line
+    loop = load_config(cfg).loops["recs"]
+    expected = in_process(loop.new_policy(), [dsjson_slots.slot_feedback(r, j) for r in records
+                                              for j in range(2)])
+    assert load_policy(out.read_bytes()).to_bytes() == expected.to_bytes()
