@@ -41,12 +41,16 @@ from .report import _num
 from .reward_model import CrossFitRidge
 from .slate_marginals import ENUMERATION_LIMIT, MC_SAMPLES, slate_marginals
 from .slates import PER_SLOT_ESTIMATORS, SLATE_ESTIMATORS, per_slot
-from .verdict import LOGGING
+from .verdict import LOGGING, Verdict, conclude
 
 #: What an IIPS or pseudo-inverse row says without the logging policy.
 MARGINALS_NA = "n/a (needs the logging policy's marginals)"
 #: The ``slot`` of a whole-slate row.
 SLATE = "slate"
+#: The slate estimators a verdict rests on, most trusted first: RIPS (exact with the
+#: logged conditional propensities when a slot's reward depends on it and the slots
+#: before it, with far less variance than slate IPS), then slate IPS (no assumption).
+SLATE_PREFERENCE = ("rips", "slate_ips")
 #: Events looked at to tell a multi-slot log from a single-slot one.
 SNIFF_EVENTS = 100
 
@@ -62,10 +66,16 @@ class SlateEvaluation:
     train_rounds: int = 0
     dropped: list = field(default_factory=list)
 
+    def verdict(self) -> Verdict:
+        """The one-line outcome on the slate rows (:data:`SLATE_PREFERENCE`)."""
+        scale = (self.rounds + self.train_rounds + len(self.dropped)) / max(1, self.rounds)
+        rows = [r for r in self.rows if r["slot"] == SLATE and not r["note"]]
+        return conclude(rows, None, scale, SLATE_PREFERENCE)
+
     def to_dict(self) -> dict:
         return {"kind": "multi-slot", "rows": self.rows, "log": self.report.to_dict(),
                 "rounds": self.rounds, "train_rounds": self.train_rounds, "slots": self.slots,
-                "dropped": [list(d) for d in self.dropped]}
+                "dropped": [list(d) for d in self.dropped], "verdict": self.verdict().to_dict()}
 
 
 def raw_events(source):
@@ -343,6 +353,7 @@ def format_slate_table(result: SlateEvaluation) -> str:
     level = result.rows[0]["level"] if result.rows else 0.95
     lines.append(f"intervals: {level:.0%}; slot rows use the slot's conditional propensities, "
                  "slate rows estimate the expected sum of slot rewards")
+    lines.append(result.verdict().text)
     notes = sorted({(r["policy"], r["slot"], r["estimator"], w) for r in result.rows
                     for w in r["warnings"]})
     lines += [f"! {p} {s} {e}: {w.removeprefix(e + ': ')}" for p, s, e, w in notes]

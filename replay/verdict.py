@@ -80,13 +80,15 @@ class Verdict:
         return asdict(self)
 
 
-def conclude(rows: list, overlap: dict | None = None, scale: float = 1.0) -> Verdict:
-    """The verdict on ``rows`` (see the module docstring for the rules)."""
+def conclude(rows: list, overlap: dict | None = None, scale: float = 1.0,
+             preference: tuple = PREFERENCE) -> Verdict:
+    """The verdict on ``rows`` (see the module docstring for the rules); ``preference``
+    names the estimators a verdict may rest on, most trusted first."""
     by = {(r["policy"], r["estimator"]): r for r in rows}
-    base = _deciding(by, LOGGING, PREFERENCE)
+    base = _deciding(by, LOGGING, preference)
     if base is None:
         return Verdict("no estimate", "verdict: no estimate of the logging policy; next: "
-                                      "evaluate with at least one of " + ", ".join(PREFERENCE))
+                                      "evaluate with at least one of " + ", ".join(preference))
     if base["ess"] < MIN_ESS:
         more = math.ceil((MIN_ESS - base["n"]) * scale)
         return Verdict("too few rounds", f"verdict: too few rounds: {base['n']} evaluated, "
@@ -99,7 +101,7 @@ def conclude(rows: list, overlap: dict | None = None, scale: float = 1.0) -> Ver
                        f"({base['estimator'].upper()}); next: evaluate a candidate against it",
                        LOGGING, base["estimator"], base["value"], base["low"], base["high"])
     overlap = overlap or {}
-    judged = [_judge(by, name, base, overlap.get(name), scale) for name in candidates]
+    judged = [_judge(by, name, base, overlap.get(name), scale, preference) for name in candidates]
     return min(judged, key=_rank)
 
 
@@ -107,9 +109,9 @@ def _deciding(by, policy, order):
     return next((by[policy, e] for e in order if (policy, e) in by), None)
 
 
-def _judge(by, name, base, overlap, scale) -> Verdict:
+def _judge(by, name, base, overlap, scale, preference) -> Verdict:
     """One candidate's outcome against the logging policy's deciding row ``base``."""
-    shared = [e for e in PREFERENCE if (LOGGING, e) in by]
+    shared = [e for e in preference if (LOGGING, e) in by]
     row = _deciding(by, name, ("replay",) + tuple(shared))
     if row is None:
         return Verdict("undefined", f"verdict: no conclusion: candidate {name} has no estimator "

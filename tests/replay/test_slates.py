@@ -246,6 +246,13 @@ def test_multi_slot_log_gets_per_slot_and_slate_rows(tmp_path):
         ("slate", "pseudo_inverse")}
     text = format_slate_table(result)
     assert MARGINALS_NA in text and "greedy" in text
+    # the verdict rests on RIPS, the greedy candidate against the logger's slate value
+    verdict = result.verdict()
+    assert verdict.text.startswith("verdict: ") and verdict.text in text.splitlines()
+    assert verdict.estimator == "rips" and verdict.policy == "greedy"
+    rips = by(result, "greedy", "slate", "rips")   # a greedy slate is rare under this logger
+    assert rips["ess"] < 30 and verdict.kind == "overlap too small"
+    assert verdict.rounds == math.ceil(rips["n"] * 30 / rips["ess"] * 2)  # half the log trained it
 
 
 def test_logging_policy_enables_iips_and_pseudo_inverse(tmp_path):
@@ -275,4 +282,6 @@ def test_replay_eval_prints_the_multi_slot_report(tmp_path, capsys):
                  "--plot", str(tmp_path / "r.png")]) == 0
     text = capsys.readouterr().out
     assert "slate_ips" in text and "rips" in text and MARGINALS_NA in text
-    assert json.loads(out_json.read_text())["kind"] == "multi-slot"
+    report = json.loads(out_json.read_text())
+    assert report["kind"] == "multi-slot"
+    assert report["verdict"]["text"].startswith("verdict: ") and report["verdict"]["text"] in text
