@@ -56,6 +56,9 @@ class Loop:
         self.rng, self.seed, self.t = np.random.default_rng(seed), seed, 0
 
     def run(self, n: int) -> None:
+        # serve what the last drain published from the first rank on, not from whenever
+        # the worker's periodic check (models.REFRESH_S of wall clock) comes round
+        self.client.application.extensions["cbserve"]["loops"]["hero"].model.refresh()
         for _ in range(n):
             group = "g0" if self.rng.random() < 0.5 else "g1"
             self.t += 1  # event ids seed the draws: the whole run is reproducible
