@@ -53,14 +53,20 @@ def get_model(loop, version):
 
 @bp.get("/v1/loops/<loop>/models/<version>/explain")
 def explain_model(loop, version):
-    service, v = loop_service(loop), _version(version)
-    blob = service.store.model_bytes(v) if service.registry.entry(v) else None
-    if blob is None:
-        raise NotFound(deploys.unknown_message(service, v))
+    service, v, blob = _snapshot(loop, version)
     top = _count_arg("top", 20, 1000)
     events = service.store.recent_decisions(_count_arg("decisions", model_explain.DECISIONS, 20_000))
     out = model_explain.model_summary(blob, events, top)
     return jsonify({"version": v, "decisions_read": len(events), **out})
+
+
+def _snapshot(loop, version) -> tuple:
+    """``(loop service, version, snapshot bytes)`` of a registered version; 404 otherwise."""
+    service, v = loop_service(loop), _version(version)
+    blob = service.store.model_bytes(v) if service.registry.entry(v) else None
+    if blob is None:
+        raise NotFound(deploys.unknown_message(service, v))
+    return service, v, blob
 
 
 def _count_arg(name: str, default: int, most: int) -> int:
@@ -74,10 +80,7 @@ def _count_arg(name: str, default: int, most: int) -> int:
 
 @bp.get("/v1/loops/<loop>/models/<version>/snapshot")
 def get_snapshot(loop, version):
-    service, v = loop_service(loop), _version(version)
-    blob = service.store.model_bytes(v) if service.registry.entry(v) else None
-    if blob is None:
-        raise NotFound(deploys.unknown_message(service, v))
+    service, v, blob = _snapshot(loop, version)
     return Response(blob, mimetype="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{loop}-{v}.model"'})
 

@@ -41,18 +41,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# new_bucket(bucket, ttl s): what the script that creates a bucket does (the caller knows
-# it created it when its first counter comes back as 1)
-_NEW_BUCKET = """
-local function new_bucket(b, ttl)
-  redis.call('EXPIRE', b, ttl)
-end
-"""
-
 # bucket_action(bucket, action id, cap): the field suffix the action counts under in the
 # health bucket: its id while the bucket tracks it or still has room (then tracked from
 # now on, ``ad:<id>`` present), '_other' once ``cap`` ids are tracked
-_BUCKET_ACTION = _NEW_BUCKET + """
+_BUCKET_ACTION = """
 local function bucket_action(b, aid, cap)
   if redis.call('HEXISTS', b, 'ad:' .. aid) == 1 then return aid end
   if redis.call('HINCRBY', b, 'na', 1) > cap then return '_other' end
@@ -81,7 +73,7 @@ local function count_join(ev, stats, figures, value, kind, H)
     redis.call('HINCRBYFLOAT', figures, v .. ':q', sq)
   end
   local b = H[1]
-  if redis.call('HINCRBY', b, 'n', 1) == 1 then new_bucket(b, H[2]) end
+  if redis.call('HINCRBY', b, 'n', 1) == 1 then redis.call('EXPIRE', b, H[2]) end
   if kind == 'default' then redis.call('HINCRBY', b, 'nd', 1) end
   redis.call('HINCRBYFLOAT', b, 's', value)
   redis.call('HINCRBYFLOAT', b, 'q', sq)
@@ -122,7 +114,7 @@ end
 # the decision of LOG_DECISION and LOG_STEP; ``figures`` and the health bucket are
 # their last two keys. Bucket: one HMGET and at most one HSET for the minimum
 # propensity and maximum latency; an action already tracked costs one HINCRBY.
-_LOG = _NEW_BUCKET + """
+_LOG = """
 local deadline = now + tonumber(ARGV[4])
 local sid = redis.call('XADD', KEYS[2], 'MINID', '~', now - tonumber(ARGV[6]), '*', 'j', ARGV[2])
 local active = '1'
@@ -136,7 +128,7 @@ if active == '0' then redis.call('HINCRBY', KEYS[4], 'deferred', 1) end
 redis.call('HINCRBY', KEYS[4], ARGV[7], 1)
 redis.call('HINCRBYFLOAT', KEYS[4], 'latency_sum', ARGV[8])
 local b = KEYS[#KEYS]
-if redis.call('HINCRBY', b, 'd', 1) == 1 then new_bucket(b, tonumber(ARGV[13])) end
+if redis.call('HINCRBY', b, 'd', 1) == 1 then redis.call('EXPIRE', b, tonumber(ARGV[13])) end
 if active == '0' then redis.call('HINCRBY', b, 'df', 1) end
 if ARGV[11] == '1' then redis.call('HINCRBY', b, 'x', 1) end
 local us = math.floor(tonumber(ARGV[8]) * 1e6 + 0.5)
@@ -255,7 +247,7 @@ if h[4] == '1' then return {'same'} end
 if h[1] ~= 'open' or tonumber(h[3]) < now then return {'gone'} end
 redis.call('HSET', KEYS[1], 'act', '1')
 redis.call('HINCRBY', KEYS[4], 'activated', 1)
-if redis.call('HINCRBY', KEYS[6], 'ac', 1) == 1 then new_bucket(KEYS[6], tonumber(ARGV[3])) end
+if redis.call('HINCRBY', KEYS[6], 'ac', 1) == 1 then redis.call('EXPIRE', KEYS[6], tonumber(ARGV[3])) end
 if h[6] then
   local slots = slot_ids(h[6])
   for _, slot in ipairs(slots) do
