@@ -18,18 +18,18 @@ which sets its acceptance rate) and K.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from bandits import BanditError, Feedback
 
-from .estimators import ESTIMATORS, MODEL_BASED
+from .estimators import ESTIMATORS
 from .errors import ReplayError
 from .logs import LoggedRounds
 from .readers import CHUNK_ROUNDS, LogSource, ReadReport
 from .rejection import RejectionReplay
+from .sinks import ArraySink, SumSink, caught, row
 from .reward_model import CrossFitRidge
 from .verdict import LOGGING, Verdict, conclude
 
@@ -81,19 +81,20 @@ def evaluate(source: LogSource, candidates: list, *, estimators=DEFAULT_ESTIMATO
                progress)
     run.train_rounds = run.split(train_fraction)
     run.fit()
-    arrays = run.score(seed)
+    names = [c.name for c in run.frozen]
+    sink = SumSink(names) if ci == "normal" else ArraySink(names)
+    run.score(seed, sink)
     if run.n_eval == 0:
         raise ReplayError(f"{source.name}: no rewarded rounds to evaluate\n"
                           + source.report.summary())
-    rows = []
-    for cand in [None] + [c for c in candidates if c.learn == "frozen"]:
-        name = LOGGING if cand is None else cand.name
-        rows += _estimate_all(name, arrays, arrays["pmf"].get(name), estimators, ci, level,
-                              n_boot, seed)
+    rows = sink.rows(estimators, ci, level, n_boot, seed)
     for name, replay in run.replays.items():
-        rows.append(_row(name, *_caught(replay.estimate, level=level)))
+        rows.append(row(name, *caught(replay.estimate, level=level)))
+    overlap = sink.overlap()
+    overlap.update({name: {"min_propensity": run.min_propensity, "actions": sink.width}
+                    for name in run.replays})
     return Evaluation(rows, source.report, run.n_eval, run.train_rounds,
-                      sorted(run.dropped.items()), _overlap(arrays, run))
+                      sorted(run.dropped.items()), overlap)
 
 
 class _Run:
@@ -160,11 +161,10 @@ class _Run:
         index = np.asarray(keep, dtype=np.int64)
         return (rounds if len(keep) == len(rounds) else rounds.take(keep)), feats, index
 
-    def score(self, seed) -> dict:
-        """Pass 2: target pmfs, q̂ and replay on the evaluation slice; the arrays."""
+    def score(self, seed, sink) -> None:
+        """Pass 2: target pmfs, q̂ and replay on the evaluation slice, into ``sink``."""
         self.replays = {c.name: RejectionReplay(c.policy, self.min_propensity, seed)
                         for c in self.candidates if c.learn == "replay"}
-        parts = []
         for offset, rounds in self.chunks("score"):
             cut = max(0, min(len(rounds), self.train_rounds - offset))
             later, feats, index = self._features(rounds.slice(cut, len(rounds)))
@@ -178,9 +178,8 @@ class _Run:
             q_hat = self.model.predict(later, positions, later.width, feats)
             for replay in self.replays.values():
                 replay.feed(later)
-            parts.append((later, q_hat, pmfs))
-        self.n_eval = sum(len(p[0]) for p in parts)
-        return _stack(parts, [c.name for c in self.frozen])
+            sink.add(later, q_hat, pmfs)
+        self.n_eval = sink.n
 
     def _target_pmfs(self, rounds: LoggedRounds) -> tuple:
         """Each frozen candidate's pmf per round, (n, width); rounds any candidate rejects
@@ -198,61 +197,3 @@ class _Run:
         return pmfs, keep
 
 
-def _stack(parts, names) -> dict:
-    """Concatenate the chunks' arrays, padding every (n, K) array to the widest chunk."""
-    if not parts:
-        return {"pmf": {}}
-    width = max(p[0].width for p in parts)
-
-    def cat(arrays):
-        return np.concatenate([np.pad(a, ((0, 0), (0, width - a.shape[1]))) for a in arrays])
-
-    rounds = [p[0] for p in parts]
-    pmf = {LOGGING: cat([r.logging_pmf for r in rounds])}
-    pmf.update({name: cat([p[2][name] for p in parts]) for name in names})
-    return {"rewards": np.concatenate([r.rewards for r in rounds]),
-            "propensities": np.concatenate([r.propensities for r in rounds]),
-            "actions": np.concatenate([r.chosen for r in rounds]),
-            "q_hat": cat([p[1] for p in parts]), "pmf": pmf}
-
-
-def _estimate_all(name, arrays, target_pmf, estimators, ci, level, n_boot, seed) -> list:
-    """One row per estimator for one policy; warnings are kept on the row."""
-    n = arrays["rewards"].size
-    target_probs = (arrays["propensities"] if name == LOGGING
-                    else target_pmf[np.arange(n), arrays["actions"]])
-    inputs = {"rewards": arrays["rewards"], "propensities": arrays["propensities"],
-              "target_probs": target_probs, "ci": ci, "level": level, "n_boot": n_boot,
-              "seed": seed}
-    if any(e in MODEL_BASED for e in estimators):
-        inputs.update(q_hat=arrays["q_hat"], target_pmf=target_pmf, actions=arrays["actions"],
-                      logging_pmf=None if name == LOGGING else arrays["pmf"][LOGGING])
-    return [_row(name, *_caught(ESTIMATORS[est], **inputs)) for est in estimators]
-
-
-def _caught(fn, **kwargs) -> tuple:
-    """``(fn(**kwargs), the distinct warnings it issued)``."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = fn(**kwargs)
-    return result, sorted({str(w.message) for w in caught})
-
-
-def _row(policy, estimate, notes) -> dict:
-    return {"policy": policy, **estimate.to_dict(), "warnings": notes}
-
-
-def _overlap(arrays, run) -> dict:
-    """Per candidate: the smallest logged probability of the action it picks (its most
-    probable one per round; for replay the log's minimum, its acceptance rate) and K."""
-    logged = arrays["pmf"].get(LOGGING)
-    if logged is None:
-        return {}
-    width, out = logged.shape[1], {}
-    for name, pmf in arrays["pmf"].items():
-        if name != LOGGING:
-            picked = logged[np.arange(len(pmf)), pmf.argmax(axis=1)]
-            out[name] = {"min_propensity": float(picked.min()), "actions": width}
-    for name in run.replays:
-        out[name] = {"min_propensity": run.min_propensity, "actions": width}
-    return out
