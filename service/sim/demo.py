@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 
-from bandits.environments import CatalogueEnv, TreatmentEnv
+from bandits.environments import make_environment
 
 from ..errors import CommandError
 from .report import plot, slug, table, write_csv
@@ -21,21 +21,26 @@ from .traffic import JsonClient, check_log, drive
 
 def env_for_loop(name: str, action_ids, seed: int = 0):
     """UI treatments for a loop of 4-8 fixed actions, a catalogue for per-request ones."""
+    return make_environment({**env_spec_for_loop(name, action_ids), "seed": seed})
+
+
+def env_spec_for_loop(name: str, action_ids) -> dict:
+    """The specification (without seed) of :func:`env_for_loop`'s environment."""
     if not action_ids:
-        return CatalogueEnv(seed=seed)
+        return {"type": "catalogue"}
     if 4 <= len(action_ids) <= 8:
-        return TreatmentEnv(actions=action_ids, seed=seed)
+        return {"type": "treatments", "actions": list(action_ids)}
     raise CommandError(f"loops.{name}: the simulator knows 4-8 UI treatments or per-request "
                        f"candidates; this loop has {len(action_ids)} fixed actions (choose --env)")
 
 
-def progress_bar(total: int, desc: str):
+def progress_bar(total: int, desc: str, unit: str = "round"):
     """A tqdm bar's ``update`` (None without tqdm) and a closer."""
     try:
         from tqdm import tqdm
     except ImportError:
         return None, lambda: None
-    bar = tqdm(total=total, desc=desc, unit="round", leave=False)
+    bar = tqdm(total=total, desc=desc, unit=unit, leave=False)
     return bar.update, bar.close
 
 
