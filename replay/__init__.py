@@ -1,8 +1,9 @@
 """cbserve replay: offline evaluation of policies on logged decisions.
 
 - :mod:`replay.estimators`: IPS, SNIPS, DM, DR, SNDR on numpy arrays, with intervals;
-- :mod:`replay.readers`: DSJSON (plain or gzip) and Parquet logs, and :class:`EventLog`
-  over the events of any store (the service builds one from its Redis);
+- :mod:`replay.readers`: DSJSON (plain or gzip) logs, and :class:`EventLog` over the
+  events of any store (the service builds one from its Redis); :mod:`replay.parquet_log`
+  Parquet logs (a file, or a directory partitioned by day) read column by column;
 - :mod:`replay.evaluate`: candidates and the logging policy in one table, with a
   cross-fitted reward model and rejection-sampling replay for learning policies;
 - :mod:`replay.verdict`: the table's last line, its outcome and the next step.
@@ -14,7 +15,9 @@ from .errors import (BadEvent, CandidateError, EstimatorError, EventError, LogEr
                      ReplayWarning, SkipLearn, Unrewarded, Unsupported)
 from .estimators import ESTIMATORS, Estimate, dm, dr, ips, sndr, snips
 from .evaluate import LOGGING, Evaluation, evaluate
-from .readers import DSJSONLog, EventLog, LogSource, ParquetLog, open_log, write_parquet
+from .parquet_layout import write_parquet
+from .parquet_log import ParquetLog
+from .readers import DSJSONLog, EventLog, LogSource, open_log
 from .verdict import Verdict, conclude
 
 __all__ = [

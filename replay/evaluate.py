@@ -27,9 +27,10 @@ from bandits import BanditError, Feedback
 from .estimators import ESTIMATORS
 from .errors import ReplayError
 from .logs import LoggedRounds
-from .readers import CHUNK_ROUNDS, LogSource, ReadReport
+from .readers import LogSource, ReadReport
 from .rejection import RejectionReplay
 from .sinks import ArraySink, SumSink, caught, row
+from .token_score import TokenMap, policy_pmf, supports
 from .reward_model import CrossFitRidge
 from .verdict import LOGGING, Verdict, conclude
 
@@ -62,7 +63,7 @@ class Evaluation:
 
 def evaluate(source: LogSource, candidates: list, *, estimators=DEFAULT_ESTIMATORS,
              ci="normal", level=0.95, n_boot=1000, folds=5, train_fraction=None,
-             reward_featurizer=None, chunk_size=CHUNK_ROUNDS, limit=None, seed=0,
+             reward_featurizer=None, chunk_size=None, limit=None, seed=0,
              progress=None) -> Evaluation:
     """Estimate every candidate's value (and the logger's) on ``source``.
 
@@ -77,6 +78,7 @@ def evaluate(source: LogSource, candidates: list, *, estimators=DEFAULT_ESTIMATO
     if len(set(names)) != len(names) or LOGGING in names:
         raise ReplayError(f"candidate names must be distinct and not {LOGGING!r}: {names}")
     progress = progress or (lambda stage, rounds: None)
+    chunk_size = chunk_size or source.chunk_rounds
     run = _Run(source, candidates, CrossFitRidge(reward_featurizer, folds), chunk_size, limit,
                progress)
     run.train_rounds = run.split(train_fraction)
@@ -104,6 +106,8 @@ class _Run:
         self.source, self.candidates, self.model = source, candidates, model
         self.chunk_size, self.limit, self.progress = chunk_size, limit, progress
         self.frozen = [c for c in candidates if c.learn == "frozen"]
+        self.tokens = {c.name: TokenMap(c.policy.featurizer) for c in self.frozen
+                       if supports(c.policy)}
         self.replays = {}
         self.dropped: dict = {}
         self.train_rounds = self.n_eval = 0
@@ -132,11 +136,17 @@ class _Run:
             cut = max(0, min(len(rounds), self.train_rounds - offset))
             if cut:
                 self._train(rounds.slice(0, cut))
-            if cut < len(rounds):
-                later, feats, keep = self._features(rounds.slice(cut, len(rounds)))
+            if cut == len(rounds):
+                continue
+            later = rounds.slice(cut, len(rounds))
+            if self._columnar(later):
+                self.model.add_columns(later, offset + cut - self.train_rounds + np.arange(len(later)))
+            else:
+                later, feats, keep = self._features(later)
                 if len(later):
                     self.model.add(later, offset + cut - self.train_rounds + keep, feats)
-                    self.min_propensity = min(self.min_propensity, float(later.propensities.min()))
+            if len(later):
+                self.min_propensity = min(self.min_propensity, float(later.propensities.min()))
         self.model.fit()
 
     def _train(self, rounds: LoggedRounds) -> None:
@@ -167,7 +177,11 @@ class _Run:
                         for c in self.candidates if c.learn == "replay"}
         for offset, rounds in self.chunks("score"):
             cut = max(0, min(len(rounds), self.train_rounds - offset))
-            later, feats, index = self._features(rounds.slice(cut, len(rounds)))
+            later = rounds.slice(cut, len(rounds))
+            if self._columnar(later):
+                self._score_columns(later, offset + cut - self.train_rounds, sink)
+                continue
+            later, feats, index = self._features(later)
             if not len(later):
                 continue
             pmfs, keep = self._target_pmfs(later)
@@ -180,6 +194,31 @@ class _Run:
                 replay.feed(later)
             sink.add(later, q_hat, pmfs)
         self.n_eval = sink.n
+
+    def _columnar(self, rounds: LoggedRounds) -> bool:
+        """Whether a chunk is scored in token space: token columns, few action sets, and
+        every frozen candidate an ε-greedy or LinUCB policy whose featurizer reads them."""
+        cols = rounds.columns
+        if cols is None or not len(cols) or not self.model.tokens.usable(cols):
+            return False
+        if len(np.unique(cols.set_index)) > max(8, len(cols) // 32):
+            return False
+        return all(c.name in self.tokens and self.tokens[c.name].usable(cols) for c in self.frozen)
+
+    def _score_columns(self, rounds: LoggedRounds, start: int, sink) -> None:
+        """Pass 2 on a chunk in token space (``start``: its first round's place in the
+        evaluation slice)."""
+        cols, n, width = rounds.columns, len(rounds), rounds.width
+        pmfs = {c.name: np.zeros((n, width)) for c in self.frozen}
+        for s, rows in cols.groups():
+            pairs = cols.action_sets[s]
+            for cand in self.frozen:
+                pmfs[cand.name][rows, :len(pairs)] = policy_pmf(
+                    cand.policy, self.tokens[cand.name], cols, rows, pairs)
+        q_hat = self.model.predict_columns(rounds, start + np.arange(n), width)
+        for replay in self.replays.values():
+            replay.feed(rounds)
+        sink.add(rounds, q_hat, pmfs)
 
     def _target_pmfs(self, rounds: LoggedRounds) -> tuple:
         """Each frozen candidate's pmf per round, (n, width); rounds any candidate rejects

@@ -61,6 +61,7 @@ class LoggedRounds:
     logging_pmf: np.ndarray   # (n, K) float64
     n_actions: np.ndarray     # (n,) int64
     where: list = field(default_factory=list)  # source location of each round (for messages)
+    columns: object = None  # the rounds as token columns (replay.tokens), when the reader has them
 
     def __len__(self) -> int:
         return len(self.event_ids)
@@ -72,17 +73,47 @@ class LoggedRounds:
 
     def slice(self, start: int, stop: int) -> "LoggedRounds":
         """Rounds ``start:stop``, in log order."""
-        return LoggedRounds(*(getattr(self, f)[start:stop] for f in _FIELDS))
+        columns = None if self.columns is None else self.columns.slice(start, stop)
+        return LoggedRounds(*(getattr(self, f)[start:stop] for f in _FIELDS), columns)
 
     def take(self, keep) -> "LoggedRounds":
         """The rounds at indices ``keep``, in that order."""
         idx = np.asarray(keep, dtype=np.intp)
-        return LoggedRounds(*(value[idx] if isinstance(value, np.ndarray) else [value[j] for j in idx]
-                              for value in (getattr(self, f) for f in _FIELDS)))
+        columns = None if self.columns is None else self.columns.take(idx)
+        return LoggedRounds(*(value[idx] if isinstance(value, np.ndarray) else
+                              value.take(idx) if isinstance(value, Lazy) else [value[j] for j in idx]
+                              for value in (getattr(self, f) for f in _FIELDS)), columns)
 
 
 _FIELDS = ("event_ids", "timestamps", "contexts", "actions", "chosen", "propensities",
            "rewards", "logging_pmf", "n_actions", "where")
+
+
+class Lazy:
+    """A read-only sequence whose item i is ``get(index[i])``, computed when read: a
+    columnar reader's contexts are parsed only for the rounds a policy reads one by one.
+
+    >>> names = Lazy(lambda i: f"row {i + 1}", np.arange(5))
+    >>> len(names), names[0], list(names[3:]), list(names.take(np.array([4, 1])))
+    (5, 'row 1', ['row 4', 'row 5'], ['row 5', 'row 2'])
+    """
+
+    def __init__(self, get, index):
+        self._get, self._index = get, np.asarray(index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return Lazy(self._get, self._index[i])
+        return self._get(int(self._index[i]))
+
+    def __iter__(self):
+        return map(self._get, self._index.tolist())
+
+    def take(self, idx) -> "Lazy":
+        return Lazy(self._get, self._index[np.asarray(idx, dtype=np.intp)])
 
 
 def parse_event(event, where: str | None = None, own: bool = True) -> tuple:

@@ -1,4 +1,5 @@
-"""Log readers: DSJSON files (plain or gzip), Parquet files, and events from any store.
+"""Log readers: DSJSON files (plain or gzip) and events from any store; Parquet logs
+are :mod:`replay.parquet_log`'s, in the layout of :mod:`replay.parquet_layout`.
 
 Every reader streams :class:`~replay.logs.LoggedRounds` chunks, so a log larger than
 memory can be evaluated, and can be iterated again from the start (evaluation makes
@@ -6,12 +7,6 @@ two passes). Malformed records are counted in the reader's :class:`ReadReport` w
 their location (line, row or stream entry) and never stop the run; events without a
 reward are counted as unrewarded. A store (the service's Redis) hands its events to
 :class:`EventLog`; replay itself opens files only.
-
-Parquet layout (one row per rewarded decision; :func:`write_parquet` writes it):
-``event_id`` string, ``timestamp`` string (nullable), ``context`` string (JSON object),
-``actions`` string (JSON list of ``{"id", "features"}``), ``chosen`` int (0-based),
-``propensity`` double, ``reward`` double (null: unrewarded), ``pmf`` list<double> (the
-logging pmf, aligned with ``actions``).
 """
 from __future__ import annotations
 
@@ -32,8 +27,6 @@ CHUNK_ROUNDS = 1_000
 #: Problems kept with their location in a report (all are counted).
 MAX_PROBLEMS = 100
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-PARQUET_COLUMNS = ("event_id", "timestamp", "context", "actions", "chosen", "propensity",
-                   "reward", "pmf")
 
 
 @dataclass
@@ -80,6 +73,8 @@ class LogSource:
     """
 
     model_loader = None
+    #: Rounds per chunk an evaluation asks for unless told otherwise.
+    chunk_rounds = CHUNK_ROUNDS
 
     def __init__(self, name: str):
         self.name = name
@@ -208,31 +203,6 @@ class EventLog(LogSource):
             yield where, event if isinstance(event, Exception) else _parsed(event, own=False)
 
 
-class ParquetLog(LogSource):
-    """A Parquet file in the layout of :func:`write_parquet`, read in record batches."""
-
-    def __init__(self, path: str):
-        super().__init__(path)
-        if not os.path.isfile(path):
-            raise LogError(f"--log: no such file {path!r}")
-        pq = _pyarrow_parquet()
-        try:
-            self._file = pq.ParquetFile(path)
-        except Exception as exc:  # pyarrow raises its own ArrowInvalid family
-            raise LogError(f"--log: {path!r} is not a readable Parquet file: {exc}") from exc
-        missing = [c for c in PARQUET_COLUMNS if c not in self._file.schema_arrow.names]
-        if missing:
-            raise LogError(f"--log: {path!r} lacks the columns {', '.join(missing)} "
-                           f"(expected {', '.join(PARQUET_COLUMNS)})")
-
-    def _items(self):
-        number = 0
-        for batch in self._file.iter_batches(batch_size=CHUNK_ROUNDS, columns=list(PARQUET_COLUMNS)):
-            for row in batch.to_pylist():
-                number += 1
-                yield f"row {number}", _parquet_row(row)
-
-
 def open_sniffed(path: str):
     """A binary file object, gunzipped when the file starts with gzip's magic bytes."""
     with open(path, "rb") as raw:
@@ -240,63 +210,15 @@ def open_sniffed(path: str):
     return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
-def _parquet_row(row: dict):
-    """A Parquet row as the DSJSON event it stands for, parsed."""
-    if row["reward"] is None:
-        return Unrewarded(row["event_id"])
-    try:
-        context = orjson.loads(row["context"] or "{}")
-        actions = orjson.loads(row["actions"] or "null")
-    except orjson.JSONDecodeError as exc:
-        return BadEvent(f"context/actions: invalid JSON: {exc}")
-    if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
-        return BadEvent("actions: must be a JSON list of {\"id\", \"features\"} objects")
-    if not isinstance(context, dict):
-        return BadEvent("context: must be a JSON object")
-    pmf = row["pmf"] or []
-    chosen = row["chosen"]
-    event = {"EventId": row["event_id"], "Timestamp": row["timestamp"],
-             "c": {**context, "_multi": [a.get("features") or {} for a in actions]},
-             "ActionIds": [a.get("id") for a in actions],
-             "a": [i + 1 for i in range(len(pmf))], "p": pmf,
-             "_label_cost": -row["reward"], "_label_probability": row["propensity"],
-             "_labelIndex": chosen}
-    return _parsed(event)
-
-
-def write_parquet(rounds: LoggedRounds, path: str) -> None:
-    """Write logged rounds in the Parquet layout :class:`ParquetLog` reads."""
-    import pyarrow as pa
-
-    pq = _pyarrow_parquet()
-    table = pa.table({
-        "event_id": pa.array(rounds.event_ids, pa.string()),
-        "timestamp": pa.array(rounds.timestamps, pa.string()),
-        "context": pa.array([orjson.dumps(c).decode() for c in rounds.contexts], pa.string()),
-        "actions": pa.array([orjson.dumps(a).decode() for a in rounds.actions], pa.string()),
-        "chosen": pa.array(rounds.chosen, pa.int64()),
-        "propensity": pa.array(rounds.propensities, pa.float64()),
-        "reward": pa.array(rounds.rewards, pa.float64()),
-        "pmf": pa.array([row[:k].tolist() for row, k in zip(rounds.logging_pmf, rounds.n_actions)],
-                        pa.list_(pa.float64())),
-    })
-    pq.write_table(table, path)
-
-
-def _pyarrow_parquet():
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise LogError("Parquet logs need pyarrow: pip install 'cbserve[replay]'") from exc
-    return pq
-
-
 def open_log(spec: str) -> LogSource:
-    """The reader for ``spec``: a ``.parquet`` file, else a DSJSON file. A Redis URL is
+    """The reader for ``spec``: a ``.parquet`` file or a directory of them, else a DSJSON
+    file. A Redis URL is
     the service's to read (:func:`service.export.open_log` takes files too)."""
     if spec.startswith(REDIS_SCHEMES):
         raise LogError(f"--log: {spec} is a Redis URL; the service reads it "
                        "(service.export.open_log, or scripts/replay_eval.py)")
-    if spec.endswith(".parquet"):
+    if spec.endswith(".parquet") or os.path.isdir(spec):
+        from .parquet_log import ParquetLog
+
         return ParquetLog(spec)
     return DSJSONLog(spec)

@@ -18,6 +18,7 @@ from bandits.inputs import normalize_actions
 
 from .errors import ReplayError
 from .logs import LoggedRounds
+from .token_score import RidgeSums, TokenMap, ridge_predict
 
 #: Reward-model featurizer unless the caller gives one.
 DEFAULT_FEATURIZER = {"context_dim": 64, "action_dim": 32, "interaction_dim": 64}
@@ -45,6 +46,8 @@ class CrossFitRidge:
         self.b_ = np.zeros((folds, d))
         self.counts_ = np.zeros(folds, dtype=np.int64)
         self.theta_ = None
+        self.tokens = TokenMap(self.featurizer)
+        self._sums = RidgeSums(self.tokens, folds)
 
     def rows(self, context, actions) -> np.ndarray:
         """φ of every action of one round, (K_i, d)."""
@@ -72,11 +75,32 @@ class CrossFitRidge:
 
     def fit(self) -> np.ndarray:
         """θ_f for every fold from the other folds' statistics, (F, d)."""
+        self._sums.drain(self)
         A_all, b_all = self.A_.sum(axis=0), self.b_.sum(axis=0)
         eye = self.l2 * np.eye(self.featurizer.dim)
         self.theta_ = np.stack([np.linalg.solve(eye + A_all - self.A_[f], b_all - self.b_[f])
                                 for f in range(self.folds)])
         return self.theta_
+
+    def add_columns(self, rounds: LoggedRounds, positions) -> None:
+        """:meth:`add` from the rounds' token columns (:mod:`replay.token_score`)."""
+        cols, folds = rounds.columns, np.asarray(positions) % self.folds
+        for s, rows in cols.groups():
+            self._sums.add(cols, rows, cols.action_sets[s], rounds.chosen[rows],
+                           rounds.rewards[rows], folds[rows], self)
+        self.theta_ = None
+
+    def predict_columns(self, rounds: LoggedRounds, positions, width: int) -> np.ndarray:
+        """:meth:`predict` from the rounds' token columns."""
+        if self.theta_ is None:
+            self.fit()
+        cols, folds = rounds.columns, np.asarray(positions) % self.folds
+        q = np.zeros((len(rounds), width))
+        for s, rows in cols.groups():
+            pairs = cols.action_sets[s]
+            q[rows, :len(pairs)] = ridge_predict(self.tokens, cols, rows, pairs, self.theta_,
+                                                 folds[rows])
+        return q
 
     def predict(self, rounds: LoggedRounds, positions, width: int, features=None) -> np.ndarray:
         """q̂ (n, width) for ``rounds``, each round scored by the model fitted without its
@@ -92,3 +116,4 @@ class CrossFitRidge:
             theta = self.theta_[folds[j]]
             q[j, :len(features[j])] = features[j] @ theta
         return q
+

@@ -120,14 +120,18 @@ def cmd_export(args, config: Config) -> int:
     loop = config.loops[args.loop]
     if args.transitions and not loop.sequential:
         raise CommandError(f"--transitions: loop {args.loop!r} is not sequential (no session table)")
-    parquet = export.is_parquet(args.output)
+    parquet = export.is_parquet(args.output, args.format)
     if parquet and args.transitions:
-        raise CommandError("-o/--output: --transitions writes JSON lines (.jsonl, .jsonl.gz), not Parquet")
+        raise CommandError("--format: --transitions writes JSON lines (.jsonl, .jsonl.gz), not Parquet")
+    if args.format == "dsjson" and args.output.endswith(".parquet"):
+        raise CommandError("-o/--output: a .parquet name with --format dsjson; name it .json or .json.gz")
     if parquet:
         export.pyarrow_modules()
+    partitioned = parquet and not args.output.endswith(".parquet")
     start = "-" if args.since is None else f"{int(since_epoch(args.since) * 1000)}-0"
-    with export.open_output(args.output, parquet) as out, \
-            config_redis(config, "cbserve export") as url:
+    opened = (export.output_path(args.output, partitioned) if parquet
+              else export.open_output(args.output))
+    with opened as out, config_redis(config, "cbserve export") as url:
         store = LoopStore(connect(url), loop)
         left = ""
         if args.transitions:
@@ -136,7 +140,7 @@ def cmd_export(args, config: Config) -> int:
             left = (f"; left out: {c.unrewarded} steps awaiting their reward, {c.open_steps} last "
                     f"steps of live sessions, {c.gaps} episodes with steps missing from the log")
         elif parquet:
-            n, labelled, left_out = export.export_parquet(store, start, out)
+            n, labelled, left_out = export.export_parquet(store, start, out, partitioned)
             what = f"{n} decisions ({labelled} with rewards)"
             left = f"; left out: {left_out} events the Parquet layout cannot hold" if left_out else ""
         else:
@@ -237,7 +241,10 @@ def _export_args(e: argparse.ArgumentParser) -> None:
     e.add_argument("--since", help="ISO-8601 time or a duration ago (e.g. 24h); "
                                    "without it, the whole retained log")
     e.add_argument("-o", "--output", required=True,
-                   help="file: .parquet for Parquet, .gz for gzip, else DSJSON lines")
+                   help="file: .parquet for Parquet, .gz for gzip, else DSJSON lines; with "
+                        "--format parquet and no .parquet suffix, a directory partitioned by day")
+    e.add_argument("--format", choices=("dsjson", "parquet"),
+                   help="default: from the output's name (.parquet: Parquet, else DSJSON)")
     e.add_argument("--transitions", action="store_true",
                    help="sequential loops: write (s, a, p, r, s', done) per step instead")
 

@@ -19,16 +19,13 @@ import orjson
 
 from bandits import dsjson, dsjson_slots
 from replay.errors import BadEvent, EventError, LogError, Unsupported
-from replay.readers import PARQUET_COLUMNS, REDIS_SCHEMES, EventLog, LogSource
+from replay.readers import REDIS_SCHEMES, EventLog, LogSource
 from replay.readers import open_log as open_file
 
 from . import transitions
 from .errors import CommandError, StoreError
 from .store import LoopLog, LoopStore, connect
 from .store.client import CLUSTER_SCHEMES
-
-#: Decisions per Parquet row group (and per batch held in memory while writing).
-PARQUET_BATCH = 10_000
 
 
 def labelled_log(log: LoopLog, start: str = "-"):
@@ -109,14 +106,14 @@ def open_log(spec: str, loop: str | None = None) -> LogSource:
 
 # -- cbserve export -------------------------------------------------------------------
 @contextlib.contextmanager
-def open_output(path: str, parquet: bool = False):
+def open_output(path: str):
     """The output file (gzip for ``.gz``), or a :class:`CommandError` naming the option.
 
     Written beside ``path`` and moved onto it when the block ends without an error, so
     a failed export leaves an earlier file of that name as it was."""
     tmp = f"{path}.{os.getpid()}.part"
     try:
-        out = (gzip.open if path.endswith(".gz") and not parquet else open)(tmp, "wb")
+        out = (gzip.open if path.endswith(".gz") else open)(tmp, "wb")
     except OSError as exc:
         raise CommandError(f"-o/--output: cannot write {path}: {exc.strerror}") from exc
     try:
@@ -128,8 +125,46 @@ def open_output(path: str, parquet: bool = False):
     os.replace(tmp, path)
 
 
-def is_parquet(path: str) -> bool:
-    return path.endswith(".parquet")
+@contextlib.contextmanager
+def output_path(path: str, directory: bool):
+    """A temporary path beside ``path`` (a file, or a directory when ``directory``) that
+    takes ``path``'s place when the block ends without an error; an earlier export of
+    that name stays as it was until then."""
+    tmp = f"{path.rstrip(os.sep)}.{os.getpid()}.part"
+    try:
+        if directory:
+            os.makedirs(tmp)
+        else:
+            open(tmp, "wb").close()
+    except OSError as exc:
+        raise CommandError(f"-o/--output: cannot write {path}: {exc.strerror}") from exc
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    old = None
+    if directory and os.path.isdir(path):
+        old = f"{tmp}.old"
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old:
+        _remove(old)
+
+
+def _remove(path: str) -> None:
+    import shutil
+
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.exists(path):
+        os.remove(path)
+
+
+def is_parquet(path: str, fmt: str | None = None) -> bool:
+    """Whether an export to ``path`` writes Parquet: ``--format parquet``, or a
+    ``.parquet`` name."""
+    return fmt == "parquet" or (fmt is None and path.endswith(".parquet"))
 
 
 def pyarrow_modules():
@@ -157,11 +192,12 @@ def export_dsjson(store: LoopLog, start: str, out) -> tuple:
 
 
 def parquet_row(event: dict, joined: tuple | None) -> dict:
-    """One decision in the Parquet layout: context and actions as the policy saw them
-    (parsed by :func:`replay.logs.parse_event`), reward null when not rewarded.
-    ``event`` is labelled when ``joined`` is not None (:func:`labelled_log`). Raises
-    what ``parse_event`` raises for an event that layout cannot hold."""
+    """One decision as a row of :mod:`replay.parquet_layout`: context and actions as the
+    policy saw them (parsed by :func:`replay.logs.parse_event`), reward null when not
+    rewarded. ``event`` is labelled when ``joined`` is not None (:func:`labelled_log`).
+    Raises what ``parse_event`` raises for an event that layout cannot hold."""
     from replay.logs import MULTI_SLOT, parse_event
+    from replay.parquet_layout import row
 
     if dsjson_slots.is_slots(event):
         raise Unsupported(MULTI_SLOT)
@@ -172,36 +208,32 @@ def parquet_row(event: dict, joined: tuple | None) -> dict:
     pmf = [0.0] * len(actions)
     for index, prob in zip(a, p):
         pmf[index - 1] = float(prob)
-    return {"event_id": event_id, "timestamp": stamp,
-            "context": orjson.dumps(context).decode(), "actions": orjson.dumps(actions).decode(),
-            "chosen": chosen, "propensity": propensity,
-            "reward": parsed_reward if joined is not None else None, "pmf": pmf}
+    return row(event_id, stamp, context, actions, chosen, propensity,
+               parsed_reward if joined is not None else None, pmf)
 
 
-def export_parquet(store: LoopLog, start: str, out) -> tuple:
-    """Every decision from ``start`` on, one row each: ``(rows, rewarded, left out)``;
-    left out are the events the layout cannot hold (multi-slot, malformed)."""
-    pa, pq = pyarrow_modules()
-    types = {"chosen": pa.int64(), "propensity": pa.float64(), "reward": pa.float64(),
-             "pmf": pa.list_(pa.float64())}
-    schema = pa.schema([(name, types.get(name, pa.string())) for name in PARQUET_COLUMNS])
+def export_parquet(store: LoopLog, start: str, path: str, partitioned: bool) -> tuple:
+    """Every decision from ``start`` on, one row each, into ``path`` (one file, or a
+    directory partitioned by day): ``(rows, rewarded, left out)``; left out are the
+    events the layout cannot hold (multi-slot, malformed)."""
+    from replay.parquet_layout import LogWriter
+
+    pyarrow_modules()
     n = labelled = left_out = 0
-    batch = []
-    with pq.ParquetWriter(out, schema) as writer:
+    writer = LogWriter(path, partitioned)
+    try:
         for _, event, joined in labelled_log(store, start):
             if isinstance(event, BadEvent):
                 left_out += 1
                 continue
             try:
-                batch.append(parquet_row(event, joined))
+                writer.write(parquet_row(event, joined))
             except EventError:  # multi-slot, or malformed
                 left_out += 1
                 continue
             n, labelled = n + 1, labelled + (joined is not None)
-            if len(batch) >= PARQUET_BATCH:
-                writer.write_table(pa.Table.from_pylist(batch, schema))
-                batch = []
-        writer.write_table(pa.Table.from_pylist(batch, schema))
+    finally:
+        writer.close()
     return n, labelled, left_out
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from replay.errors import LogError
 from replay.logs import BadEvent, concat, parse_event
-from replay.readers import DSJSONLog, ParquetLog, open_log, write_parquet
+from replay import ParquetLog, write_parquet
+from replay.readers import DSJSONLog, open_log
 from replay.simulated import write_dsjson
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from replay.errors import LogError
 from replay.logs import concat
-from replay.readers import PARQUET_COLUMNS
+from replay.parquet_layout import COLUMNS as PARQUET_COLUMNS
 from service.cli import main as cbserve
 from service.export import RedisLog, open_log
 

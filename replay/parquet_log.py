@@ -1,0 +1,252 @@
+"""Parquet logs (one file, or a directory partitioned by day) read in record batches.
+
+The layout is :mod:`replay.parquet_layout`'s. The reader is pyarrow's dataset API: it
+streams record batches out of any number of files with only the columns asked for, in
+bounded memory, and hands each a batch of columns replay turns into arrays without a
+Python object per row: probabilities, rewards and pmfs come as numpy arrays, the
+``actions`` strings dictionary-decoded (each distinct set parsed once), the contexts as
+token columns (:mod:`replay.tokens`) read from ``context_features``. A context is
+parsed from its JSON only when something reads it round by round.
+
+Rows the layout says nothing wrong about are checked as the DSJSON reader checks
+events (pmf, chosen index, propensity, reward); a bad row is counted with its location
+(``row N``, 1-based over the whole dataset) and skipped.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import orjson
+
+from bandits import BanditError
+from bandits.inputs import normalize_actions
+
+from .errors import LogError
+from .logs import PMF_SUM_TOLERANCE, Lazy, LoggedRounds
+from .parquet_layout import COLUMNS, FEATURE_FIELDS, REQUIRED, ROW_GROUP
+from .readers import CHUNK_ROUNDS, MAX_PROBLEMS, LogSource, ReadReport
+from .tokens import TokenColumns
+
+#: Distinct ``actions`` strings kept parsed between batches.
+ACTION_SET_LIMIT = 10_000
+_FEATURE_DICT = [f"context_features.list.element.{f}" for f in FEATURE_FIELDS[:3]]
+
+
+class ParquetLog(LogSource):
+    """A Parquet log: a ``.parquet`` file or a directory of them (``day=…`` partitions)."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        if not os.path.exists(path):
+            raise LogError(f"--log: no such file or directory {path!r}")
+        ds = _dataset_module()
+        try:
+            names = ds.dataset(path, format="parquet", partitioning="hive").schema.names
+        except Exception as exc:  # pyarrow raises its own ArrowInvalid family
+            raise LogError(f"--log: {path!r} is not a readable Parquet log: {exc}") from exc
+        missing = [c for c in REQUIRED if c not in names]
+        if missing:
+            raise LogError(f"--log: {path!r} lacks the columns {', '.join(missing)} "
+                           f"(expected {', '.join(COLUMNS)})")
+        self.path, self.columnar = path, "context_features" in names
+        dictionary = ["actions"] + (_FEATURE_DICT if self.columnar else [])
+        fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary))
+        self._dataset = ds.dataset(path, format=fmt, partitioning="hive")
+        self._sets: dict = {}
+
+    #: Rounds per chunk an evaluation asks for: columnar work pays per batch, not per row.
+    chunk_rounds = ROW_GROUP
+
+    def files(self) -> list:
+        """The dataset's files, in reading order: the shards of a spread evaluation."""
+        return list(self._dataset.files)
+
+    def chunks(self, size: int = CHUNK_ROUNDS, limit: int | None = None):
+        """Rewarded rounds in log order, ``size`` per chunk (at most ``limit`` in all)."""
+        self.report = ReadReport(self.name)
+        skip = ("context",) + (() if self.columnar else ("context_features",))
+        scanner = self._dataset.scanner(columns=[c for c in COLUMNS if c not in skip],
+                                        batch_size=max(size, ROW_GROUP), batch_readahead=4,
+                                        fragment_readahead=1)
+        base, within = 0, {}
+        for tagged in scanner.scan_batches():
+            batch, path = tagged.record_batch, tagged.fragment.path
+            first = within.get(path, 0)
+            within[path] = first + batch.num_rows
+            for start in range(0, batch.num_rows, size):
+                if limit is not None and self.report.rounds >= limit:
+                    return
+                part = batch.slice(start, size)
+                rounds = self._rounds(part, base + start, limit, (path, first + start))
+                if rounds is not None:
+                    yield rounds
+            base += batch.num_rows
+
+    # -- one batch ----------------------------------------------------------------------
+    def _rounds(self, batch, base: int, limit, origin) -> LoggedRounds | None:
+        """The rewarded, well-formed rows of ``batch`` (row ``base`` of the log, row
+        ``origin[1]`` of file ``origin[0]``) as rounds."""
+        report, n = self.report, batch.num_rows
+        report.records += n
+        col = batch.column
+        reward = col("reward")
+        rewarded = ~np.asarray(reward.is_null().to_numpy(zero_copy_only=False))
+        report.unrewarded += int(n - rewarded.sum())
+        sets, set_index = self._action_sets(col("actions"))
+        pmf, lengths = _pmfs(col("pmf"))
+        r = reward.fill_null(0.0).to_numpy(zero_copy_only=False)
+        chosen = col("chosen").fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        p = col("propensity").fill_null(np.nan).to_numpy(zero_copy_only=False)
+        k = np.array([len(s) if s is not None else -1 for s in sets], np.int64)[set_index]
+        problems = [
+            (k < 0, "actions: must be a JSON list of {\"id\", \"features\"} objects with distinct ids"),
+            (lengths != k, "pmf: must hold one probability per action"),
+            ((chosen < 0) | (chosen >= np.maximum(k, 0)), "chosen: must be an action index"),
+            (~((p > 0.0) & (p <= 1.0)), "propensity: must be in (0, 1]"),
+            (~np.isfinite(r), "reward: must be a finite number"),
+            (~((pmf.min(axis=1, initial=0.0) >= 0.0) & (pmf.max(axis=1, initial=0.0) <= 1.0)
+               & (np.abs(pmf.sum(axis=1) - 1.0) <= PMF_SUM_TOLERANCE)),
+             "pmf: must be probabilities summing to 1"),
+        ]
+        good = rewarded.copy()
+        for bad, message in problems:
+            hit = np.flatnonzero(bad & good)
+            room = max(0, MAX_PROBLEMS - len(report.problems))
+            for j in hit[:room]:
+                report.problem(f"row {base + j + 1}", message)
+            report.malformed += max(0, len(hit) - room)
+            good &= ~bad
+        keep = np.flatnonzero(good)
+        if limit is not None:
+            keep = keep[:max(0, limit - report.rounds)]
+        if not len(keep):
+            return None
+        report.rounds += len(keep)
+        ids, stamps = col("event_id"), col("timestamp")
+        return LoggedRounds(
+            event_ids=Lazy(lambda i: ids[i].as_py(), keep),
+            timestamps=Lazy(lambda i: stamps[i].as_py(), keep),
+            contexts=Lazy(self._context_reader(origin, n), keep),
+            actions=Lazy(lambda i: [{"id": a, "features": f} for a, f in sets[set_index[i]]], keep),
+            chosen=chosen[keep], propensities=p[keep], rewards=r[keep],
+            logging_pmf=pmf[keep, :int(k[keep].max())], n_actions=k[keep],
+            where=Lazy(lambda i: f"row {base + i + 1}", keep),
+            columns=self._token_columns(batch, keep, set_index, sets))
+
+    def _context_reader(self, origin, n):
+        """``get(i)``: the context of row i of a batch, its JSON read from the file the
+        first time any is asked for (only the row groups that hold the batch)."""
+        loaded = []
+
+        def get(i):
+            if not loaded:
+                loaded.append(_read_contexts(*origin, n))
+            return _context(loaded[0][i].as_py())
+        return get
+
+    def _action_sets(self, actions) -> tuple:
+        """``(pairs per dictionary entry (None: invalid), each row's entry)``."""
+        import pyarrow as pa
+
+        if not isinstance(actions.type, pa.DictionaryType):
+            actions = actions.dictionary_encode()
+        sets = []
+        for text in actions.dictionary.to_pylist():
+            pairs = self._sets.get(text)
+            if pairs is None:
+                pairs = _parse_actions(text)
+                if len(self._sets) >= ACTION_SET_LIMIT:
+                    self._sets.clear()
+                self._sets[text] = pairs
+            sets.append(pairs or None)
+        index = actions.indices.fill_null(len(sets)).to_numpy(zero_copy_only=False)
+        return sets + [None], index
+
+    def _token_columns(self, batch, keep, set_index, sets) -> TokenColumns | None:
+        """The kept rows' contexts as token columns, or None when a row has none."""
+        if not self.columnar:
+            return None
+        feats = batch.column("context_features")
+        if len(keep) < len(feats):
+            feats = feats.take(keep)
+        if feats.null_count:
+            return None
+        import pyarrow as pa
+
+        rows = np.repeat(np.arange(len(keep)), np.diff(feats.offsets.to_numpy()))
+        entries = feats.flatten()
+        parts = [entries.field(name) for name in FEATURE_FIELDS[:3]]
+        parts = [a if isinstance(a.type, pa.DictionaryType) else a.dictionary_encode() for a in parts]
+        codes = [a.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) for a in parts]
+        sizes = [len(a.dictionary) for a in parts]
+        key = (codes[0] * sizes[1] + codes[1]) * (sizes[2] + 1) + codes[2] + 1
+        encoded = pa.array(key).dictionary_encode()
+        unique = encoded.dictionary.to_numpy()
+        dicts = [a.dictionary.to_pylist() for a in parts]
+        tokens = []
+        for value in unique.tolist():
+            rest, v = divmod(value, sizes[2] + 1)
+            n_idx, name_idx = divmod(rest, sizes[1])
+            tokens.append((dicts[0][n_idx], dicts[1][name_idx], None if v == 0 else dicts[2][v - 1]))
+        x = entries.field("x").to_numpy(zero_copy_only=False)
+        return TokenColumns.from_codes(len(keep), rows, encoded.indices.to_numpy().astype(np.int64),
+                                       tokens, x, set_index[keep], sets)
+
+
+def _pmfs(column) -> tuple:
+    """``(pmf (n, K) padded with 0, length of each row)`` of a list<double> column."""
+    offsets = column.offsets.to_numpy()
+    lengths = np.diff(offsets)
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    lengths = np.where(column.is_null().to_numpy(zero_copy_only=False), -1, lengths)
+    width = max(1, int(lengths.max(initial=1)))
+    if (lengths == width).all():
+        return values.reshape(len(lengths), width), lengths
+    out = np.zeros((len(lengths), width))
+    rows = np.repeat(np.arange(len(lengths)), np.maximum(lengths, 0))
+    starts = np.repeat(offsets[:-1] - offsets[0], np.maximum(lengths, 0))
+    out[rows, np.arange(len(rows)) - starts] = values[:len(rows)]
+    return out, lengths
+
+
+def _read_contexts(path: str, start: int, n: int):
+    """The ``context`` column of rows ``start:start + n`` of one Parquet file."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    groups, first, row = [], None, 0
+    for g in range(meta.num_row_groups):
+        size = meta.row_group(g).num_rows
+        if row + size > start and row < start + n:
+            groups.append(g)
+            first = row if first is None else first
+        row += size
+    table = pq.ParquetFile(path).read_row_groups(groups, columns=["context"])
+    return table.column("context").slice(start - first, n).combine_chunks()
+
+
+def _parse_actions(text) -> list | None:
+    """Validated ``[(id, features)]`` of an ``actions`` string, or None."""
+    try:
+        actions = orjson.loads(text) if text is not None else None
+        return normalize_actions(actions) if isinstance(actions, list) else None
+    except (orjson.JSONDecodeError, BanditError):
+        return None
+
+
+def _context(text):
+    """The context of a row; a row whose JSON is broken gives its text, which every
+    policy refuses with a message (the round is then dropped and named)."""
+    try:
+        return orjson.loads(text) if text is not None else {}
+    except orjson.JSONDecodeError:
+        return text
+
+
+def _dataset_module():
+    try:
+        import pyarrow.dataset as ds
+    except ImportError as exc:
+        raise LogError("Parquet logs need pyarrow: pip install 'cbserve[replay]'") from exc
+    return ds

@@ -1,0 +1,199 @@
+"""Linear policies and the reward model on a whole batch at once, in token space.
+
+With V (n, U) the batch's token values (:mod:`replay.tokens`), a shared featurizer's row
+of action k is affine in V[i]: ``x_k(i) = e_k + Q_k V[i]``, where e_k holds the
+intercept and the action's own features and Q_k (d, U) each token's context columns and
+its context × action interactions (the sketch convolution is linear in the context).
+A disjoint model's row is the context part alone, the same for every action. Then
+
+- a ridge mean:   θ_kᵀx = θ_kᵀe_k + V (Q_kᵀθ_k);
+- LinUCB's width: xᵀBx = e_kᵀBe_k + 2 V (Q_kᵀBe_k) + V (Q_kᵀBQ_k) Vᵀ (B = A⁻¹), row-wise;
+- the reward model's Σφφᵀ over rows that chose k: n e eᵀ + e (Q s)ᵀ + (Q s) eᵀ + Q T Qᵀ
+  with s = Σ V[i] and T = Σ V[i] V[i]ᵀ,
+
+which cost U² per action and round where a featurized row costs d². The results are the
+featurized rows' to rounding (tests hold them to 1e-9). ε-greedy and LinUCB are scored
+here; any other policy (LinTS draws, VW, a Q-network) goes round by round.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from bandits.epsilon_greedy import EpsilonGreedy
+from bandits.linucb import LinUCB
+
+from .tokens import MAX_TOKENS, TokenColumns
+
+
+class TokenMap:
+    """One featurizer's view of tokens: each token's unit context vector, memoised."""
+
+    def __init__(self, featurizer):
+        self.f = featurizer
+        self._units: dict = {}
+        self._dense = set(featurizer.context_dense)
+
+    def usable(self, cols: TokenColumns) -> bool:
+        """False when a token names one of the featurizer's embeddings (read it row by row)."""
+        if len(cols.tokens) > MAX_TOKENS:
+            return False
+        return not self._dense or not any(
+            (f"{ns}.{name}" if ns else name) in self._dense for ns, name, _ in cols.tokens)
+
+    def units(self, tokens: list) -> np.ndarray:
+        """(U, context width + sketch): the context vector of each token at value 1."""
+        side, out = self.f._ctx, []
+        for token in tokens:
+            vec = self._units.get(token)
+            if vec is None:
+                ns, name, value = token
+                i, s, j, t = side._slot(ns, name) if value is None else side._slot(ns, name, value)
+                vec = np.zeros(side.width + side.sketch_dim)
+                vec[i] += s
+                if side.sketch_dim:
+                    vec[side.width + j] += t
+                self._units[token] = vec
+            out.append(vec)
+        return np.array(out).reshape(len(tokens), side.width + side.sketch_dim)
+
+    def affine(self, tokens: list, pairs: list, shared: bool = True) -> tuple:
+        """``(E (K, d), Q (K, d, U))`` of one action set: row k is E[k] + Q[k] v."""
+        f, ctx, act = self.f, self.f._ctx, self.f._act
+        units, lead, k = self.units(tokens), int(f.intercept), len(pairs)
+        c0 = f.context_width
+        if not shared:
+            E, Q = np.zeros(c0), np.zeros((c0, len(tokens)))
+            E[0:lead] = 1.0
+            Q[lead:c0] = units[:, :ctx.width].T
+            return np.broadcast_to(E, (k, c0)), np.broadcast_to(Q, (k,) + Q.shape)
+        A = act.action_vectors(pairs, f.action_id)
+        E, Q = np.zeros((k, f.dim)), np.zeros((k, f.dim, len(tokens)))
+        E[:, 0:lead] = 1.0
+        E[:, c0:c0 + act.width] = A[:, :act.width]
+        Q[:, lead:c0, :] = units[:, :ctx.width].T
+        if f.interaction_dim:
+            sketches = units[:, ctx.width:].take(f._circulant, axis=1)  # (U, S, S)
+            Q[:, c0 + act.width:, :] = np.einsum("ks,ust->ktu", A[:, act.width:], sketches)
+        return E, Q
+
+
+def supports(policy) -> bool:
+    """Whether :func:`policy_pmf` scores ``policy`` in token space."""
+    return type(policy) in (LinUCB, EpsilonGreedy)
+
+
+def policy_pmf(policy, tokens: TokenMap, cols: TokenColumns, rows: np.ndarray, pairs: list) -> np.ndarray:
+    """The pmf (len(rows), K) of an ε-greedy or LinUCB policy on the rows of one action set."""
+    shared = policy._shared
+    E, Q = tokens.affine(cols.tokens, pairs, shared)
+    theta, B = policy._params(tuple(aid for aid, _ in pairs))
+    if shared:
+        theta, B = np.broadcast_to(theta, E.shape), np.broadcast_to(B, (len(E),) + B.shape)
+    V = cols.V[rows]
+    scores = np.einsum("kd,kd->k", E, theta) + V @ np.einsum("kdu,kd->ku", Q, theta).T
+    if type(policy) is LinUCB:
+        BE = np.einsum("kde,ke->kd", B, E)
+        BQ = np.matmul(B, Q)
+        h = np.einsum("kdu,kd->ku", Q, BE)
+        H = np.matmul(Q.transpose(0, 2, 1), BQ)  # (K, U, U)
+        quad = np.einsum("knu,nu->nk", np.matmul(V[None], H), V)
+        w2 = np.einsum("kd,kd->k", E, BE) + 2.0 * V @ h.T + quad
+        scores = scores + policy.alpha * np.sqrt(np.maximum(w2, 0.0))
+        epsilon = policy.epsilon
+    else:
+        epsilon = policy.current_epsilon()
+    return greedy_pmfs(scores, epsilon)
+
+
+def greedy_pmfs(scores: np.ndarray, epsilon: float) -> np.ndarray:
+    """:func:`bandits.exploration.greedy_pmf` of every row of ``scores`` (n, K).
+
+    >>> greedy_pmfs(np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 1.0, 0.0, 0.0]]), 0.2).tolist()
+    [[0.05, 0.45, 0.45, 0.05], [0.8500000000000001, 0.05, 0.05, 0.05]]
+    """
+    k = scores.shape[1]
+    floor = epsilon / k
+    top = scores == scores.max(axis=1, keepdims=True)
+    ties = top.sum(axis=1, keepdims=True)
+    share = np.where(ties == 1, 1.0 - epsilon + floor, (1.0 - epsilon) / ties + floor)
+    return np.where(top, share, floor)
+
+
+class RidgeSums:
+    """Σφφᵀ and Σrφ of chosen rows, kept as small sums per (action set, chosen action,
+    fold) over a vocabulary of tokens shared by the batches: n, Σv, Σvvᵀ, Σr, Σrv.
+    :meth:`drain` turns them into the d × d statistics once (and whenever the vocabulary
+    outgrows :data:`MAX_VOCABULARY`), instead of d × d products for every batch."""
+
+    def __init__(self, tokens: TokenMap, n_folds: int):
+        self.tokens, self.n_folds = tokens, n_folds
+        self.vocabulary: dict = {}
+        self.sums: dict = {}  # id(pairs) -> [pairs, n (K, F), S, T, R, RV]
+
+    def add(self, cols: TokenColumns, rows, pairs, chosen, rewards, folds, model) -> None:
+        if len(self.vocabulary) + len(cols.tokens) > MAX_VOCABULARY:
+            self.drain(model)
+        vocab = self.vocabulary
+        gid = np.array([vocab.setdefault(t, len(vocab)) for t in cols.tokens], np.intp)
+        entry = self.sums.get(id(pairs))
+        if entry is None:
+            k, f = len(pairs), self.n_folds
+            entry = self.sums[id(pairs)] = [pairs, np.zeros((k, f)), {}, {}, np.zeros((k, f)), {}]
+        V = cols.V[rows]
+        group = chosen * self.n_folds + folds
+        order = np.argsort(group, kind="stable")
+        g, starts, counts = np.unique(group[order], return_index=True, return_counts=True)
+        Vo, ro = V[order], rewards[order]
+        S = np.add.reduceat(Vo, starts, axis=0)
+        T = np.add.reduceat(Vo[:, :, None] * Vo[:, None, :], starts, axis=0)
+        R = np.add.reduceat(ro, starts)
+        RV = np.add.reduceat(ro[:, None] * Vo, starts, axis=0)
+        n, sums, squares, _, rsum, rv = entry[0], entry[1], entry[2], entry[3], entry[4], entry[5]
+        size = len(vocab)
+        for j, (k, f) in enumerate(zip((g // self.n_folds).tolist(), (g % self.n_folds).tolist())):
+            sums_kf = _grown(entry[2], (k, f), (size,))
+            sq_kf = _grown(entry[3], (k, f), (size, size))
+            rv_kf = _grown(entry[5], (k, f), (size,))
+            sums_kf[gid] += S[j]
+            sq_kf[np.ix_(gid, gid)] += T[j]
+            rv_kf[gid] += RV[j]
+            entry[1][k, f] += counts[j]
+            entry[4][k, f] += R[j]
+
+    def drain(self, model) -> None:
+        """Add the kept sums to ``model.A_``, ``model.b_``, ``model.counts_``; start over."""
+        tokens = sorted(self.vocabulary, key=self.vocabulary.get)
+        for pairs, n, S, T, R, RV in self.sums.values():
+            E, Q = self.tokens.affine(tokens, pairs)
+            for (k, f), s in S.items():
+                e, q = E[k], Q[k][:, :len(s)]
+                t, rv = T[(k, f)], RV[(k, f)]
+                qs = q @ s
+                model.A_[f] += n[k, f] * np.outer(e, e) + np.outer(e, qs) + np.outer(qs, e) + q @ t @ q.T
+                model.b_[f] += R[k, f] * e + q @ rv
+                model.counts_[f] += int(n[k, f])
+        self.vocabulary, self.sums = {}, {}
+
+
+#: Tokens the reward model's running sums hold before they are turned into d × d sums.
+MAX_VOCABULARY = 256
+
+
+def _grown(store: dict, key, shape) -> np.ndarray:
+    """``store[key]``, created or zero-padded to ``shape`` (the vocabulary grew)."""
+    arr = store.get(key)
+    if arr is None or arr.shape != shape:
+        grown = np.zeros(shape)
+        if arr is not None:
+            grown[tuple(slice(0, m) for m in arr.shape)] = arr
+        store[key] = arr = grown
+    return arr
+
+
+def ridge_predict(tokens: TokenMap, cols: TokenColumns, rows, pairs, thetas, folds) -> np.ndarray:
+    """q̂ (len(rows), K): each row scored by ``thetas[folds[row]]`` (thetas (F, d))."""
+    E, Q = tokens.affine(cols.tokens, pairs)
+    V = cols.V[rows]
+    per_fold = (thetas @ E.T)[:, None, :] + np.einsum("nu,kdu,fd->fnk", V, Q, thetas,
+                                                      optimize=True)
+    return per_fold[folds, np.arange(len(rows))]
