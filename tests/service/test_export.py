@@ -131,3 +131,40 @@ def test_redis_without_the_loop_or_unreachable(redis_server):
         open_log(redis_server.url, loop="nope")
     with pytest.raises(LogError, match="cannot read Redis"):
         open_log("redis://127.0.0.1:1/0", loop="recs")
+
+
+def test_parquet_export_to_a_directory_is_partitioned_by_day_and_replaces_the_last(
+        client, cfg, tmp_path, capsys):
+    import datetime as dt
+
+    from replay import candidate_from_mapping, evaluate
+
+    _decide(client, 30, rewarded=25)
+    out = tmp_path / "recs"
+    args = ["export", "--config", cfg, "--loop", "recs", "--format", "parquet", "-o", str(out)]
+    assert cbserve(args) == 0
+    assert "exported 30 decisions (25 with rewards)" in capsys.readouterr().out
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    days = sorted(p.name for p in out.iterdir())
+    assert days[-1] == f"day={today}" and len(days) <= 2  # a run across midnight has two
+    table = pq.read_table(str(out))
+    assert table.num_rows == 30
+    feats = table.column("context_features").to_pylist()[0]
+    assert {(f["namespace"], f["name"], f["value"], f["x"]) for f in feats} == {
+        ("user", "country", "FR", 1.0), ("user", "age", None, 31.0), ("user", "tags", "a", 1.0),
+        ("user", "tags", "b", 1.0), ("device", "os", "ios", 1.0)}
+    json_out = tmp_path / "recs.json"
+    assert cbserve(["export", "--config", cfg, "--loop", "recs", "-o", str(json_out)]) == 0
+    cand = lambda: [candidate_from_mapping({"policy": {"type": "linucb", "alpha": 0.3}}, "c.toml")]  # noqa: E731
+    a, b = evaluate(open_log(str(json_out)), cand()), evaluate(open_log(str(out)), cand())
+    assert [r["value"] for r in a.rows] == pytest.approx([r["value"] for r in b.rows], abs=1e-12)
+    _decide(client, 5, rewarded=0)
+    assert cbserve(args) == 0  # again: the directory is replaced whole
+    assert pq.read_table(str(out)).num_rows == 35
+    assert sorted(p.name for p in tmp_path.iterdir() if ".part" in p.name) == []
+
+
+def test_export_format_and_name_must_agree(client, cfg, tmp_path, capsys):
+    args = ["export", "--config", cfg, "--loop", "recs", "--format", "dsjson", "-o", str(tmp_path / "x.parquet")]
+    assert cbserve(args) == 2
+    assert "-o/--output: a .parquet name with --format dsjson" in capsys.readouterr().err
