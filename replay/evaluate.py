@@ -64,11 +64,13 @@ class Evaluation:
 def evaluate(source: LogSource, candidates: list, *, estimators=DEFAULT_ESTIMATORS,
              ci="normal", level=0.95, n_boot=1000, folds=5, train_fraction=None,
              reward_featurizer=None, chunk_size=None, limit=None, seed=0,
-             progress=None) -> Evaluation:
+             progress=None, in_memory=False) -> Evaluation:
     """Estimate every candidate's value (and the logger's) on ``source``.
 
     ``progress(stage, rounds)`` is called after each chunk (stage ``"count"``, ``"fit"``
-    or ``"score"``).
+    or ``"score"``). Normal intervals come from running sums (:mod:`replay.sinks`), so
+    memory does not grow with the log; ``in_memory`` keeps every scored round's arrays
+    instead and runs :mod:`replay.estimators` on them (the bootstrap always does).
     """
     unknown = [e for e in estimators if e not in ESTIMATORS]
     if unknown or not estimators:
@@ -84,7 +86,7 @@ def evaluate(source: LogSource, candidates: list, *, estimators=DEFAULT_ESTIMATO
     run.train_rounds = run.split(train_fraction)
     run.fit()
     names = [c.name for c in run.frozen]
-    sink = SumSink(names) if ci == "normal" else ArraySink(names)
+    sink = SumSink(names) if ci == "normal" and not in_memory else ArraySink(names)
     run.score(seed, sink)
     if run.n_eval == 0:
         raise ReplayError(f"{source.name}: no rewarded rounds to evaluate\n"
@@ -131,7 +133,12 @@ class _Run:
         return int(total * train_fraction)
 
     def fit(self) -> None:
-        """Pass 1: train candidates on the earlier slice, reward-model statistics on the rest."""
+        """Pass 1: train candidates on the earlier slice, fit the reward model on the rest."""
+        self.accumulate()
+        self.model.fit()
+
+    def accumulate(self) -> None:
+        """Pass 1 without the final fit: the reward model's statistics (and training)."""
         for offset, rounds in self.chunks("fit"):
             cut = max(0, min(len(rounds), self.train_rounds - offset))
             if cut:
@@ -147,7 +154,6 @@ class _Run:
                     self.model.add(later, offset + cut - self.train_rounds + keep, feats)
             if len(later):
                 self.min_propensity = min(self.min_propensity, float(later.propensities.min()))
-        self.model.fit()
 
     def _train(self, rounds: LoggedRounds) -> None:
         batch = [Feedback(c, a, int(k), float(p), float(r)) for c, a, k, p, r in zip(

@@ -73,9 +73,13 @@ class CrossFitRidge:
                 self.counts_[f] += int(sel.sum())
         self.theta_ = None
 
+    def settle(self) -> None:
+        """Fold the token-space sums (:meth:`add_columns`) into ``A_``, ``b_``, ``counts_``."""
+        self._sums.drain(self)
+
     def fit(self) -> np.ndarray:
         """θ_f for every fold from the other folds' statistics, (F, d)."""
-        self._sums.drain(self)
+        self.settle()
         A_all, b_all = self.A_.sum(axis=0), self.b_.sum(axis=0)
         eye = self.l2 * np.eye(self.featurizer.dim)
         self.theta_ = np.stack([np.linalg.solve(eye + A_all - self.A_[f], b_all - self.b_[f])

@@ -11,7 +11,13 @@ into arrays and parsed contexts, beside decoding each line with ``orjson.loads``
 nothing else (the floor of any reader that hands out decoded contexts). Best of
 ``--repeats`` for every timing.
 
-Usage: python scripts/bench_replay.py [--rounds N] [--events N] [--repeats R]
+Then a big log (``--big`` rows, default 10,000,000; 0 skips it) in the Parquet layout,
+partitioned by day, evaluated by streaming with a frozen LinUCB snapshot, and a smaller
+slice of it the in-memory way side by side (scripts/bench_big_replay.py): ``big_events``,
+``big_rss_mb``, ``big_events_per_s``, ``big_max_abs_diff``.
+
+Usage: python scripts/bench_replay.py [--rounds N] [--events N] [--repeats R] [--big N]
+       [--big-small N] [--big-days D]
 The last line is one JSON object with every figure.
 """
 from __future__ import annotations
@@ -118,6 +124,10 @@ def main(argv=None) -> int:
     parser.add_argument("--actions", type=int, default=10)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--big", type=int, default=10_000_000, help="rows of the big log (0: none)")
+    parser.add_argument("--big-small", type=int, default=200_000,
+                        help="rounds evaluated in memory beside the streaming path")
+    parser.add_argument("--big-days", type=int, default=10, help="days the big log spans")
     args = parser.parse_args(argv)
 
     d = synthetic(args.rounds, args.actions)
@@ -166,6 +176,13 @@ def main(argv=None) -> int:
                "dsjson_bytes_per_event": round(size / args.events, 1),
                "decode_only_events_per_s": round(floor, 1),
                "dsjson_decode_share": round(rate / floor, 3)}
+    if args.big:
+        import bench_big_replay
+
+        with tempfile.TemporaryDirectory() as tmp:
+            big = bench_big_replay.run(tmp, args.big, min(args.big_small, args.big), args.big_days)
+        print(bench_big_replay.table(big))
+        figures.update(big)
     print(json.dumps(figures))
     return 0
 

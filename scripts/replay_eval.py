@@ -4,12 +4,15 @@ Usage:
   python scripts/replay_eval.py (--log PATH_OR_REDIS_URL | --config FILE) [--loop L] --policy FILE.toml
          [--policy ...] [--estimators ips,snips,dm,dr,sndr] [--ci normal|bootstrap]
          [--level 0.95] [--train-fraction F] [--folds 5] [--limit N]
-         [--json result.json] [--plot result.png]
+         [--workers N | --ray [ADDRESS]] [--json result.json] [--plot result.png]
 
 ``--log`` is a DSJSON file (``cbserve export``'s, or VW's; ``.gz`` read as gzip), a
-``.parquet`` file, or the Redis URL the service logs to (then ``--loop`` is required
-and candidates may name a published ``model_version``). ``--config`` (instead of
-``--log``) reads the loop from the Redis of ``cbserve serve --config FILE``: the running
+Parquet log (a ``.parquet`` file, or the directory ``cbserve export --format parquet``
+writes, one file per day), or the Redis URL the service logs to (then ``--loop`` is
+required and candidates may name a published ``model_version``). A Parquet log's files
+can be spread over ``--workers N`` processes of this machine or a Ray cluster
+(``--ray [ADDRESS]``, ``pip install 'cbserve[ray]'``), with the single-process run's
+estimates (:mod:`replay.shards`). ``--config`` (instead of ``--log``) reads the loop from the Redis of ``cbserve serve --config FILE``: the running
 service's, ``$REDIS_URL``, or the data_dir's embedded Redis started for the run. Writes the JSON result and a
 PNG of value ± CI per policy and estimator, then prints a table (policy, estimator,
 value, CI, ESS; ``n/a`` where the sample is too small for an interval) that ends with
@@ -42,7 +45,8 @@ from service.export import open_log
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--log", help="DSJSON (.gz) or .parquet file, or redis:// URL")
+    where.add_argument("--log", help="DSJSON (.gz) or .parquet file, a directory of Parquet "
+                                     "files (cbserve export --format parquet), or redis:// URL")
     where.add_argument("--config", help="the service's configuration: read --loop from its Redis")
     p.add_argument("--loop", help="loop name (required with a Redis URL or --config)")
     p.add_argument("--policy", action="append", default=[], metavar="FILE.toml",
@@ -58,6 +62,12 @@ def parse_args(argv):
                    help="train the candidates on this earlier share of the log, evaluate on the rest")
     p.add_argument("--folds", type=int, default=5, help="cross-fitting folds of the reward model")
     p.add_argument("--limit", type=int, default=None, help="read at most this many rewarded rounds")
+    spread = p.add_mutually_exclusive_group()
+    spread.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                        help="Parquet logs: spread the log's files over a Ray cluster "
+                             "(host:port, ray://host:10001, auto; no value: a Ray on this machine)")
+    spread.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="Parquet logs: spread the log's files over N processes of this machine")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default="replay-result.json", help="where to write the JSON result")
     p.add_argument("--plot", default="replay-result.png", help="where to write the PNG plot")
@@ -93,6 +103,10 @@ def run(args, estimators, log: str) -> tuple:
             estimators=estimators if args.estimators else ("ips", "snips", "dr"), ci=args.ci,
             level=args.level, n_boot=args.n_boot, folds=args.folds,
             train_fraction=args.train_fraction, limit=args.limit, seed=args.seed)
+    if args.ray or args.workers is not None:
+        result = spread(args, source, candidates, estimators)
+        source.report = result.report
+        return source, result
     bar = progress_bar()
     try:
         result = evaluate(source, candidates, estimators=estimators, ci=args.ci,
@@ -102,6 +116,30 @@ def run(args, estimators, log: str) -> tuple:
     finally:
         bar.close()
     return source, result
+
+
+def spread(args, source, candidates, estimators):
+    """The evaluation with the log's files spread over processes or a Ray cluster."""
+    from replay import ParquetLog
+    from replay.ray_map import connected, ray_map
+    from replay.shards import evaluate_shards, process_map
+
+    option = "--ray" if args.ray else "--workers"
+    if not isinstance(source, ParquetLog):
+        raise ReplayError(f"{option}: spreads a Parquet log (a .parquet file or a directory "
+                          f"of them, cbserve export --format parquet), not {source.name}")
+    for name, given in (("--train-fraction", args.train_fraction), ("--limit", args.limit)):
+        if given is not None:
+            raise ReplayError(f"{option}: {name} reads the log in order; leave out one of them")
+    if args.ci != "normal":
+        raise ReplayError(f"{option}: --ci bootstrap resamples every round in one process")
+    if args.workers is not None and args.workers < 1:
+        raise ReplayError(f"--workers: must be at least 1, got {args.workers}")
+    options = dict(estimators=estimators, level=args.level, folds=args.folds)
+    if args.workers:
+        return evaluate_shards(source.path, candidates, process_map(args.workers), **options)
+    with connected(args.ray):
+        return evaluate_shards(source.path, candidates, ray_map, **options)
 
 
 def main(argv=None) -> int:
