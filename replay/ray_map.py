@@ -25,6 +25,7 @@ import functools
 import logging
 import os
 import pickle
+import socket
 import traceback
 
 from .errors import ReplayError
@@ -109,7 +110,13 @@ def connected(address=None, *, num_cpus=None):
                  object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=False,
                  logging_level=logging.WARNING)
     else:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        _check_reachable(address)
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        except ConnectionError as exc:
+            raise ConnectionError(f"{exc} (a cluster with token authentication also needs "
+                                  "RAY_AUTH_MODE=token and its token here: RAY_AUTH_TOKEN or "
+                                  "~/.ray/auth_token)") from exc
     logger.info("Ray connected: %s CPUs", ray.cluster_resources().get("CPU"))
     try:
         yield ray
@@ -123,6 +130,18 @@ def _import_ray():
     except ImportError as exc:
         raise RayNotInstalled("Ray is not installed: pip install 'cbserve[ray]'") from exc
     return ray
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a ``host:port`` (or ``ray://host:port``) where nothing listens:
+    Ray itself retries such an address for minutes, deaf to Ctrl-C."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" and other forms are Ray's to resolve
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(f"no Ray cluster answers at {address}: {exc}") from exc
 
 
 def _call(fn, item):

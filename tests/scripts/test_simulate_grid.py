@@ -3,13 +3,19 @@ this process and on a real local Ray (2 CPUs, one per test session), one table, 
 row per run, the figures as the last line; and the grid's arguments checked."""
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 import simulate
 from replay.ray_map import local_map, ray_map
 from service.sim.grid import grid_cells, grid_table, parse_seeds, run_cell, summarize
+from service.testing.redis_server import free_port
 from tests.ray_local import ray_local  # noqa: F401 - the session's Ray
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "simulate.py")
 
 POLICIES = [("eg", {"type": "epsilon_greedy", "epsilon": 0.1}, None),
             ("lints", {"type": "lints"}, None),  # seeded by the cell's seed
@@ -89,3 +95,14 @@ def test_grid_arguments_are_checked(capsys, tmp_path):
     assert simulate.main(["--env", "linear", "--env", "catalogue", "--env-arg", "n_itemz=3",
                           "--no-progress", "--out", str(tmp_path)]) == 2
     assert "env.n_itemz: unknown parameter" in capsys.readouterr().err
+
+
+def test_a_ray_address_where_nothing_listens_fails_at_once(tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]' (or '.[dev]')")
+    address = f"127.0.0.1:{free_port()}"
+    proc = subprocess.run([sys.executable, SCRIPT, "--ray", address, "--rounds", "10",
+                           "--no-progress", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"simulate: no Ray cluster answers at {address}")
+    assert not (tmp_path / "grid.csv").exists()
