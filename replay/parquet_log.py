@@ -5,8 +5,9 @@ streams record batches out of any number of files with only the columns asked fo
 bounded memory, and hands each a batch of columns replay turns into arrays without a
 Python object per row: probabilities, rewards and pmfs come as numpy arrays, the
 ``actions`` strings dictionary-decoded (each distinct set parsed once), the contexts as
-token columns (:mod:`replay.tokens`) read from ``context_features``. A context is
-parsed from its JSON only when something reads it round by round.
+token columns (:mod:`replay.tokens`) read from ``context_features``. Event ids,
+timestamps and the contexts' JSON are read from the file, and a context parsed, only
+when something reads them round by round.
 
 Rows the layout says nothing wrong about are checked as the DSJSON reader checks
 events (pmf, chosen index, propensity, reward); a bad row is counted with its location
@@ -31,6 +32,9 @@ from .tokens import TokenColumns
 #: Distinct ``actions`` strings kept parsed between batches.
 ACTION_SET_LIMIT = 10_000
 _FEATURE_DICT = [f"context_features.list.element.{f}" for f in FEATURE_FIELDS[:3]]
+#: Columns read only when something asks for a row's value (a round-by-round policy,
+#: a message): scoring in token space never does.
+_ON_DEMAND = ("event_id", "timestamp", "context")
 
 
 class ParquetLog(LogSource):
@@ -42,7 +46,8 @@ class ParquetLog(LogSource):
             raise LogError(f"--log: no such file or directory {path!r}")
         ds = _dataset_module()
         try:
-            names = ds.dataset(path, format="parquet", partitioning="hive").schema.names
+            dataset = ds.dataset(path, format="parquet", partitioning="hive")
+            names = dataset.schema.names
         except Exception as exc:  # pyarrow raises its own ArrowInvalid family
             raise LogError(f"--log: {path!r} is not a readable Parquet log: {exc}") from exc
         missing = [c for c in REQUIRED if c not in names]
@@ -50,38 +55,45 @@ class ParquetLog(LogSource):
             raise LogError(f"--log: {path!r} lacks the columns {', '.join(missing)} "
                            f"(expected {', '.join(COLUMNS)})")
         self.path, self.columnar = path, "context_features" in names
-        dictionary = ["actions"] + (_FEATURE_DICT if self.columnar else [])
-        fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary))
-        self._dataset = ds.dataset(path, format=fmt, partitioning="hive")
+        self._dictionary = ["actions"] + (_FEATURE_DICT if self.columnar else [])
+        self._files = sorted(dataset.files)
         self._sets: dict = {}
 
     #: Rounds per chunk an evaluation asks for: columnar work pays per batch, not per row.
     chunk_rounds = ROW_GROUP
 
     def files(self) -> list:
-        """The dataset's files, in reading order: the shards of a spread evaluation."""
-        return list(self._dataset.files)
+        """The log's files in reading order (by path: day partitions in date order), the
+        shards of a spread evaluation."""
+        return list(self._files)
 
     def chunks(self, size: int = CHUNK_ROUNDS, limit: int | None = None):
         """Rewarded rounds in log order, ``size`` per chunk (at most ``limit`` in all)."""
         self.report = ReadReport(self.name)
-        skip = ("context",) + (() if self.columnar else ("context_features",))
-        scanner = self._dataset.scanner(columns=[c for c in COLUMNS if c not in skip],
-                                        batch_size=max(size, ROW_GROUP), batch_readahead=4,
-                                        fragment_readahead=1)
-        base, within = 0, {}
-        for tagged in scanner.scan_batches():
-            batch, path = tagged.record_batch, tagged.fragment.path
-            first = within.get(path, 0)
-            within[path] = first + batch.num_rows
-            for start in range(0, batch.num_rows, size):
-                if limit is not None and self.report.rounds >= limit:
-                    return
-                part = batch.slice(start, size)
-                rounds = self._rounds(part, base + start, limit, (path, first + start))
-                if rounds is not None:
-                    yield rounds
-            base += batch.num_rows
+        import pyarrow.parquet as pq
+
+        base = 0
+        for path in self._files:
+            within = 0
+            try:
+                reader = pq.ParquetFile(path, read_dictionary=self._dictionary, pre_buffer=False)
+            except Exception as exc:  # pyarrow raises its own ArrowInvalid family
+                raise LogError(f"--log: {path!r} is not a readable Parquet file: {exc}") from exc
+            names = reader.schema_arrow.names
+            missing = [c for c in REQUIRED if c not in names]
+            if missing:
+                raise LogError(f"--log: {path!r} lacks the columns {', '.join(missing)}")
+            columns = [c for c in COLUMNS if c not in _ON_DEMAND and c in names]
+            for batch in reader.iter_batches(batch_size=max(size, ROW_GROUP), columns=columns):
+                for start in range(0, batch.num_rows, size):
+                    if limit is not None and self.report.rounds >= limit:
+                        return
+                    part = batch.slice(start, size)
+                    rounds = self._rounds(part, base + start, limit, (path, within + start))
+                    if rounds is not None:
+                        yield rounds
+                base += batch.num_rows
+                within += batch.num_rows
 
     # -- one batch ----------------------------------------------------------------------
     def _rounds(self, batch, base: int, limit, origin) -> LoggedRounds | None:
@@ -95,9 +107,9 @@ class ParquetLog(LogSource):
         report.unrewarded += int(n - rewarded.sum())
         sets, set_index = self._action_sets(col("actions"))
         pmf, lengths = _pmfs(col("pmf"))
-        r = reward.fill_null(0.0).to_numpy(zero_copy_only=False)
-        chosen = col("chosen").fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-        p = col("propensity").fill_null(np.nan).to_numpy(zero_copy_only=False)
+        r = _numpy(reward, 0.0)
+        chosen = _numpy(col("chosen"), -1).astype(np.int64)
+        p = _numpy(col("propensity"), np.nan)
         k = np.array([len(s) if s is not None else -1 for s in sets], np.int64)[set_index]
         problems = [
             (k < 0, "actions: must be a JSON list of {\"id\", \"features\"} objects with distinct ids"),
@@ -123,27 +135,16 @@ class ParquetLog(LogSource):
         if not len(keep):
             return None
         report.rounds += len(keep)
-        ids, stamps = col("event_id"), col("timestamp")
+        read = _on_demand(origin, n)
         return LoggedRounds(
-            event_ids=Lazy(lambda i: ids[i].as_py(), keep),
-            timestamps=Lazy(lambda i: stamps[i].as_py(), keep),
-            contexts=Lazy(self._context_reader(origin, n), keep),
+            event_ids=Lazy(lambda i: read("event_id")[i].as_py(), keep),
+            timestamps=Lazy(lambda i: read("timestamp")[i].as_py(), keep),
+            contexts=Lazy(lambda i: _context(read("context")[i].as_py()), keep),
             actions=Lazy(lambda i: [{"id": a, "features": f} for a, f in sets[set_index[i]]], keep),
             chosen=chosen[keep], propensities=p[keep], rewards=r[keep],
             logging_pmf=pmf[keep, :int(k[keep].max())], n_actions=k[keep],
             where=Lazy(lambda i: f"row {base + i + 1}", keep),
             columns=self._token_columns(batch, keep, set_index, sets))
-
-    def _context_reader(self, origin, n):
-        """``get(i)``: the context of row i of a batch, its JSON read from the file the
-        first time any is asked for (only the row groups that hold the batch)."""
-        loaded = []
-
-        def get(i):
-            if not loaded:
-                loaded.append(_read_contexts(*origin, n))
-            return _context(loaded[0][i].as_py())
-        return get
 
     def _action_sets(self, actions) -> tuple:
         """``(pairs per dictionary entry (None: invalid), each row's entry)``."""
@@ -160,12 +161,12 @@ class ParquetLog(LogSource):
                     self._sets.clear()
                 self._sets[text] = pairs
             sets.append(pairs or None)
-        index = actions.indices.fill_null(len(sets)).to_numpy(zero_copy_only=False)
+        index = _numpy(actions.indices, len(sets))
         return sets + [None], index
 
     def _token_columns(self, batch, keep, set_index, sets) -> TokenColumns | None:
         """The kept rows' contexts as token columns, or None when a row has none."""
-        if not self.columnar:
+        if "context_features" not in batch.schema.names:
             return None
         feats = batch.column("context_features")
         if len(keep) < len(feats):
@@ -178,11 +179,10 @@ class ParquetLog(LogSource):
         entries = feats.flatten()
         parts = [entries.field(name) for name in FEATURE_FIELDS[:3]]
         parts = [a if isinstance(a.type, pa.DictionaryType) else a.dictionary_encode() for a in parts]
-        codes = [a.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) for a in parts]
+        codes = [_numpy(a.indices, -1).astype(np.int64) for a in parts]
         sizes = [len(a.dictionary) for a in parts]
         key = (codes[0] * sizes[1] + codes[1]) * (sizes[2] + 1) + codes[2] + 1
-        encoded = pa.array(key).dictionary_encode()
-        unique = encoded.dictionary.to_numpy()
+        unique, index = _compact(key, sizes[0] * sizes[1] * (sizes[2] + 1))
         dicts = [a.dictionary.to_pylist() for a in parts]
         tokens = []
         for value in unique.tolist():
@@ -190,8 +190,27 @@ class ParquetLog(LogSource):
             n_idx, name_idx = divmod(rest, sizes[1])
             tokens.append((dicts[0][n_idx], dicts[1][name_idx], None if v == 0 else dicts[2][v - 1]))
         x = entries.field("x").to_numpy(zero_copy_only=False)
-        return TokenColumns.from_codes(len(keep), rows, encoded.indices.to_numpy().astype(np.int64),
-                                       tokens, x, set_index[keep], sets)
+        return TokenColumns.from_codes(len(keep), rows, index, tokens, x, set_index[keep], sets)
+
+
+def _compact(key: np.ndarray, size: int) -> tuple:
+    """``(distinct keys, each key's index among them)``; a presence table when the keys'
+    range is small, else a hash (pyarrow's dictionary encoding)."""
+    if size <= 1 << 20:
+        present = np.zeros(size, bool)
+        present[key] = True
+        return np.flatnonzero(present), (np.cumsum(present) - 1)[key]
+    import pyarrow as pa
+
+    encoded = pa.array(key).dictionary_encode()
+    return encoded.dictionary.to_numpy(), encoded.indices.to_numpy().astype(np.int64)
+
+
+def _numpy(array, fill):
+    """A numeric Arrow array as numpy, nulls as ``fill``."""
+    if array.null_count:
+        array = array.fill_null(fill)
+    return array.to_numpy(zero_copy_only=False)
 
 
 def _pmfs(column) -> tuple:
@@ -210,8 +229,21 @@ def _pmfs(column) -> tuple:
     return out, lengths
 
 
-def _read_contexts(path: str, start: int, n: int):
-    """The ``context`` column of rows ``start:start + n`` of one Parquet file."""
+def _on_demand(origin: tuple, n: int):
+    """``read(column)``: one of :data:`_ON_DEMAND` for the n rows of a batch (row
+    ``origin[1]`` of file ``origin[0]``), read from the file the first time it is asked
+    for, from the row groups that hold the batch only."""
+    loaded: dict = {}
+
+    def read(column: str):
+        if column not in loaded:
+            loaded[column] = _read_rows(*origin, n, column)
+        return loaded[column]
+    return read
+
+
+def _read_rows(path: str, start: int, n: int, column: str):
+    """Column ``column`` of rows ``start:start + n`` of one Parquet file."""
     import pyarrow.parquet as pq
 
     meta = pq.ParquetFile(path).metadata
@@ -222,8 +254,8 @@ def _read_contexts(path: str, start: int, n: int):
             groups.append(g)
             first = row if first is None else first
         row += size
-    table = pq.ParquetFile(path).read_row_groups(groups, columns=["context"])
-    return table.column("context").slice(start - first, n).combine_chunks()
+    table = pq.ParquetFile(path).read_row_groups(groups, columns=[column])
+    return table.column(column).slice(start - first, n).combine_chunks()
 
 
 def _parse_actions(text) -> list | None:

@@ -89,14 +89,16 @@ def policy_pmf(policy, tokens: TokenMap, cols: TokenColumns, rows: np.ndarray, p
     theta, B = policy._params(tuple(aid for aid, _ in pairs))
     if shared:
         theta, B = np.broadcast_to(theta, E.shape), np.broadcast_to(B, (len(E),) + B.shape)
-    V = cols.V[rows]
+    V = cols.V if len(rows) == len(cols.V) else cols.V[rows]
     scores = np.einsum("kd,kd->k", E, theta) + V @ np.einsum("kdu,kd->ku", Q, theta).T
     if type(policy) is LinUCB:
         BE = np.einsum("kde,ke->kd", B, E)
         BQ = np.matmul(B, Q)
         h = np.einsum("kdu,kd->ku", Q, BE)
         H = np.matmul(Q.transpose(0, 2, 1), BQ)  # (K, U, U)
-        quad = np.einsum("knu,nu->nk", np.matmul(V[None], H), V)
+        n, k, u = len(V), len(H), V.shape[1]
+        VH = (V @ H.transpose(1, 0, 2).reshape(u, k * u)).reshape(n, k, u)  # one BLAS call
+        quad = np.matmul(VH, V[:, :, None])[:, :, 0]
         w2 = np.einsum("kd,kd->k", E, BE) + 2.0 * V @ h.T + quad
         scores = scores + policy.alpha * np.sqrt(np.maximum(w2, 0.0))
         epsilon = policy.epsilon
@@ -128,7 +130,7 @@ class RidgeSums:
     def __init__(self, tokens: TokenMap, n_folds: int):
         self.tokens, self.n_folds = tokens, n_folds
         self.vocabulary: dict = {}
-        self.sums: dict = {}  # id(pairs) -> [pairs, n (K, F), S, T, R, RV]
+        self.sums: dict = {}  # id(pairs) -> _SetSums
 
     def add(self, cols: TokenColumns, rows, pairs, chosen, rewards, folds, model) -> None:
         if len(self.vocabulary) + len(cols.tokens) > MAX_VOCABULARY:
@@ -137,41 +139,36 @@ class RidgeSums:
         gid = np.array([vocab.setdefault(t, len(vocab)) for t in cols.tokens], np.intp)
         entry = self.sums.get(id(pairs))
         if entry is None:
-            k, f = len(pairs), self.n_folds
-            entry = self.sums[id(pairs)] = [pairs, np.zeros((k, f)), {}, {}, np.zeros((k, f)), {}]
+            entry = self.sums[id(pairs)] = _SetSums(pairs, self.n_folds)
+        entry.grow(len(vocab))
         V = cols.V[rows]
         group = chosen * self.n_folds + folds
         order = np.argsort(group, kind="stable")
         g, starts, counts = np.unique(group[order], return_index=True, return_counts=True)
         Vo, ro = V[order], rewards[order]
-        S = np.add.reduceat(Vo, starts, axis=0)
-        T = np.add.reduceat(Vo[:, :, None] * Vo[:, None, :], starts, axis=0)
-        R = np.add.reduceat(ro, starts)
-        RV = np.add.reduceat(ro[:, None] * Vo, starts, axis=0)
-        n, sums, squares, _, rsum, rv = entry[0], entry[1], entry[2], entry[3], entry[4], entry[5]
-        size = len(vocab)
-        for j, (k, f) in enumerate(zip((g // self.n_folds).tolist(), (g % self.n_folds).tolist())):
-            sums_kf = _grown(entry[2], (k, f), (size,))
-            sq_kf = _grown(entry[3], (k, f), (size, size))
-            rv_kf = _grown(entry[5], (k, f), (size,))
-            sums_kf[gid] += S[j]
-            sq_kf[np.ix_(gid, gid)] += T[j]
-            rv_kf[gid] += RV[j]
-            entry[1][k, f] += counts[j]
-            entry[4][k, f] += R[j]
+        bounds = np.append(starts, len(order)).tolist()
+        T = np.stack([Vo[a:b].T @ Vo[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+        k, f = g // self.n_folds, g % self.n_folds
+        cell = (k[:, None], f[:, None], gid[None, :])
+        entry.n[k, f] += counts
+        entry.r[k, f] += np.add.reduceat(ro, starts)
+        entry.s[cell] += np.add.reduceat(Vo, starts, axis=0)
+        entry.rv[cell] += np.add.reduceat(ro[:, None] * Vo, starts, axis=0)
+        entry.t[k[:, None, None], f[:, None, None], gid[None, :, None], gid[None, None, :]] += T
 
     def drain(self, model) -> None:
         """Add the kept sums to ``model.A_``, ``model.b_``, ``model.counts_``; start over."""
         tokens = sorted(self.vocabulary, key=self.vocabulary.get)
-        for pairs, n, S, T, R, RV in self.sums.values():
-            E, Q = self.tokens.affine(tokens, pairs)
-            for (k, f), s in S.items():
-                e, q = E[k], Q[k][:, :len(s)]
-                t, rv = T[(k, f)], RV[(k, f)]
-                qs = q @ s
-                model.A_[f] += n[k, f] * np.outer(e, e) + np.outer(e, qs) + np.outer(qs, e) + q @ t @ q.T
-                model.b_[f] += R[k, f] * e + q @ rv
-                model.counts_[f] += int(n[k, f])
+        for entry in self.sums.values():
+            entry.grow(len(tokens))
+            E, Q = self.tokens.affine(tokens, entry.pairs)
+            for k, f in zip(*np.nonzero(entry.n)):
+                e, q = E[k], Q[k]
+                qs = q @ entry.s[k, f]
+                model.A_[f] += (entry.n[k, f] * np.outer(e, e) + np.outer(e, qs) + np.outer(qs, e)
+                                + q @ entry.t[k, f] @ q.T)
+                model.b_[f] += entry.r[k, f] * e + q @ entry.rv[k, f]
+                model.counts_[f] += int(entry.n[k, f])
         self.vocabulary, self.sums = {}, {}
 
 
@@ -179,21 +176,29 @@ class RidgeSums:
 MAX_VOCABULARY = 256
 
 
-def _grown(store: dict, key, shape) -> np.ndarray:
-    """``store[key]``, created or zero-padded to ``shape`` (the vocabulary grew)."""
-    arr = store.get(key)
-    if arr is None or arr.shape != shape:
-        grown = np.zeros(shape)
-        if arr is not None:
-            grown[tuple(slice(0, m) for m in arr.shape)] = arr
-        store[key] = arr = grown
-    return arr
+class _SetSums:
+    """The running sums of one action set, (K, F, ...) arrays over the vocabulary."""
+
+    def __init__(self, pairs: list, n_folds: int):
+        k = len(pairs)
+        self.pairs, self.n, self.r = pairs, np.zeros((k, n_folds), np.int64), np.zeros((k, n_folds))
+        self.s, self.rv = np.zeros((k, n_folds, 0)), np.zeros((k, n_folds, 0))
+        self.t = np.zeros((k, n_folds, 0, 0))
+
+    def grow(self, size: int) -> None:
+        """Zero-pad the per-token sums to ``size`` tokens (the vocabulary grew)."""
+        have = self.s.shape[2]
+        if size > have:
+            pad = size - have
+            self.s = np.pad(self.s, ((0, 0), (0, 0), (0, pad)))
+            self.rv = np.pad(self.rv, ((0, 0), (0, 0), (0, pad)))
+            self.t = np.pad(self.t, ((0, 0), (0, 0), (0, pad), (0, pad)))
 
 
 def ridge_predict(tokens: TokenMap, cols: TokenColumns, rows, pairs, thetas, folds) -> np.ndarray:
     """q̂ (len(rows), K): each row scored by ``thetas[folds[row]]`` (thetas (F, d))."""
     E, Q = tokens.affine(cols.tokens, pairs)
     V = cols.V[rows]
-    per_fold = (thetas @ E.T)[:, None, :] + np.einsum("nu,kdu,fd->fnk", V, Q, thetas,
-                                                      optimize=True)
-    return per_fold[folds, np.arange(len(rows))]
+    n, k, f = len(V), len(E), len(thetas)
+    G = np.einsum("kdu,fd->ukf", Q, thetas).reshape(V.shape[1], k * f)
+    return (V @ G).reshape(n, k, f)[np.arange(n), :, folds] + (thetas @ E.T)[folds]
