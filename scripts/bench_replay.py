@@ -17,7 +17,7 @@ slice of it the in-memory way side by side (scripts/bench_big_replay.py): ``big_
 ``big_rss_mb``, ``big_events_per_s``, ``big_max_abs_diff``.
 
 Usage: python scripts/bench_replay.py [--rounds N] [--events N] [--repeats R] [--big N]
-       [--big-small N] [--big-days D]
+       [--big-small N] [--big-days D] [--big-workers W]
 The last line is one JSON object with every figure.
 """
 from __future__ import annotations
@@ -128,6 +128,8 @@ def main(argv=None) -> int:
     parser.add_argument("--big-small", type=int, default=200_000,
                         help="rounds evaluated in memory beside the streaming path")
     parser.add_argument("--big-days", type=int, default=10, help="days the big log spans")
+    parser.add_argument("--big-workers", type=int, default=2,
+                        help="worker processes the big log's files are spread over")
     args = parser.parse_args(argv)
 
     d = synthetic(args.rounds, args.actions)
@@ -180,7 +182,8 @@ def main(argv=None) -> int:
         import bench_big_replay
 
         with tempfile.TemporaryDirectory() as tmp:
-            big = bench_big_replay.run(tmp, args.big, min(args.big_small, args.big), args.big_days)
+            big = bench_big_replay.run(tmp, args.big, min(args.big_small, args.big), args.big_days,
+                                       args.big_workers)
         print(bench_big_replay.table(big))
         figures.update(big)
     print(json.dumps(figures))
