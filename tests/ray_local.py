@@ -1,5 +1,9 @@
-"""One local Ray (2 CPUs) for the whole test session, started by the first test that
-asks for it; the Ray tests are skipped, saying why, when Ray is not installed."""
+"""One local Ray (2 CPUs) for the test session: started by the first test that asks
+for it, stopped after the last one, so the rest of the suite runs without it. The Ray
+tests are skipped, saying why, when Ray is not installed. A test module takes both
+fixtures: ``from tests.ray_local import ray_local, ray_stops_after_its_last_test``."""
+import sys
+
 import pytest
 
 
@@ -10,3 +14,14 @@ def ray_local():
 
     with connected(num_cpus=2) as ray:
         yield ray
+
+
+@pytest.fixture(autouse=True)
+def ray_stops_after_its_last_test(request):
+    yield
+    items = request.session.items
+    if "ray_local" not in request.fixturenames or request.node not in items:
+        return
+    later = items[items.index(request.node) + 1:]
+    if sys.modules.get("ray") and not any("ray_local" in getattr(i, "fixturenames", ()) for i in later):
+        sys.modules["ray"].shutdown()

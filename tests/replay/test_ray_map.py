@@ -9,7 +9,7 @@ import time
 import pytest
 
 from replay.ray_map import RayNotInstalled, TaskFailed, local_map, mapper, ray_map
-from tests.ray_local import ray_local  # noqa: F401 - the session's Ray
+from tests.ray_local import ray_local, ray_stops_after_its_last_test  # noqa: F401
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 

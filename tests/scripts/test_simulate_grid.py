@@ -13,7 +13,7 @@ import simulate
 from replay.ray_map import local_map, ray_map
 from service.sim.grid import grid_cells, grid_table, parse_seeds, run_cell, summarize
 from service.testing.redis_server import free_port
-from tests.ray_local import ray_local  # noqa: F401 - the session's Ray
+from tests.ray_local import ray_local, ray_stops_after_its_last_test  # noqa: F401
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "simulate.py")
 
