@@ -8,9 +8,13 @@ with the same policy (LinUCB on one shared model) to the users of a seeded
 1,000, a click with probability relevance(user, item) · 0.85 ** place (place 0 is the
 top).
 
-- ``carousel`` has ``--slots`` slots ``{id = "s<j>", features = {pos = {p<j> = 1}}}``:
-  a rank fills every slot, each slot's click is sent as its reward (``{"values":
-  {...}}``) and the learner learns every slot;
+- ``carousel`` has ``--slots`` slots ``{id = "s<j>"}``: a rank fills every slot, each
+  slot's click is sent as its reward (``{"values": {...}}``) and the learner learns
+  every slot. ``--slot-features`` gives the slots a position feature: ``depth``
+  (``{pos = {depth = j - 1}}``) or ``onehot`` (``{pos = {p<j> = 1}}``). A place's
+  examination multiplies the click probability of every candidate alike, so the choice
+  within a slot does not depend on it, and the default is none (docs/slots.md shows
+  what each costs);
 - ``single`` has no slots (one decision per request): the caller shows
   ``ranking[:slots]`` and can send only the chosen item's click (the top place); clicks
   on the other places are counted but never reach the learner.
@@ -30,7 +34,8 @@ before it, in both loops alike. Figures:
   ratio; rank throughput over HTTP (wrk, or a Python generator), best of
   ``--tp-rounds`` alternating rounds each, and the ratio.
 
-Usage: python scripts/slots.py [--rounds 800] [--slots 5] [--candidates 50] [--seed 0].
+Usage: python scripts/slots.py [--rounds 800] [--slots 5] [--candidates 50] [--seed 0]
+       [--slot-features none|depth|onehot].
 The last line is one JSON object. Exit status 1 if a loop's learner published no model
 or a request failed.
 """
@@ -60,12 +65,19 @@ DECAY = 0.85
 LOOPS = {"slots": "carousel", "single": "single"}
 
 
-def config(n_slots: int, seed: int, publish_seconds: float) -> str:
+#: The slots' position features, by ``--slot-features``.
+SLOT_FEATURES = {"none": lambda j: None, "depth": lambda j: {"pos": {"depth": float(j - 1)}},
+                 "onehot": lambda j: {"pos": {f"p{j}": 1}}}
+
+
+def config(n_slots: int, seed: int, publish_seconds: float, slot_features: str = "none") -> str:
     """Both loops: the same policy, featurizer and seed; the carousel with slots."""
     service = (f"[service]\nallow_anonymous = true\npublish_events = 100000\n"
                f"publish_seconds = {publish_seconds}\n[models]\ncheck_latency = \"1s\"\n")
     keys = {"policy": POLICY, "featurizer": FEATURIZER, "seed": seed, "reward_wait": "10m"}
-    slots = [{"id": f"s{j}", "features": {"pos": {f"p{j}": 1}}} for j in range(1, n_slots + 1)]
+    feats = SLOT_FEATURES[slot_features]
+    slots = [{"id": f"s{j}", **({"features": feats(j)} if feats(j) else {})}
+             for j in range(1, n_slots + 1)]
     return "\n".join([service, steps.loop_toml(LOOPS["single"], keys),
                       steps.loop_toml(LOOPS["slots"], {**keys, "slots": slots})])
 
@@ -206,7 +218,8 @@ def figures(arms: dict, lat: dict, tp: dict, coverage, args, elapsed: float) -> 
         "throughput_ratio": ratio(tp["best"]["slots"], tp["best"]["single"]),
         "throughput_generator": tp["generator"],
         "rounds": args.rounds, "slots": args.slots, "candidates": args.candidates,
-        "block": args.block, "seed": args.seed, "workers": args.workers,
+        "block": args.block, "seed": args.seed, "slot_features": args.slot_features,
+        "workers": args.workers,
         "seconds": round(elapsed, 1)}
 
 
@@ -249,6 +262,8 @@ def parser():
     p.add_argument("--slots", type=int, default=5, help="places in the list (default 5)")
     p.add_argument("--candidates", type=int, default=50, help="candidates per request (default 50)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--slot-features", choices=sorted(SLOT_FEATURES), default="none",
+                   help="the carousel's slots' position feature (default none)")
     p.add_argument("--block", type=int, default=100, help="rounds between model refreshes")
     p.add_argument("--publish-seconds", type=float, default=0.5,
                    help="the learner's publish_seconds (default 0.5)")
@@ -267,7 +282,7 @@ def main(argv=None) -> int:
         parser().error("need 1 <= --slots < --candidates, --rounds >= 1 and --block >= 1")
     env = PositionEnv(n_candidates=args.candidates, n_positions=args.slots, decay=DECAY,
                       seed=args.seed)
-    text = config(args.slots, args.seed, args.publish_seconds)
+    text = config(args.slots, args.seed, args.publish_seconds, args.slot_features)
     began = time.monotonic()
     arms = {kind: Arm(kind, env) for kind in LOOPS}
     try:

@@ -24,14 +24,18 @@ FIGURES = {
     "latency_ratio_p50": float, "latency_ratio_p99": float,
     "throughput_rps_slots": float, "throughput_rps_single": float, "throughput_ratio": float,
     "throughput_generator": str, "rounds": int, "slots": int, "candidates": int, "block": int,
-    "seed": int, "workers": int, "seconds": float}
+    "seed": int, "slot_features": str, "workers": int, "seconds": float}
 
 
 def test_the_carousel_has_one_slot_per_place_and_the_single_loop_the_same_policy():
     cfg = parse_config(tomllib.loads(slots.config(3, 7, 0.5)))
     carousel, single = cfg.loops["carousel"], cfg.loops["single"]
     assert [s.id for s in carousel.slots] == ["s1", "s2", "s3"]
-    assert carousel.slots[1].features == {"pos": {"p2": 1}}
+    assert carousel.slots[1].features == {}
+    onehot = parse_config(tomllib.loads(slots.config(3, 7, 0.5, "onehot"))).loops["carousel"]
+    assert onehot.slots[1].features == {"pos": {"p2": 1}}
+    depth = parse_config(tomllib.loads(slots.config(3, 7, 0.5, "depth"))).loops["carousel"]
+    assert [s.features for s in depth.slots] == [{"pos": {"depth": float(j)}} for j in range(3)]
     assert single.slots == () and carousel.policy == single.policy
     assert carousel.featurizer == single.featurizer and carousel.seed == single.seed == 7
 
