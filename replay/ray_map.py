@@ -64,9 +64,9 @@ def ray_map(fn, items, *, address=None, progress=None, num_cpus=None) -> list:
     Parameters
     ----------
     address : str, optional
-        A Ray cluster (``"host:6379"``, ``"ray://host:10001"``, ``"auto"``); None or
-        ``"local"``: the Ray already initialised in this process, else one started here
-        for this call (see :func:`connected`).
+        A Ray cluster (``"host:6379"``, ``"auto"``, or ``"ray://host:10001"`` with
+        ``ray[client]`` installed); None or ``"local"``: the Ray already initialised
+        in this process, else one started here for this call (see :func:`connected`).
     progress : callable, optional
         Called as ``progress(done, total)`` each time a task finishes.
     num_cpus : int, optional

@@ -237,7 +237,7 @@ def parser():
                    help="a grid over seeds: N seeds from --seed on, or these seeds")
     p.add_argument("--ray", nargs="?", const=LOCAL, metavar="ADDRESS",
                    help="run the grid's cells as Ray tasks: on a local Ray, or on the cluster "
-                        "at ADDRESS (host:6379, ray://host:10001, auto); pip install 'cbserve[ray]'")
+                        "at ADDRESS (host:6379 or auto); pip install 'cbserve[ray]'")
     p.add_argument("--out", default="simulate-out", help="directory of the CSVs and the PNG")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
