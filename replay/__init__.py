@@ -17,7 +17,8 @@ from .estimators import ESTIMATORS, Estimate, dm, dr, ips, sndr, snips
 from .evaluate import LOGGING, Evaluation, evaluate
 from .parquet_layout import write_parquet
 from .parquet_log import ParquetLog
-from .readers import DSJSONLog, EventLog, LogSource, open_log
+from .readers import DSJSONLog, EventLog, LogSource
+from .sources import open_log
 from .verdict import Verdict, conclude
 
 __all__ = [

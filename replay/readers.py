@@ -208,17 +208,3 @@ def open_sniffed(path: str):
     with open(path, "rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
     return gzip.open(path, "rb") if gzipped else open(path, "rb")
-
-
-def open_log(spec: str) -> LogSource:
-    """The reader for ``spec``: a ``.parquet`` file or a directory of them, else a DSJSON
-    file. A Redis URL is
-    the service's to read (:func:`service.export.open_log` takes files too)."""
-    if spec.startswith(REDIS_SCHEMES):
-        raise LogError(f"--log: {spec} is a Redis URL; the service reads it "
-                       "(service.export.open_log, or scripts/replay_eval.py)")
-    if spec.endswith(".parquet") or os.path.isdir(spec):
-        from .parquet_log import ParquetLog
-
-        return ParquetLog(spec)
-    return DSJSONLog(spec)

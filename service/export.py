@@ -20,7 +20,7 @@ import orjson
 from bandits import dsjson, dsjson_slots
 from replay.errors import BadEvent, EventError, LogError, Unsupported
 from replay.readers import REDIS_SCHEMES, EventLog, LogSource
-from replay.readers import open_log as open_file
+from replay.sources import open_log as open_file
 
 from . import transitions
 from .errors import CommandError, StoreError
@@ -98,7 +98,7 @@ class RedisLog(EventLog):
 def open_log(spec: str, loop: str | None = None) -> LogSource:
     """Replay's reader for ``spec``: a Redis URL (with ``loop``; a cluster's too,
     ``redis+cluster://host:port``) as a :class:`RedisLog`, else the file reader of
-    :func:`replay.readers.open_log`."""
+    :func:`replay.sources.open_log`."""
     if spec.startswith(REDIS_SCHEMES + tuple(CLUSTER_SCHEMES)):
         return RedisLog(spec, loop)
     return open_file(spec)

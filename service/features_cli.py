@@ -22,7 +22,7 @@ import sys
 from replay.errors import LogError, ReplayError
 from replay.features import BASELINE, evaluate_features, find_namespaces
 from replay.logs import concat
-from replay.readers import open_log
+from replay.sources import open_log
 
 from .errors import CommandError
 from .warmstart import BATCH, add_log_args, learn_rounds, new_policy, policy_spec

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from bandits import BanditError, Feedback, make_policy
 from bandits.dsjson_slots import slot_feedback
 from replay.errors import LogError
-from replay.readers import open_log
+from replay.sources import open_log
 
 from .config import LoopConfig
 from .errors import CommandError

@@ -8,7 +8,7 @@ import pytest
 
 from bandits import make_policy
 from replay import LOGGING, CandidateError, ReplayError, candidate_from_mapping, evaluate, load_candidate
-from replay.readers import open_log
+from replay.sources import open_log
 from replay.reward_model import CrossFitRidge
 from replay.simulated import simulate_log, true_value, write_dsjson
 

@@ -13,7 +13,8 @@ import importlib
 from replay import ParquetLog, candidate_from_mapping, evaluate, write_parquet
 from replay.logs import concat
 from replay.parquet_layout import context_features, row
-from replay.readers import DSJSONLog, open_log
+from replay.readers import DSJSONLog
+from replay.sources import open_log
 
 SETS = [[{"id": f"item-{j}", "features": {"item": {"kind": f"k{j % 3}", "q": j / 7}}}
          for j in range(k)] for k in (4, 6, 6)]

@@ -10,7 +10,8 @@ import pytest
 from replay.errors import LogError
 from replay.logs import BadEvent, concat, parse_event
 from replay import ParquetLog, write_parquet
-from replay.readers import DSJSONLog, open_log
+from replay.readers import DSJSONLog
+from replay.sources import open_log
 from replay.simulated import write_dsjson
 
 

@@ -14,7 +14,7 @@ from bandits.slates import Slot, decide_slots
 from replay import LOGGING, ReplayError, candidate_from_mapping
 from replay.errors import EstimatorError
 from replay.estimators import dr, ips
-from replay.readers import open_log
+from replay.sources import open_log
 from replay.slate_eval import MARGINALS_NA, evaluate_slates, format_slate_table, is_multi_slot
 from replay.slate_marginals import enumerate_slates, slate_marginals, slate_value
 from replay.slates import (iips, per_slot, pi_weights, pseudo_inverse, rips, slate_ci_coverage,

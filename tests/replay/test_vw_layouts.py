@@ -8,7 +8,7 @@ import pytest
 import vowpalwabbit
 
 from replay.logs import MULTI_SLOT, concat
-from replay.readers import open_log
+from replay.sources import open_log
 
 MULTI = [{"TAction": {"topic": "sports"}}, {"TAction": {"topic": "politics"}},
          {"TAction": {"topic": "music"}}]
