@@ -205,11 +205,13 @@ class _Run:
         """Whether a chunk is scored in token space: token columns, few action sets, and
         every frozen candidate an ε-greedy or LinUCB policy whose featurizer reads them."""
         cols = rounds.columns
-        if cols is None or not len(cols) or not self.model.tokens.usable(cols):
+        if cols is None or not len(cols):
             return False
-        if len(np.unique(cols.set_index)) > max(8, len(cols) // 32):
+        sets = np.unique(cols.set_index).tolist()
+        if len(sets) > max(8, len(cols) // 32) or not self.model.tokens.usable(cols, sets):
             return False
-        return all(c.name in self.tokens and self.tokens[c.name].usable(cols) for c in self.frozen)
+        return all(c.name in self.tokens and self.tokens[c.name].usable(cols, sets)
+                   for c in self.frozen)
 
     def _score_columns(self, rounds: LoggedRounds, start: int, sink) -> None:
         """Pass 2 on a chunk in token space (``start``: its first round's place in the

@@ -118,8 +118,9 @@ def row(event_id, timestamp, context, actions, chosen, propensity, reward, pmf) 
 class LogWriter:
     """Rows into one Parquet file, or into a directory partitioned by day.
 
-    ``path`` ending in ``.parquet`` is one file; anything else a directory of
-    ``day=YYYY-MM-DD/part-0.parquet`` files, one writer open per day seen.
+    Partitioned, one day's file is open at a time: the log comes in time order, so a
+    new day closes the previous one's file (a day seen again, out of order, gets
+    another ``part-N.parquet``). At most :data:`ROW_GROUP` rows wait in memory.
     """
 
     def __init__(self, path: str, partitioned: bool):
@@ -128,38 +129,43 @@ class LogWriter:
 
         self._pa, self._pq, self._schema = pa, pq, schema()
         self.path, self.partitioned = path, partitioned
-        self._writers: dict = {}
-        self._pending: dict = {}
+        self._writer, self._day, self._pending = None, None, []
+        self._parts: dict = {}  # day -> files written
 
     def write(self, record: dict) -> None:
         day = day_of(record["timestamp"]) if self.partitioned else ""
-        rows = self._pending.setdefault(day, [])
-        rows.append(record)
-        if len(rows) >= ROW_GROUP:
-            self._flush(day)
+        if day != self._day:
+            self._close_day()
+            self._day = day
+        self._pending.append(record)
+        if len(self._pending) >= ROW_GROUP:
+            self._flush()
 
-    def _flush(self, day: str) -> None:
-        rows = self._pending.pop(day, [])
-        if not rows:
+    def _flush(self) -> None:
+        if not self._pending:
             return
-        writer = self._writers.get(day)
-        if writer is None:
+        if self._writer is None:
             target = self.path
             if self.partitioned:
-                folder = os.path.join(self.path, f"day={day}")
+                folder = os.path.join(self.path, f"day={self._day}")
                 os.makedirs(folder, exist_ok=True)
-                target = os.path.join(folder, "part-0.parquet")
-            writer = self._writers[day] = self._pq.ParquetWriter(target, self._schema)
-        writer.write_table(self._pa.Table.from_pylist(rows, self._schema))
+                part = self._parts.get(self._day, 0)
+                self._parts[self._day] = part + 1
+                target = os.path.join(folder, f"part-{part}.parquet")
+            self._writer = self._pq.ParquetWriter(target, self._schema)
+        self._writer.write_table(self._pa.Table.from_pylist(self._pending, self._schema))
+        self._pending = []
+
+    def _close_day(self) -> None:
+        self._flush()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def close(self) -> None:
-        for day in list(self._pending):
-            self._flush(day)
-        if not self._writers and not self.partitioned:  # an empty log is still a file
-            self._writers[""] = self._pq.ParquetWriter(self.path, self._schema)
-        for writer in self._writers.values():
-            writer.close()
-        self._writers = {}
+        if not self.partitioned and self._writer is None and not self._pending:
+            self._writer = self._pq.ParquetWriter(self.path, self._schema)  # an empty log
+        self._close_day()
 
 
 def write_parquet(rounds, path: str) -> None:

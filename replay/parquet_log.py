@@ -27,7 +27,7 @@ from .errors import LogError
 from .logs import PMF_SUM_TOLERANCE, Lazy, LoggedRounds
 from .parquet_layout import COLUMNS, FEATURE_FIELDS, REQUIRED, ROW_GROUP
 from .readers import CHUNK_ROUNDS, MAX_PROBLEMS, LogSource, ReadReport
-from .tokens import TokenColumns
+from .tokens import MAX_TOKENS, TokenColumns
 
 #: Distinct ``actions`` strings kept parsed between batches.
 ACTION_SET_LIMIT = 10_000
@@ -54,8 +54,7 @@ class ParquetLog(LogSource):
         if missing:
             raise LogError(f"--log: {path!r} lacks the columns {', '.join(missing)} "
                            f"(expected {', '.join(COLUMNS)})")
-        self.path, self.columnar = path, "context_features" in names
-        self._dictionary = ["actions"] + (_FEATURE_DICT if self.columnar else [])
+        self.path = path
         self._files = sorted(dataset.files)
         self._sets: dict = {}
 
@@ -70,41 +69,31 @@ class ParquetLog(LogSource):
     def chunks(self, size: int = CHUNK_ROUNDS, limit: int | None = None):
         """Rewarded rounds in log order, ``size`` per chunk (at most ``limit`` in all)."""
         self.report = ReadReport(self.name)
-        import pyarrow.parquet as pq
-
         base = 0
         for path in self._files:
+            reader, columns = _open(path)
             within = 0
-            try:
-                reader = pq.ParquetFile(path, read_dictionary=self._dictionary, pre_buffer=False)
-            except Exception as exc:  # pyarrow raises its own ArrowInvalid family
-                raise LogError(f"--log: {path!r} is not a readable Parquet file: {exc}") from exc
-            names = reader.schema_arrow.names
-            missing = [c for c in REQUIRED if c not in names]
-            if missing:
-                raise LogError(f"--log: {path!r} lacks the columns {', '.join(missing)}")
-            columns = [c for c in COLUMNS if c not in _ON_DEMAND and c in names]
-            for batch in reader.iter_batches(batch_size=max(size, ROW_GROUP), columns=columns):
-                for start in range(0, batch.num_rows, size):
-                    if limit is not None and self.report.rounds >= limit:
-                        return
-                    part = batch.slice(start, size)
-                    rounds = self._rounds(part, base + start, limit, (path, within + start))
-                    if rounds is not None:
-                        yield rounds
-                base += batch.num_rows
-                within += batch.num_rows
+            for group in range(reader.num_row_groups):  # a batch never spans row groups
+                for batch in reader.iter_batches(batch_size=max(size, ROW_GROUP),
+                                                 row_groups=[group], columns=columns):
+                    for start in range(0, batch.num_rows, size):
+                        if limit is not None and self.report.rounds >= limit:
+                            return
+                        part = batch.slice(start, size)
+                        rounds = self._rounds(part, base + start, limit, (path, within + start))
+                        if rounds is not None:
+                            yield rounds
+                    base += batch.num_rows
+                    within += batch.num_rows
 
     # -- one batch ----------------------------------------------------------------------
     def _rounds(self, batch, base: int, limit, origin) -> LoggedRounds | None:
         """The rewarded, well-formed rows of ``batch`` (row ``base`` of the log, row
         ``origin[1]`` of file ``origin[0]``) as rounds."""
         report, n = self.report, batch.num_rows
-        report.records += n
         col = batch.column
         reward = col("reward")
         rewarded = ~np.asarray(reward.is_null().to_numpy(zero_copy_only=False))
-        report.unrewarded += int(n - rewarded.sum())
         sets, set_index = self._action_sets(col("actions"))
         pmf, lengths = _pmfs(col("pmf"))
         r = _numpy(reward, 0.0)
@@ -122,16 +111,22 @@ class ParquetLog(LogSource):
              "pmf: must be probabilities summing to 1"),
         ]
         good = rewarded.copy()
+        for bad, _ in problems:
+            good &= ~bad
+        keep = np.flatnonzero(good)
+        if limit is not None and len(keep) > limit - report.rounds:
+            keep = keep[:max(0, limit - report.rounds)]
+            n = keep[-1] + 1 if len(keep) else 0  # the rows read: up to the last kept one
+        report.records += n
+        report.unrewarded += int(n - rewarded[:n].sum())
+        good = rewarded[:n].copy()
         for bad, message in problems:
-            hit = np.flatnonzero(bad & good)
+            hit = np.flatnonzero(bad[:n] & good)
             room = max(0, MAX_PROBLEMS - len(report.problems))
             for j in hit[:room]:
                 report.problem(f"row {base + j + 1}", message)
             report.malformed += max(0, len(hit) - room)
-            good &= ~bad
-        keep = np.flatnonzero(good)
-        if limit is not None:
-            keep = keep[:max(0, limit - report.rounds)]
+            good &= ~bad[:n]
         if not len(keep):
             return None
         report.rounds += len(keep)
@@ -183,6 +178,8 @@ class ParquetLog(LogSource):
         sizes = [len(a.dictionary) for a in parts]
         key = (codes[0] * sizes[1] + codes[1]) * (sizes[2] + 1) + codes[2] + 1
         unique, index = _compact(key, sizes[0] * sizes[1] * (sizes[2] + 1))
+        if len(unique) > MAX_TOKENS:  # read round by round; V would be n × U
+            return None
         dicts = [a.dictionary.to_pylist() for a in parts]
         tokens = []
         for value in unique.tolist():
@@ -191,6 +188,23 @@ class ParquetLog(LogSource):
             tokens.append((dicts[0][n_idx], dicts[1][name_idx], None if v == 0 else dicts[2][v - 1]))
         x = entries.field("x").to_numpy(zero_copy_only=False)
         return TokenColumns.from_codes(len(keep), rows, index, tokens, x, set_index[keep], sets)
+
+
+def _open(path: str) -> tuple:
+    """``(pyarrow ParquetFile, the columns to read)`` of one file of the log; strings
+    that repeat read as dictionaries (the actions, and the context features' names)."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.ParquetFile(path).schema_arrow.names
+        dictionary = ["actions"] + (_FEATURE_DICT if "context_features" in names else [])
+        reader = pq.ParquetFile(path, read_dictionary=dictionary, pre_buffer=False)
+    except Exception as exc:  # pyarrow raises its own ArrowInvalid family
+        raise LogError(f"--log: {path!r} is not a readable Parquet file: {exc}") from exc
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        raise LogError(f"--log: {path!r} lacks the columns {', '.join(missing)}")
+    return reader, [c for c in COLUMNS if c not in _ON_DEMAND and c in names]
 
 
 def _compact(key: np.ndarray, size: int) -> tuple:

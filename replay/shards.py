@@ -83,6 +83,8 @@ def evaluate_shards(path: str, candidates: list, map_fn, *, estimators=DEFAULT_E
         _add_report(report, fit_report)
         dropped.update(fit_dropped)
         dropped.update(part_dropped)
+    if sink.n == 0:
+        raise ReplayError(f"{path}: no rewarded rounds to evaluate\n" + report.summary())
     rows = sink.rows(estimators, "normal", level, 0, 0)
     return Evaluation(rows, report, sink.n, 0, sorted(dropped.items()), sink.overlap())
 

@@ -9,6 +9,7 @@ sink of the whole log.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -71,7 +72,7 @@ class ArraySink:
         self.names, self.parts, self.n, self.width = list(names), [], 0, 0
 
     def add(self, rounds, q_hat, pmfs: dict) -> None:
-        self.parts.append((rounds, q_hat, pmfs))
+        self.parts.append((dataclasses.replace(rounds, columns=None), q_hat, pmfs))
         self.n += len(rounds)
         self.width = max(self.width, rounds.width)
 

@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from bandits import BanditError
 from bandits.epsilon_greedy import EpsilonGreedy
 from bandits.linucb import LinUCB
 
 from .tokens import MAX_TOKENS, TokenColumns
+
+
+#: Tokens whose unit vectors a TokenMap keeps (about 1 kB each) before it starts over.
+UNITS_LIMIT = 20_000
 
 
 class TokenMap:
@@ -31,14 +36,33 @@ class TokenMap:
     def __init__(self, featurizer):
         self.f = featurizer
         self._units: dict = {}
+        self._checked: dict = {}  # id(pairs) -> (pairs, accepted)
         self._dense = set(featurizer.context_dense)
 
-    def usable(self, cols: TokenColumns) -> bool:
-        """False when a token names one of the featurizer's embeddings (read it row by row)."""
+    def usable(self, cols: TokenColumns, sets) -> bool:
+        """False when a token names one of the featurizer's embeddings, or an action set
+        of ``sets`` holds features the featurizer refuses: read those rounds one by one
+        (where a refused round is dropped and named)."""
         if len(cols.tokens) > MAX_TOKENS:
             return False
-        return not self._dense or not any(
-            (f"{ns}.{name}" if ns else name) in self._dense for ns, name, _ in cols.tokens)
+        if self._dense and any((f"{ns}.{name}" if ns else name) in self._dense
+                               for ns, name, _ in cols.tokens):
+            return False
+        return all(self._accepts(cols.action_sets[s]) for s in sets)
+
+    def _accepts(self, pairs: list) -> bool:
+        """Whether the featurizer takes every action of ``pairs`` (memoised per set)."""
+        seen = self._checked.get(id(pairs))
+        if seen is None or seen[0] is not pairs:
+            try:
+                self.f._act.action_vectors(pairs, self.f.action_id)
+                ok = True
+            except BanditError:
+                ok = False
+            if len(self._checked) >= UNITS_LIMIT:
+                self._checked.clear()
+            seen = self._checked[id(pairs)] = (pairs, ok)
+        return seen[1]
 
     def units(self, tokens: list) -> np.ndarray:
         """(U, context width + sketch): the context vector of each token at value 1."""
@@ -46,6 +70,8 @@ class TokenMap:
         for token in tokens:
             vec = self._units.get(token)
             if vec is None:
+                if len(self._units) >= UNITS_LIMIT:
+                    self._units.clear()
                 ns, name, value = token
                 i, s, j, t = side._slot(ns, name) if value is None else side._slot(ns, name, value)
                 vec = np.zeros(side.width + side.sketch_dim)
@@ -83,10 +109,23 @@ def supports(policy) -> bool:
 
 
 def policy_pmf(policy, tokens: TokenMap, cols: TokenColumns, rows: np.ndarray, pairs: list) -> np.ndarray:
-    """The pmf (len(rows), K) of an ε-greedy or LinUCB policy on the rows of one action set."""
+    """The pmf (len(rows), K) of an ε-greedy or LinUCB policy on the rows of one action set.
+
+    Actions with the same parameters and rows (arms never learned by a disjoint model,
+    or identical actions of a shared one) are scored once, so their scores tie exactly,
+    as they do round by round."""
     shared = policy._shared
+    ids = tuple(aid for aid, _ in pairs)
     E, Q = tokens.affine(cols.tokens, pairs, shared)
-    theta, B = policy._params(tuple(aid for aid, _ in pairs))
+    if shared:
+        keys = [E[k].tobytes() + Q[k].tobytes() for k in range(len(E))]
+    else:
+        keys = policy.bank_.lookup(ids).tolist()
+    index: dict = {}
+    inverse = np.array([index.setdefault(key, len(index)) for key in keys])
+    first = np.unique(inverse, return_index=True)[1]
+    theta, B = policy._params(tuple(ids[k] for k in first))
+    E, Q = E[first], Q[first]
     if shared:
         theta, B = np.broadcast_to(theta, E.shape), np.broadcast_to(B, (len(E),) + B.shape)
     V = cols.V if len(rows) == len(cols.V) else cols.V[rows]
@@ -104,7 +143,7 @@ def policy_pmf(policy, tokens: TokenMap, cols: TokenColumns, rows: np.ndarray, p
         epsilon = policy.epsilon
     else:
         epsilon = policy.current_epsilon()
-    return greedy_pmfs(scores, epsilon)
+    return greedy_pmfs(scores[:, inverse], epsilon)
 
 
 def greedy_pmfs(scores: np.ndarray, epsilon: float) -> np.ndarray:

@@ -129,7 +129,10 @@ def open_output(path: str):
 def output_path(path: str, directory: bool):
     """A temporary path beside ``path`` (a file, or a directory when ``directory``) that
     takes ``path``'s place when the block ends without an error; an earlier export of
-    that name stays as it was until then."""
+    that name stays as it was until then. A directory is replaced only when it is empty
+    or an earlier partitioned export (``day=…`` directories of ``.parquet`` files)."""
+    if directory:
+        _check_replaceable(path)
     tmp = f"{path.rstrip(os.sep)}.{os.getpid()}.part"
     try:
         if directory:
@@ -140,16 +143,34 @@ def output_path(path: str, directory: bool):
         raise CommandError(f"-o/--output: cannot write {path}: {exc.strerror}") from exc
     try:
         yield tmp
+        old = f"{tmp}.old" if directory and os.path.isdir(path) else None
+        if old:
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        raise CommandError(f"-o/--output: cannot write {path}: {exc.strerror}") from exc
     except BaseException:
         _remove(tmp)
         raise
-    old = None
-    if directory and os.path.isdir(path):
-        old = f"{tmp}.old"
-        os.replace(path, old)
-    os.replace(tmp, path)
     if old:
         _remove(old)
+
+
+def _check_replaceable(path: str) -> None:
+    """Refuse a directory export onto a file, or onto a directory holding anything but
+    an earlier export: replacing it would delete what it holds."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CommandError(f"-o/--output: {path} is a file; a partitioned Parquet export "
+                           "writes a directory (name a new one, or end the name in .parquet)")
+    if not os.path.isdir(path):
+        return
+    for entry in os.listdir(path):
+        inside = os.path.join(path, entry)
+        if not (entry.startswith("day=") and os.path.isdir(inside)
+                and all(f.endswith(".parquet") for f in os.listdir(inside))):
+            raise CommandError(f"-o/--output: {path} holds {entry!r}, which is not part of a "
+                               "Parquet export (day=… directories); name another directory")
 
 
 def _remove(path: str) -> None:

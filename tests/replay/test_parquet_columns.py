@@ -180,3 +180,117 @@ def test_context_features_flatten_what_the_featurizer_reads():
     assert context_features({"u": {"big": 1e300}}) is None
     assert context_features({"u": {"empty": []}}) is None
     assert math.isclose(orjson.loads(row("e", None, ctx, [], 0, 1.0, 0.0, [])["context"])["loose"], 1.5)
+
+
+def _rows(n, actions, seed=0, ctx=None):
+    rng = np.random.default_rng(seed)
+    k = len(actions)
+    return [row(f"e{i}", f"2026-01-{1 + i * 3 // n:02d}T00:00:00Z",
+                ctx(i) if ctx else {"u": {f"f{j}": float(v) for j, v in enumerate(rng.normal(size=3))}},
+                actions, i % k, 1 / k, float(rng.random() < 0.4), [1 / k] * k) for i in range(n)]
+
+
+def _write(path, rows, partitioned=False):
+    from replay.parquet_layout import LogWriter
+    writer = LogWriter(path, partitioned)
+    for r in rows:
+        writer.write(r)
+    writer.close()
+
+
+def _both(path, make):
+    """The evaluation in token space and, the same log, round by round."""
+    evaluate_module = importlib.import_module("replay.evaluate")
+    columnar = evaluate(open_log(path), make())
+    original = evaluate_module._Run._columnar
+    evaluate_module._Run._columnar = lambda self, rounds: False
+    try:
+        rows = evaluate(open_log(path), make())
+    finally:
+        evaluate_module._Run._columnar = original
+    return columnar, rows
+
+
+def test_arms_never_learned_tie_exactly_as_round_by_round(tmp_path):
+    acts = [{"id": f"x{j}", "features": {}} for j in range(6)]
+    path = str(tmp_path / "t.parquet")
+    rows = _rows(600, acts, seed=1)
+    _write(path, rows)
+    rounds = concat(list(open_log(path).chunks()))
+    policy = make_policy({"type": "linucb", "alpha": 1.0, "model": "disjoint"})
+    policy.learn([Feedback(rounds.contexts[i], list(rounds.actions[i]), i % 2, 0.5,
+                           float(rounds.rewards[i])) for i in range(100)])  # arms x0, x1 only
+    (tmp_path / "p.bin").write_bytes(policy.to_bytes())
+    make = lambda: [candidate_from_mapping({"snapshot": "p.bin", "name": "p"}, str(tmp_path / "c.toml"))]  # noqa: E731
+    a, b = _both(path, make)
+    assert max_diff(a, b) <= 1e-9
+
+
+def test_refused_action_features_drop_their_rows_by_name(tmp_path):
+    good = [{"id": "a", "features": {"i": {"q": 1.0}}}, {"id": "b", "features": {"i": {"q": 2.0}}}]
+    bad = [{"id": "a", "features": {"i": {"v": [1.0, 2.0]}}}, {"id": "b", "features": {}}]
+    rows = _rows(200, good)
+    rows[5] = _rows(6, bad)[5]
+    path = str(tmp_path / "t.parquet")
+    _write(path, rows)
+    make = lambda: [candidate_from_mapping({"policy": {"type": "linucb"}, "name": "p"}, str(tmp_path / "c.toml"))]  # noqa: E731
+    a, b = _both(path, make)
+    assert a.dropped == b.dropped and [w for w, _ in a.dropped] == ["row 6"]
+    assert a.rounds == 199 and max_diff(a, b) <= 1e-9
+
+
+def test_many_distinct_tokens_are_read_round_by_round(tmp_path):
+    acts = [{"id": "a", "features": {}}, {"id": "b", "features": {}}]
+    path = str(tmp_path / "t.parquet")
+    _write(path, _rows(300, acts, ctx=lambda i: {"user": {"id": f"u{i}", "x": 1.0}}))
+    chunks = list(open_log(path).chunks())
+    assert [c.columns for c in chunks] == [None]  # 301 tokens: no n × U matrix is built
+    make = lambda: [candidate_from_mapping({"policy": {"type": "linucb"}, "name": "p"}, str(tmp_path / "c.toml"))]  # noqa: E731
+    assert max_diff(*_both(path, make)) == 0.0
+
+
+def test_small_row_groups_and_a_later_file_without_feature_columns(tmp_path):
+    import pyarrow as pa
+
+    from replay.parquet_layout import schema
+    acts = [{"id": "a", "features": {}}, {"id": "b", "features": {}}, {"id": "c", "features": {}}]
+    rows = _rows(900, acts, seed=3)
+    (tmp_path / "log" / "day=1").mkdir(parents=True)
+    (tmp_path / "log" / "day=2").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows[:450], schema()), str(tmp_path / "log/day=1/p.parquet"),
+                   row_group_size=70)
+    old = pa.Table.from_pylist(rows[450:], schema()).drop_columns(["context_features"])
+    pq.write_table(old, str(tmp_path / "log/day=2/p.parquet"))
+    source = open_log(str(tmp_path / "log"))
+    chunks = list(source.chunks(25_000))
+    assert sum(len(c) for c in chunks) == 900 and chunks[0].columns is not None
+    assert chunks[-1].columns is None  # read from the JSON
+    make = lambda: [candidate_from_mapping({"policy": {"type": "epsilon_greedy"}, "name": "p"}, str(tmp_path / "c.toml"))]  # noqa: E731
+    assert max_diff(*_both(str(tmp_path / "log"), make)) <= 1e-9
+
+
+def test_days_out_of_order_get_another_part_and_one_file_is_open_at_a_time(tmp_path):
+    acts = [{"id": "a", "features": {}}]
+    rows = _rows(30, acts)
+    rows = rows[:10] + rows[20:] + rows[10:20]  # day 1, day 3, then day 2 late
+    rows += [dict(rows[0], event_id="late")]   # and day 1 again
+    _write(str(tmp_path / "log"), rows, partitioned=True)
+    found = sorted(os.path.relpath(os.path.join(d, f), tmp_path / "log")
+                   for d, _, fs in os.walk(tmp_path / "log") for f in fs)
+    assert found == ["day=2026-01-01/part-0.parquet", "day=2026-01-01/part-1.parquet",
+                     "day=2026-01-02/part-0.parquet", "day=2026-01-03/part-0.parquet"]
+    assert pq.read_table(str(tmp_path / "log")).num_rows == 31
+
+
+def test_limit_counts_only_the_rows_it_read(tmp_path):
+    acts = [{"id": "a", "features": {}}, {"id": "b", "features": {}}]
+    rows = _rows(100, acts)
+    for r in rows[::3]:
+        r["reward"] = None
+    path = str(tmp_path / "t.parquet")
+    _write(path, rows)
+    for size in (7, 1_000):
+        source = open_log(path)
+        got = concat(list(source.chunks(size, limit=20)))
+        assert len(got) == 20 and list(got.event_ids)[-1] == "e29"
+        assert (source.report.records, source.report.unrewarded) == (30, 10)

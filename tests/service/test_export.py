@@ -168,3 +168,18 @@ def test_export_format_and_name_must_agree(client, cfg, tmp_path, capsys):
     args = ["export", "--config", cfg, "--loop", "recs", "--format", "dsjson", "-o", str(tmp_path / "x.parquet")]
     assert cbserve(args) == 2
     assert "-o/--output: a .parquet name with --format dsjson" in capsys.readouterr().err
+
+
+def test_a_directory_export_never_replaces_what_is_not_an_export(client, cfg, tmp_path, capsys):
+    _decide(client, 3, rewarded=3)
+    mine = tmp_path / "mydata"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    args = ["export", "--config", cfg, "--loop", "recs", "--format", "parquet", "-o"]
+    assert cbserve(args + [str(mine)]) == 2
+    assert "holds 'notes.txt', which is not part of a Parquet export" in capsys.readouterr().err
+    assert (mine / "notes.txt").read_text() == "keep me"
+    (tmp_path / "afile").write_text("x")
+    assert cbserve(args + [str(tmp_path / "afile")]) == 2
+    assert "is a file; a partitioned Parquet export writes a directory" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "c.toml", "mydata"]
