@@ -55,6 +55,19 @@ def rc(cluster):
     client.close()
 
 
+def test_every_node_runs_the_chosen_redis_server(rc):
+    """CI runs this file with the bundled redis-server and again with Debian's (Redis 7,
+    through CBSERVE_REDIS_SERVER): the nodes must be the binary asked for."""
+    import subprocess
+
+    from service.embedded_redis import server_binary
+
+    banner = subprocess.run([server_binary(), "--version"], capture_output=True, text=True).stdout
+    versions = {rc.get_redis_connection(node).info("server")["redis_version"]
+                for node in rc.get_nodes()}
+    assert len(versions) == 1 and f"v={versions.pop()} " in banner
+
+
 def _rank(client, loop, rng):
     body = {"context": CONTEXTS[int(rng.integers(len(CONTEXTS)))],
             "actions": [RECS_ITEMS[j] for j in rng.choice(len(RECS_ITEMS), 6, replace=False)]}
