@@ -36,7 +36,8 @@ from replay.estimators import dm, dr, ips, snips
 from replay.readers import DSJSONLog
 
 
-def synthetic(n, k, seed=0):
+def synthetic(n, k, seed=0, logging_pmf=False):
+    """Logged rounds as the estimators take them (with the logger's pmf on request)."""
     rng = np.random.default_rng(seed)
     mu = 0.9 * rng.dirichlet(np.ones(k), n) + 0.1 / k
     a = (mu.cumsum(axis=1) > rng.random((n, 1))).argmax(axis=1)
@@ -44,8 +45,9 @@ def synthetic(n, k, seed=0):
     pi = rng.dirichlet(np.ones(k), n)
     q = rng.random((n, k))
     r = (rng.random(n) < q[rows, a]).astype(np.float64)
-    return dict(rewards=r, propensities=mu[rows, a], target_probs=pi[rows, a], q_hat=q,
-                target_pmf=pi, actions=a)
+    out = dict(rewards=r, propensities=mu[rows, a], target_probs=pi[rows, a], q_hat=q,
+               target_pmf=pi, actions=a)
+    return {**out, "logging_pmf": mu} if logging_pmf else out
 
 
 def best(fn, repeats):

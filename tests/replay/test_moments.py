@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from bench_replay import synthetic
 from replay.estimators import ESTIMATORS
 from replay.logs import LoggedRounds
 from replay.moments import Moments, PolicySums
@@ -11,15 +12,7 @@ from replay.sinks import ArraySink, SumSink
 
 
 def arrays(n, k, seed):
-    rng = np.random.default_rng(seed)
-    mu = 0.9 * rng.dirichlet(np.ones(k), n) + 0.1 / k
-    a = (mu.cumsum(axis=1) > rng.random((n, 1))).argmax(axis=1)
-    rows = np.arange(n)
-    pi = rng.dirichlet(np.ones(k), n)
-    q = rng.random((n, k))
-    r = (rng.random(n) < q[rows, a]).astype(np.float64)
-    return dict(rewards=r, propensities=mu[rows, a], target_probs=pi[rows, a], q_hat=q,
-                target_pmf=pi, actions=a, logging_pmf=mu)
+    return synthetic(n, k, seed, logging_pmf=True)
 
 
 def rounds_of(d, start, stop):
