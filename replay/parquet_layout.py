@@ -22,7 +22,7 @@ null and ``x`` the number (a boolean 0 or 1); a string is ``value`` the string a
 exactly (an embedding, a nested object, a number past ±1e15) has null here and is read
 from ``context``. ``actions`` repeats across rows and is dictionary-encoded.
 
-A long log is a directory partitioned by day, ``day=YYYY-MM-DD/part-N.parquet`` (day of
+A long log is a directory partitioned by day, ``day=YYYY-MM-DD/part-NNNNN.parquet`` (day of
 the timestamp, UTC; ``day=unknown`` without one): a reader can take a range of days, and
 every file is a shard another machine can read alone.
 
@@ -118,9 +118,10 @@ def row(event_id, timestamp, context, actions, chosen, propensity, reward, pmf) 
 class LogWriter:
     """Rows into one Parquet file, or into a directory partitioned by day.
 
-    Partitioned, one day's file is open at a time: the log comes in time order, so a
-    new day closes the previous one's file (a day seen again, out of order, gets
-    another ``part-N.parquet``). At most :data:`ROW_GROUP` rows wait in memory.
+    Partitioned, the files of the :data:`OPEN_DAYS` days written last stay open (a log
+    comes in time order, give or take clocks around midnight); a day written again
+    after its file was closed gets another ``part-NNNNN.parquet``. At most
+    :data:`ROW_GROUP` rows per open day wait in memory.
     """
 
     def __init__(self, path: str, partitioned: bool):
@@ -129,43 +130,51 @@ class LogWriter:
 
         self._pa, self._pq, self._schema = pa, pq, schema()
         self.path, self.partitioned = path, partitioned
-        self._writer, self._day, self._pending = None, None, []
-        self._parts: dict = {}  # day -> files written
+        self._open: dict = {}     # day -> [writer or None, pending rows], oldest first
+        self._parts: dict = {}    # day -> files written
 
     def write(self, record: dict) -> None:
         day = day_of(record["timestamp"]) if self.partitioned else ""
-        if day != self._day:
-            self._close_day()
-            self._day = day
-        self._pending.append(record)
-        if len(self._pending) >= ROW_GROUP:
-            self._flush()
+        entry = self._open.pop(day, None)
+        if entry is None:
+            if len(self._open) >= OPEN_DAYS:
+                self._close(next(iter(self._open)))
+            entry = [None, []]
+        self._open[day] = entry  # the most recent last
+        entry[1].append(record)
+        if len(entry[1]) >= ROW_GROUP:
+            self._flush(day, entry)
 
-    def _flush(self) -> None:
-        if not self._pending:
+    def _flush(self, day: str, entry: list) -> None:
+        if not entry[1]:
             return
-        if self._writer is None:
+        if entry[0] is None:
             target = self.path
             if self.partitioned:
-                folder = os.path.join(self.path, f"day={self._day}")
+                folder = os.path.join(self.path, f"day={day}")
                 os.makedirs(folder, exist_ok=True)
-                part = self._parts.get(self._day, 0)
-                self._parts[self._day] = part + 1
-                target = os.path.join(folder, f"part-{part}.parquet")
-            self._writer = self._pq.ParquetWriter(target, self._schema)
-        self._writer.write_table(self._pa.Table.from_pylist(self._pending, self._schema))
-        self._pending = []
+                part = self._parts.get(day, 0)
+                self._parts[day] = part + 1
+                target = os.path.join(folder, f"part-{part:05d}.parquet")
+            entry[0] = self._pq.ParquetWriter(target, self._schema)
+        entry[0].write_table(self._pa.Table.from_pylist(entry[1], self._schema))
+        entry[1] = []
 
-    def _close_day(self) -> None:
-        self._flush()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+    def _close(self, day: str) -> None:
+        entry = self._open.pop(day)
+        self._flush(day, entry)
+        if entry[0] is not None:
+            entry[0].close()
 
     def close(self) -> None:
-        if not self.partitioned and self._writer is None and not self._pending:
-            self._writer = self._pq.ParquetWriter(self.path, self._schema)  # an empty log
-        self._close_day()
+        if not self.partitioned and not self._open:
+            self._open[""] = [self._pq.ParquetWriter(self.path, self._schema), []]  # empty log
+        for day in list(self._open):
+            self._close(day)
+
+
+#: Days whose files a partitioned LogWriter keeps open at once.
+OPEN_DAYS = 4
 
 
 def write_parquet(rounds, path: str) -> None:

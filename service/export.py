@@ -115,14 +115,18 @@ def open_output(path: str):
     try:
         out = (gzip.open if path.endswith(".gz") else open)(tmp, "wb")
     except OSError as exc:
-        raise CommandError(f"-o/--output: cannot write {path}: {exc.strerror}") from exc
+        raise CommandError(f"-o/--output: cannot write {path}: {exc.strerror or exc}") from exc
     try:
         with out:
             yield out
     except BaseException:
         os.remove(tmp)
         raise
-    os.replace(tmp, path)
+    _move(tmp, path, directory=False)
+
+
+#: The file that marks a directory as a partitioned export (readers skip ``_`` names).
+EXPORT_MARK = "_cbserve_export"
 
 
 @contextlib.contextmanager
@@ -130,56 +134,68 @@ def output_path(path: str, directory: bool):
     """A temporary path beside ``path`` (a file, or a directory when ``directory``) that
     takes ``path``'s place when the block ends without an error; an earlier export of
     that name stays as it was until then. A directory is replaced only when it is empty
-    or an earlier partitioned export (``day=…`` directories of ``.parquet`` files)."""
+    or an earlier partitioned export (it holds :data:`EXPORT_MARK`)."""
     if directory:
         _check_replaceable(path)
     tmp = f"{path.rstrip(os.sep)}.{os.getpid()}.part"
     try:
         if directory:
             os.makedirs(tmp)
+            open(os.path.join(tmp, EXPORT_MARK), "wb").close()
         else:
             open(tmp, "wb").close()
     except OSError as exc:
-        raise CommandError(f"-o/--output: cannot write {path}: {exc.strerror}") from exc
+        raise CommandError(f"-o/--output: cannot write {path}: {exc.strerror or exc}") from exc
     try:
         yield tmp
-        old = f"{tmp}.old" if directory and os.path.isdir(path) else None
-        if old:
-            os.replace(path, old)
-        os.replace(tmp, path)
-    except OSError as exc:
-        _remove(tmp)
-        raise CommandError(f"-o/--output: cannot write {path}: {exc.strerror}") from exc
     except BaseException:
         _remove(tmp)
         raise
+    _move(tmp, path, directory)
+
+
+def _move(tmp: str, path: str, directory: bool) -> None:
+    """``tmp`` onto ``path``; an earlier export directory there (checked by
+    :func:`_check_replaceable`) is set aside first and put back if the move fails, so
+    ``path`` always holds a whole export."""
+    old = f"{tmp}.old" if directory and os.path.isdir(path) else None
+    try:
+        if old:
+            os.replace(path, old)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if old:
+                os.replace(old, path)
+            raise
+    except OSError as exc:
+        _remove(tmp)
+        raise CommandError(f"-o/--output: cannot write {path}: {exc.strerror or exc}") from exc
     if old:
         _remove(old)
 
 
 def _check_replaceable(path: str) -> None:
-    """Refuse a directory export onto a file, or onto a directory holding anything but
-    an earlier export: replacing it would delete what it holds."""
+    """Refuse a directory export onto a file, a symbolic link, or a directory that is
+    neither empty nor an earlier export: replacing it would delete what it holds."""
+    if os.path.islink(path):
+        raise CommandError(f"-o/--output: {path} is a symbolic link; name the directory itself")
     if os.path.exists(path) and not os.path.isdir(path):
         raise CommandError(f"-o/--output: {path} is a file; a partitioned Parquet export "
                            "writes a directory (name a new one, or end the name in .parquet)")
-    if not os.path.isdir(path):
-        return
-    for entry in os.listdir(path):
-        inside = os.path.join(path, entry)
-        if not (entry.startswith("day=") and os.path.isdir(inside)
-                and all(f.endswith(".parquet") for f in os.listdir(inside))):
-            raise CommandError(f"-o/--output: {path} holds {entry!r}, which is not part of a "
-                               "Parquet export (day=… directories); name another directory")
+    if os.path.isdir(path) and os.listdir(path) and \
+            not os.path.isfile(os.path.join(path, EXPORT_MARK)):
+        raise CommandError(f"-o/--output: {path} is not empty and not an earlier export "
+                           f"(no {EXPORT_MARK} file in it); name another directory")
 
 
 def _remove(path: str) -> None:
     import shutil
 
-    if os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.exists(path):
+    if os.path.islink(path) or os.path.isfile(path):
         os.remove(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def is_parquet(path: str, fmt: str | None = None) -> bool:

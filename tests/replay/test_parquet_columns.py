@@ -10,6 +10,7 @@ import pytest
 
 from bandits import Feedback, dsjson, make_policy
 import importlib
+import json
 from replay import ParquetLog, candidate_from_mapping, evaluate, write_parquet
 from replay.logs import concat
 from replay.parquet_layout import context_features, row
@@ -269,17 +270,17 @@ def test_small_row_groups_and_a_later_file_without_feature_columns(tmp_path):
     assert max_diff(*_both(str(tmp_path / "log"), make)) <= 1e-9
 
 
-def test_days_out_of_order_get_another_part_and_one_file_is_open_at_a_time(tmp_path):
+def test_days_back_and_forth_share_a_file_and_a_day_come_back_late_gets_another(tmp_path):
     acts = [{"id": "a", "features": {}}]
-    rows = _rows(30, acts)
-    rows = rows[:10] + rows[20:] + rows[10:20]  # day 1, day 3, then day 2 late
-    rows += [dict(rows[0], event_id="late")]   # and day 1 again
+    rows = [row(f"e{i}", f"2026-01-0{day}T23:59:59Z", {}, acts, 0, 1.0, 1.0, [1.0])
+            for i, day in enumerate([1, 2, 1, 2, 1, 3, 4, 5, 6])]  # clocks around midnight
+    rows.append(dict(rows[0], event_id="late"))  # day 1 again, its file closed since
     _write(str(tmp_path / "log"), rows, partitioned=True)
     found = sorted(os.path.relpath(os.path.join(d, f), tmp_path / "log")
                    for d, _, fs in os.walk(tmp_path / "log") for f in fs)
-    assert found == ["day=2026-01-01/part-0.parquet", "day=2026-01-01/part-1.parquet",
-                     "day=2026-01-02/part-0.parquet", "day=2026-01-03/part-0.parquet"]
-    assert pq.read_table(str(tmp_path / "log")).num_rows == 31
+    assert found == ["day=2026-01-01/part-00000.parquet", "day=2026-01-01/part-00001.parquet"] + [
+        f"day=2026-01-0{d}/part-00000.parquet" for d in range(2, 7)]
+    assert pq.read_table(str(tmp_path / "log")).num_rows == 10
 
 
 def test_limit_counts_only_the_rows_it_read(tmp_path):
@@ -294,3 +295,4 @@ def test_limit_counts_only_the_rows_it_read(tmp_path):
         got = concat(list(source.chunks(size, limit=20)))
         assert len(got) == 20 and list(got.event_ids)[-1] == "e29"
         assert (source.report.records, source.report.unrewarded) == (30, 10)
+        json.dumps(source.report.to_dict())  # plain ints: the JSON result takes them

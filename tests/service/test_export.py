@@ -177,9 +177,17 @@ def test_a_directory_export_never_replaces_what_is_not_an_export(client, cfg, tm
     (mine / "notes.txt").write_text("keep me")
     args = ["export", "--config", cfg, "--loop", "recs", "--format", "parquet", "-o"]
     assert cbserve(args + [str(mine)]) == 2
-    assert "holds 'notes.txt', which is not part of a Parquet export" in capsys.readouterr().err
+    assert "is not empty and not an earlier export (no _cbserve_export file" in capsys.readouterr().err
     assert (mine / "notes.txt").read_text() == "keep me"
     (tmp_path / "afile").write_text("x")
     assert cbserve(args + [str(tmp_path / "afile")]) == 2
     assert "is a file; a partitioned Parquet export writes a directory" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "c.toml", "mydata"]
+    (tmp_path / "link").symlink_to(mine)
+    assert cbserve(args + [str(tmp_path / "link")]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    json_args = ["export", "--config", cfg, "--loop", "recs", "-o", str(mine)]  # DSJSON onto a directory
+    assert cbserve(json_args) == 2
+    assert f"-o/--output: cannot write {mine}" in capsys.readouterr().err
+    assert (mine / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "c.toml", "link", "mydata"]

