@@ -117,14 +117,19 @@ class VWPolicy(Policy):
 
     def _action_example(self, aid, feats, index):
         """The parsed, reusable example of an action, memoised by id (checked by ==)."""
+        return self._action_memo(aid, feats, index)[1]
+
+    def _action_memo(self, aid, feats, index) -> tuple:
+        """``(features, parsed example, text line)`` of an action, memoised by id and
+        checked by ``==``: decide reuses the example, learn the line."""
         hit = self._actions.get(aid)
         if hit is not None and hit[0] == feats:
-            return hit[1]
-        example = vowpalwabbit.Example(self._ws, self._action_text(aid, feats, index))
+            return hit
+        text = self._action_text(aid, feats, index)
         if len(self._actions) >= EXAMPLE_CACHE_LIMIT:
             self._actions.clear()
-        self._actions[aid] = (copy.deepcopy(feats), example)
-        return example
+        hit = self._actions[aid] = (copy.deepcopy(feats), vowpalwabbit.Example(self._ws, text), text)
+        return hit
 
     # -- hooks ------------------------------------------------------------------------
     def _decide(self, context, pairs):
@@ -166,7 +171,7 @@ class VWPolicy(Policy):
             context = check_context(fb.context, f"feedback[{i}].context")
             lines = ["shared " + (self._namespaces("s", context, f"feedback[{i}].context") or "|s")]
             for k, (aid, feats) in enumerate(pairs):
-                text = self._action_text(aid, feats, k)
+                text = self._action_memo(aid, feats, k)[2]
                 if k == fb.chosen:
                     text = f"0:{-float(fb.reward)!r}:{float(fb.propensity)!r} {text}"
                 lines.append(text)
