@@ -237,13 +237,22 @@ def _check_min_ess(min_ess) -> None:
 
 
 def _vector(name, x, n=None) -> np.ndarray:
+    return checked_array(name, x, 1, None if n is None else (n,))
+
+
+def checked_array(name, x, ndim: int, shape=None) -> np.ndarray:
+    """``x`` as a non-empty float64 array of ``ndim`` dimensions (and ``shape``, the
+    rewards' shape, when given), or an :class:`EstimatorError` naming it."""
     if x is None:
         raise EstimatorError(f"{name}: required")
     x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 1 or x.size == 0:
-        raise EstimatorError(f"{name}: must be a non-empty 1-d array, got shape {x.shape}")
-    if n is not None and x.size != n:
-        raise EstimatorError(f"{name}: has {x.size} rows, rewards has {n}")
+    if x.ndim != ndim or x.size == 0:
+        what = "1-d array" if ndim == 1 else "(n, L) array"
+        raise EstimatorError(f"{name}: must be a non-empty {what}, got shape {x.shape}")
+    if shape is not None and x.shape != shape:
+        got = f"{x.size} rows, rewards has {shape[0]}" if ndim == 1 else \
+            f"shape {x.shape}, rewards has {shape}"
+        raise EstimatorError(f"{name}: has {got}")
     return x
 
 

@@ -72,7 +72,7 @@ import numpy as np
 
 from .errors import EstimatorError
 from .estimators import (ESTIMATORS, MIN_ESS, Estimate, _estimate, _finite, _first,
-                         effective_sample_size)
+                         checked_array, effective_sample_size)
 from .estimators import _refuse_unknown as _refuse_inputs
 from .slate_sim import make_world, simulate_slates
 
@@ -208,14 +208,7 @@ def per_slot(slots: list, estimators=PER_SLOT_ESTIMATORS, **options) -> list:
 
 # -- validation and intervals -------------------------------------------------------------
 def _matrix(name, x, shape=None) -> np.ndarray:
-    if x is None:
-        raise EstimatorError(f"{name}: required")
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.size == 0:
-        raise EstimatorError(f"{name}: must be a non-empty (n, L) array, got shape {x.shape}")
-    if shape is not None and x.shape != shape:
-        raise EstimatorError(f"{name}: has shape {x.shape}, rewards has {shape}")
-    return x
+    return checked_array(name, x, 2, shape)
 
 
 def _weights(rewards, propensities, target_probs,

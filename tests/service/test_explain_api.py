@@ -103,25 +103,25 @@ def test_a_versions_weights_are_named_from_recent_traffic(client, r):
     assert call(app, "get", "/v1/loops/lin/models/9/explain").status_code == 404
 
 
-def test_a_version_that_cannot_explain_says_why(client, r):
-    for i in range(3):
-        _rank(client, "vw", event_id=f"v{i}")
-        client.post(f"/v1/loops/vw/events/v{i}/reward", json={"value": 1.0})
+def _rewarded_and_published(client, r, loop, n, prefix) -> tuple:
+    """n ranks of ``loop`` (event ids ``prefix`` 0..n-1), each rewarded 1, learned and
+    published: ``(learned, version)``."""
+    for i in range(n):
+        _rank(client, loop, event_id=f"{prefix}{i}")
+        client.post(f"/v1/loops/{loop}/events/{prefix}{i}/reward", json={"value": 1.0})
     config = parse_config(CONFIG)
-    learner = LoopLearner(r, config.loops["vw"], config)
-    learner.step()
-    assert learner.publish() == 1
+    learner = LoopLearner(r, config.loops[loop], config)
+    return learner.step(), learner.publish()
+
+
+def test_a_version_that_cannot_explain_says_why(client, r):
+    assert _rewarded_and_published(client, r, "vw", 3, "v")[1] == 1
     body = call(client, "get", "/v1/loops/vw/models/1/explain").get_json()
     assert body["summary"] is None and body["policy"] == "vw" and body["reason"]
 
 
 def test_the_latest_decision_is_explained_again_by_the_version(client, r):
-    for i in range(5):
-        _rank(client, "ucb", event_id=f"t{i}")
-        client.post(f"/v1/loops/ucb/events/t{i}/reward", json={"value": 1.0})
-    config = parse_config(CONFIG)
-    learner = LoopLearner(r, config.loops["ucb"], config)
-    assert learner.step() == 5 and learner.publish() == 1
+    assert _rewarded_and_published(client, r, "ucb", 5, "t") == (5, 1)
     body = call(client, "get", "/v1/loops/ucb/models/1/explain").get_json()
     recent = body["recent"]
     assert recent["event_id"] == "t4" and recent["logged_policy"] == {"name": "linucb", "version": 0}
