@@ -33,6 +33,20 @@ class Policy(abc.ABC):
         scores, pmf = self._decide(check_context(context), pairs)
         return Decision(tuple(aid for aid, _ in pairs), pmf, scores, self.name)
 
+    def decide_pairs(self, context: dict, pairs: list) -> Decision:
+        """:meth:`decide` for input already validated by :func:`~bandits.inputs.check_context`
+        and :func:`~bandits.inputs.normalize_actions` (a list of ``(id, features)``), so a
+        caller that validated a request once does not pay for it twice. Feature values are
+        still checked while featurizing (a bad one raises :class:`FeatureError` naming it).
+
+        >>> from bandits import make_policy
+        >>> p = make_policy({"type": "epsilon_greedy", "epsilon": 0.2})
+        >>> p.decide_pairs({}, [("a", {}), ("b", {})]).pmf.tolist()
+        [0.5, 0.5]
+        """
+        scores, pmf = self._decide(context, pairs)
+        return Decision(tuple(aid for aid, _ in pairs), pmf, scores, self.name)
+
     def learn(self, feedback_batch: Iterable[Feedback | Mapping]) -> None:
         """Update from rewarded decisions (``Feedback`` records or equivalent mappings)."""
         batch = [as_feedback(fb, f"feedback[{i}]") for i, fb in enumerate(feedback_batch)]
