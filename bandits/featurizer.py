@@ -118,20 +118,21 @@ class Featurizer:
             ids = tuple(aid for aid, _ in normalize_actions(actions))
             x = self.context_vector(context)
             return Features(ids, np.broadcast_to(x, (len(ids), x.size)))
-        ids, A = self._act.action_block(actions, self.action_id)
-        return Features(ids, self._assemble(context, A))
+        ids, rows = self._act.block_rows(actions, self.action_id)
+        return Features(ids, self._assemble(context, rows))
 
     def rows(self, context: dict, pairs: list, shared: bool = True) -> np.ndarray:
         """The (K, d) matrix for an already validated context and ``[(id, features)]``."""
         if not shared:
             x = self.context_vector(context)
             return np.broadcast_to(x, (len(pairs), x.size))
-        return self._assemble(context, self._act.action_vectors(pairs, self.action_id))
+        return self._assemble(context, self._act.action_rows(pairs, self.action_id))
 
-    def _assemble(self, context, A):
-        """Shared-model rows from the context and the (K, width + sketch) action vectors."""
+    def _assemble(self, context, rows):
+        """Shared-model rows from the context and the memoised action rows ``rows``."""
         ctx, act, c0 = self._ctx, self._act, self.context_width
         c = ctx.entry(context, "context")
+        A = act.rows.take(rows, 0)
         X = np.empty((len(A), self.dim))
         if self.intercept:
             X[:, 0] = 1.0
