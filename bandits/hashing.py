@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import sys
+from operator import itemgetter
 
 import numpy as np
 
@@ -35,6 +36,7 @@ _BIG = MAX_ABS_VALUE
 _BIG_SQUARED = MAX_ABS_VALUE ** 2
 _SCALARS = (float, int, str)
 _NUMBERS = frozenset((float, int, bool))
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 
 class HashedSide:
@@ -171,29 +173,9 @@ class HashedSide:
         return self._rows
 
     def _memo_block(self, actions):
-        """``(ids, rows)`` when every action is memoised with equal features, else None.
-        An action object must hold exactly ``id`` and ``features`` (else the validating
-        path names the unknown key). Lookups and the ``==`` check run over whole lists
-        (C loops): per action that is several times cheaper than a Python loop."""
-        memo = self._by_id
-        try:
-            if type(actions[0]) is str:  # bare ids: their features are empty
-                ids = actions
-                feats, rows = zip(*map(memo.__getitem__, ids))
-                if any(feats):
-                    return None
-            else:
-                ids = [action["id"] for action in actions]
-                feats, rows = zip(*map(memo.__getitem__, ids))
-                if (feats != tuple([action["features"] for action in actions])
-                        or set(map(len, actions)) != {2}):
-                    return None
-            ids = tuple(ids)
-        except (KeyError, TypeError, AttributeError, IndexError):
-            return None
-        if len(set(ids)) != len(ids) or set(map(type, ids)) != {str}:
-            return None
-        return ids, rows
+        """``(ids, rows)`` when every action is memoised with equal features, else None."""
+        hit = memo_hits(self._by_id, actions)
+        return None if hit is None else (hit[0], list(map(_SECOND, hit[1])))
 
     def action_vectors(self, pairs: list, with_id: bool) -> np.ndarray:
         """(K, width + sketch) vectors of validated ``[(id, features)]`` pairs."""
@@ -334,6 +316,35 @@ class HashedSide:
             _, _, j, t = self._slot("_dense", dkey, str(i))
             acc[offset + i] += float(v)
             acc[self.width + j] += t * float(v)
+
+
+def memo_hits(memo: dict, actions) -> tuple | None:
+    """``(ids, entries)`` when every action of a non-empty list is memoised under its id
+    with equal features (``memo[id][0] == features``), else None.
+
+    Only validated actions are memoised, so a hit is the validation: an action object
+    must also hold exactly ``id`` and ``features``, ids be unique and of type str
+    (anything else goes to the validating path, which names the field). Lookups and
+    the ``==`` check run over whole lists (C loops), several times cheaper per action
+    than a Python loop.
+    """
+    try:
+        if type(actions[0]) is str:  # bare ids: their features are empty
+            ids = tuple(actions)
+            entries = tuple(map(memo.__getitem__, ids))
+            if any(map(_FIRST, entries)):
+                return None
+        else:
+            ids = tuple([action["id"] for action in actions])
+            entries = tuple(map(memo.__getitem__, ids))
+            if (tuple(map(_FIRST, entries)) != tuple([action["features"] for action in actions])
+                    or set(map(len, actions)) != {2}):
+                return None
+    except (KeyError, TypeError, AttributeError, IndexError):
+        return None
+    if len(set(ids)) != len(ids) or set(map(type, ids)) != {str}:
+        return None
+    return ids, entries
 
 
 def shared_copy(obj):

@@ -16,26 +16,28 @@ per-action reward estimate.
 """
 from __future__ import annotations
 
-import copy
 import os
 import shlex
 import tempfile
+from operator import itemgetter
 
 import numpy as np
+import pylibvw
 import vowpalwabbit
 
 from .base import Policy, as_pmf
 from .errors import ConfigError, VWError
-from .inputs import (NUMBER, NUMBERS, STRING, STRINGS, check_context, classify, describe,
-                     feature_field, iter_namespaces, normalize_actions)
+from .hashing import memo_hits, shared_copy
+from .inputs import check_context, describe, normalize_actions
 from .params import check_bool, check_int, check_number
+from .vw_text import ESCAPE, namespaces_text
 
 #: Parsed action examples kept for reuse (per policy).
 EXAMPLE_CACHE_LIMIT = 20_000
+_THIRD = itemgetter(2)
 _FORBIDDEN = {"-d", "--data", "-i", "--initial_regressor", "-f", "--final_regressor",
               "--dsjson", "--json", "-p", "--predictions", "-t", "--testonly", "--cb_adf",
               "--cb", "--cb_explore", "-q", "--quadratic", "--interactions", "--random_seed"}
-_ESCAPE = str.maketrans({" ": "_", "\t": "_", "\n": "_", "\r": "_", "|": "_", ":": "_"})
 
 
 class VWPolicy(Policy):
@@ -99,25 +101,35 @@ class VWPolicy(Policy):
 
     # -- text format ------------------------------------------------------------------
     def _namespaces(self, prefix, obj, field) -> str:
-        parts = []
-        for ns, feats in iter_namespaces(obj, field):
-            tokens = []
-            for name, value in feats.items():
-                if isinstance(name, str) and not name.startswith("_"):
-                    tokens += _tokens(name, value, feature_field(field, ns, name))
-            if tokens:
-                parts.append(f"|{prefix}{ns.translate(_ESCAPE)} " + " ".join(tokens))
-        return " ".join(parts)
+        return namespaces_text(prefix, obj, field)
 
     def _action_text(self, aid, feats, index) -> str:
         text = self._namespaces("a", feats, f"actions[{index}].features")
         if self.action_id:
-            text += f" |a_id {aid.translate(_ESCAPE)}"
+            text += f" |a_id {aid.translate(ESCAPE)}"
         return text or "|a"
 
     def _action_example(self, aid, feats, index):
         """The parsed, reusable example of an action, memoised by id (checked by ==)."""
         return self._action_memo(aid, feats, index)[1]
+
+    def _action_memos(self, pairs) -> tuple:
+        """``(features, examples, lines)`` of validated pairs, each a tuple in order: one
+        lookup and one ``==`` over the whole list when every action is memoised as is."""
+        try:
+            found = tuple(zip(*map(self._actions.__getitem__, [aid for aid, _ in pairs])))
+            if found[0] == tuple([feats for _, feats in pairs]):
+                return found
+        except KeyError:
+            pass
+        return tuple(zip(*[self._action_memo(aid, feats, k) for k, (aid, feats) in enumerate(pairs)]))
+
+    def _action_lines(self, actions, field) -> tuple:
+        """Text lines of a feedback's actions; memoised actions need no other check."""
+        hit = memo_hits(self._actions, actions)
+        if hit is not None:
+            return tuple(map(_THIRD, hit[1]))
+        return self._action_memos(normalize_actions(actions, field))[2]
 
     def _action_memo(self, aid, feats, index) -> tuple:
         """``(features, parsed example, text line)`` of an action, memoised by id and
@@ -128,15 +140,14 @@ class VWPolicy(Policy):
         text = self._action_text(aid, feats, index)
         if len(self._actions) >= EXAMPLE_CACHE_LIMIT:
             self._actions.clear()
-        hit = self._actions[aid] = (copy.deepcopy(feats), vowpalwabbit.Example(self._ws, text), text)
+        hit = self._actions[aid] = (shared_copy(feats), vowpalwabbit.Example(self._ws, text), text)
         return hit
 
     # -- hooks ------------------------------------------------------------------------
     def _decide(self, context, pairs):
         shared = vowpalwabbit.Example(self._ws, "shared " + (self._namespaces("s", context, "context") or "|s"))
-        examples = [self._action_example(aid, feats, i) for i, (aid, feats) in enumerate(pairs)]
         try:
-            pmf = as_pmf(self._ws.predict([shared] + examples))
+            pmf = as_pmf(self._ws.predict([shared, *self._action_memos(pairs)[1]]))
         except RuntimeError as exc:
             raise VWError(f"Vowpal Wabbit failed to predict: {exc}") from exc
         if self.floor:
@@ -167,18 +178,15 @@ class VWPolicy(Policy):
         self._drop_audit()
         examples = []
         for i, fb in enumerate(batch):
-            pairs = normalize_actions(fb.actions, f"feedback[{i}].actions")
             context = check_context(fb.context, f"feedback[{i}].context")
-            lines = ["shared " + (self._namespaces("s", context, f"feedback[{i}].context") or "|s")]
-            for k, (aid, feats) in enumerate(pairs):
-                text = self._action_memo(aid, feats, k)[2]
-                if k == fb.chosen:
-                    text = f"0:{-float(fb.reward)!r}:{float(fb.propensity)!r} {text}"
-                lines.append(text)
+            lines = ["shared " + (self._namespaces("s", context, f"feedback[{i}].context") or "|s"),
+                     *self._action_lines(fb.actions, f"feedback[{i}].actions")]
+            k = fb.chosen + 1
+            lines[k] = f"0:{-float(fb.reward)!r}:{float(fb.propensity)!r} {lines[k]}"
             examples.append(lines)
         for i, lines in enumerate(examples):
             try:
-                self._ws.learn(lines)
+                learn_lines(self._ws, lines)
             except RuntimeError as exc:
                 raise VWError(f"Vowpal Wabbit failed to learn feedback[{i}]: {exc}") from exc
 
@@ -206,19 +214,21 @@ class VWPolicy(Policy):
         self._actions.clear()
 
 
-def _tokens(name, value, field) -> list:
-    """VW text tokens of one feature (name escaped; numbers as name:value)."""
-    kind = classify(value, field)
-    name = name.translate(_ESCAPE)
-    if kind == NUMBER:
-        return [f"{name}:{float(value)!r}"] if value else []
-    if kind == STRING:
-        return [f"{name}={value.translate(_ESCAPE)}"]
-    if kind == STRINGS:
-        return [f"{name}={v.translate(_ESCAPE)}" for v in value]
-    if kind == NUMBERS:
-        return [f"{name}_{i}:{float(v)!r}" for i, v in enumerate(value) if v]
-    return []
+def learn_lines(ws, lines) -> None:
+    """VW learns one event from its text lines exactly as ``Workspace.learn(lines)`` does
+    (parse, learn, return the examples to VW's pool), minus the Python wrapper object
+    the binding builds around each parsed example: that wrapping cost more than VW's
+    own parsing and update. Falls back to ``Workspace.learn`` if the binding lacks the
+    calls. ``tests/bandits/test_vw_learn.py`` checks both give the same model."""
+    if not _RAW_LEARN:
+        ws.learn(lines)
+        return
+    examples = ws._parse("\n".join(lines))
+    pylibvw.vw.learn_multi(ws, examples)
+    pylibvw.vw._finish_example_multi_ex(ws, examples)
+
+
+_RAW_LEARN = all(hasattr(pylibvw.vw, name) for name in ("_parse", "learn_multi", "_finish_example_multi_ex"))
 
 
 def _check_args(args):
