@@ -84,7 +84,8 @@ class Featurizer:
         self.hash_seed = check_int("hash_seed", hash_seed, 0)
         key = self.hash_seed.to_bytes(8, "little")
         self._ctx = HashedSide("context", self.context_dim, self.context_dense, self.interaction_dim, key)
-        self._act = HashedSide("action", self.action_dim, self.action_dense, self.interaction_dim, key)
+        lead = [1.0] * self.intercept + [0.0] * self._ctx.width  # the context's columns
+        self._act = HashedSide("action", self.action_dim, self.action_dense, self.interaction_dim, key, lead)
         s = self.interaction_dim
         self._circulant = (np.arange(s)[None, :] - np.arange(s)[:, None]) % s if s else None
 
@@ -129,17 +130,20 @@ class Featurizer:
         return self._assemble(context, self._act.action_rows(pairs, self.action_id))
 
     def _assemble(self, context, rows):
-        """Shared-model rows from the context and the memoised action rows ``rows``."""
-        ctx, act, c0 = self._ctx, self._act, self.context_width
+        """Shared-model rows from the context and the memoised action rows ``rows``.
+
+        Memoised rows are stored as ``[intercept | 0 | action | sketch]``, the row layout
+        with the sketch where the interactions go: one ``take`` gives the block, then
+        the context is written in and the sketch replaced by its product with the
+        context's circulant (fewer small numpy calls than assembling part by part).
+        """
+        ctx, c0 = self._ctx, self.context_width
         c = ctx.entry(context, "context")
-        A = act.rows.take(rows, 0)
-        X = np.empty((len(A), self.dim))
-        if self.intercept:
-            X[:, 0] = 1.0
+        X = self._act.rows.take(rows, 0)
         X[:, int(self.intercept):c0] = c[:ctx.width]
-        X[:, c0:c0 + act.width] = A[:, :act.width]
         if self.interaction_dim:
-            np.matmul(A[:, act.width:], c[ctx.width:].take(self._circulant), out=X[:, c0 + act.width:])
+            S = X[:, c0 + self._act.width:]
+            np.matmul(S, c[ctx.width:].take(self._circulant), out=S)
         return X
 
 

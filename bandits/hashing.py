@@ -46,8 +46,9 @@ class HashedSide:
     sign, sketch slot, sketch sign); slots are memoised up to :data:`CACHE_LIMIT` keys.
     """
 
-    def __init__(self, name, dim, dense, sketch_dim, key):
+    def __init__(self, name, dim, dense, sketch_dim, key, lead=()):
         self.name, self.dim, self.sketch_dim, self._key = name, dim, sketch_dim, key
+        self._lead = np.array(lead, dtype=np.float64)
         self.dense, offset = {}, 0
         for dkey, length in dense.items():
             self.dense[dkey] = (offset, length)
@@ -58,7 +59,7 @@ class HashedSide:
         self._layouts: dict = {}
         self._contents: dict = {}
         self._by_id: dict = {}  # action id -> (features, row of self._rows)
-        self._rows = np.empty((0, self.width + sketch_dim))
+        self._rows = np.empty((0, self._lead.size + self.width + sketch_dim))
 
     def _slot(self, *parts) -> tuple:
         """(index in side vector, sign, sketch slot, sketch sign) of one hashed feature."""
@@ -151,7 +152,7 @@ class HashedSide:
     def action_block(self, actions, with_id: bool) -> tuple:
         """``(ids, A)``: validated ids and the (K, width + sketch) action vectors."""
         ids, rows = self.block_rows(actions, with_id)
-        return ids, self._rows.take(rows, 0)
+        return ids, self._rows.take(rows, 0)[:, self._lead.size:]
 
     def block_rows(self, actions, with_id: bool) -> tuple:
         """``(ids, rows)``: validated ids and the rows of :attr:`rows` holding their vectors.
@@ -169,7 +170,8 @@ class HashedSide:
 
     @property
     def rows(self) -> np.ndarray:
-        """The memoised action vectors, one per row; read them before the next request."""
+        """The memoised action vectors, one per row after the ``lead`` constants (so a
+        featurizer takes a request's block in its row layout); read before the next request."""
         return self._rows
 
     def _memo_block(self, actions):
@@ -179,7 +181,8 @@ class HashedSide:
 
     def action_vectors(self, pairs: list, with_id: bool) -> np.ndarray:
         """(K, width + sketch) vectors of validated ``[(id, features)]`` pairs."""
-        return self._rows.take(self.action_rows(pairs, with_id), 0)
+        rows = self.action_rows(pairs, with_id)  # may grow self._rows: read it after
+        return self._rows.take(rows, 0)[:, self._lead.size:]
 
     def action_rows(self, pairs: list, with_id: bool) -> list:
         """Rows of :attr:`rows` holding the vectors of validated ``[(id, features)]`` pairs."""
@@ -208,7 +211,8 @@ class HashedSide:
                 grown = np.empty((max(64, 2 * row), self._rows.shape[1]))
                 grown[:row] = self._rows
                 self._rows = grown
-        self._rows[row] = vec
+        self._rows[row, :self._lead.size] = self._lead
+        self._rows[row, self._lead.size:] = vec
         self._by_id[action_id] = (shared_copy(feats), row)
         return row
 

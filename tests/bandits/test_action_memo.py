@@ -40,3 +40,13 @@ def test_memo_copies_compare_as_the_original():
     copied = shared_copy(obj)
     assert copied == obj and copied is not obj and copied["i"]["tags"] is not obj["i"]["tags"]
     assert type(copied["i"]["e"]) is tuple and copied != {"i": dict(obj["i"], e=[1.0, 2.0])}
+
+
+def test_action_vectors_of_new_actions_when_the_memo_grows():
+    f = Featurizer(interaction_dim=4)
+    pairs = [(f"item-{k}", {"i": {"p": float(k)}}) for k in range(100)]  # more than one growth
+    A = f._act.action_vectors(pairs, True)
+    for k in (0, 63, 64, 99):
+        assert (A[k] == f._act.action_vectors(pairs[k:k + 1], True)[0]).all()
+    X = f.transform({"u": {"a": 1.0}}, [{"id": aid, "features": feats} for aid, feats in pairs]).X
+    assert (X[:, f.context_width:f.context_width + f._act.width] == A[:, :f._act.width]).all()
