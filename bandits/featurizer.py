@@ -114,13 +114,17 @@ class Featurizer:
     def transform(self, context: Any, actions: Any, shared: bool = True) -> Features:
         """Featurize every candidate; ``shared=False`` gives the context-only rows of a
         per-action (disjoint) model."""
+        return Features(*self.ids_and_rows(context, actions, shared))
+
+    def ids_and_rows(self, context: Any, actions: Any, shared: bool = True) -> tuple:
+        """``(ids, X)`` of :meth:`transform`, without the :class:`Features` record."""
         context = check_context(context)
         if not shared:
             ids = tuple(aid for aid, _ in normalize_actions(actions))
             x = self.context_vector(context)
-            return Features(ids, np.broadcast_to(x, (len(ids), x.size)))
+            return ids, np.broadcast_to(x, (len(ids), x.size))
         ids, rows = self._act.block_rows(actions, self.action_id)
-        return Features(ids, self._assemble(context, rows))
+        return ids, self._assemble(context, rows)
 
     def rows(self, context: dict, pairs: list, shared: bool = True) -> np.ndarray:
         """The (K, d) matrix for an already validated context and ``[(id, features)]``."""

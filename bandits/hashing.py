@@ -185,7 +185,14 @@ class HashedSide:
         return self._rows.take(rows, 0)[:, self._lead.size:]
 
     def action_rows(self, pairs: list, with_id: bool) -> list:
-        """Rows of :attr:`rows` holding the vectors of validated ``[(id, features)]`` pairs."""
+        """Rows of :attr:`rows` holding the vectors of validated ``[(id, features)]`` pairs
+        (one lookup and one ``==`` over the list when every pair is memoised as is)."""
+        try:
+            entries = tuple(map(self._by_id.__getitem__, [aid for aid, _ in pairs]))
+            if tuple(map(_FIRST, entries)) == tuple([feats for _, feats in pairs]):
+                return list(map(_SECOND, entries))
+        except KeyError:
+            pass
         if len(self._by_id) + len(pairs) > ACTION_CACHE_LIMIT:
             self._by_id.clear()  # only between requests: rows already taken stay valid
         return [self.action_entry(aid, f, i, with_id) for i, (aid, f) in enumerate(pairs)]

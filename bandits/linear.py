@@ -51,7 +51,9 @@ class LinearPolicy(Policy):
 
     def decide(self, context, actions) -> Decision:
         """As :meth:`Policy.decide`; validation happens while featurizing (one pass)."""
-        return self.decide_features(self.features(context, actions))
+        ids, X = self.featurizer.ids_and_rows(context, actions, self._shared)
+        scores, pmf = self._score(ids, X)
+        return Decision(ids, pmf, scores, self.name)
 
     # -- array path -------------------------------------------------------------------
     def features(self, context, actions) -> Features:

@@ -30,11 +30,12 @@ from .errors import ConfigError, VWError
 from .hashing import memo_hits, shared_copy
 from .inputs import check_context, describe, normalize_actions
 from .params import check_bool, check_int, check_number
+from .types import Decision
 from .vw_text import ESCAPE, namespaces_text
 
 #: Parsed action examples kept for reuse (per policy).
 EXAMPLE_CACHE_LIMIT = 20_000
-_THIRD = itemgetter(2)
+_SECOND, _THIRD = itemgetter(1), itemgetter(2)
 _FORBIDDEN = {"-d", "--data", "-i", "--initial_regressor", "-f", "--final_regressor",
               "--dsjson", "--json", "-p", "--predictions", "-t", "--testonly", "--cb_adf",
               "--cb", "--cb_explore", "-q", "--quadratic", "--interactions", "--random_seed"}
@@ -144,10 +145,24 @@ class VWPolicy(Policy):
         return hit
 
     # -- hooks ------------------------------------------------------------------------
+    def decide(self, context, actions) -> Decision:
+        """As :meth:`Policy.decide`; when every action is memoised as is, the memo hit
+        is their validation (as for learning)."""
+        hit = memo_hits(self._actions, actions) if type(actions) is list and actions else None
+        if hit is None:
+            return super().decide(context, actions)
+        ids, entries = hit
+        scores, pmf = self._predict(check_context(context), tuple(map(_SECOND, entries)))
+        return Decision(ids, pmf, scores, self.name)
+
     def _decide(self, context, pairs):
+        return self._predict(context, self._action_memos(pairs)[1])
+
+    def _predict(self, context, examples):
+        """``(scores, pmf)``: VW's pmf (with the floor) for the context and parsed actions."""
         shared = vowpalwabbit.Example(self._ws, "shared " + (self._namespaces("s", context, "context") or "|s"))
         try:
-            pmf = as_pmf(self._ws.predict([shared, *self._action_memos(pairs)[1]]))
+            pmf = as_pmf(self._ws.predict([shared, *examples]))
         except RuntimeError as exc:
             raise VWError(f"Vowpal Wabbit failed to predict: {exc}") from exc
         if self.floor:

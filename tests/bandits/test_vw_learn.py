@@ -1,5 +1,5 @@
-"""VWPolicy.learn: the direct parse-learn-finish path gives VW's own ``Workspace.learn``
-model, byte for byte, and the text lines it learns from are the ones VW's parser reads."""
+"""VWPolicy's learn and memo paths: the direct parse-learn-finish path gives the model of
+VW's own ``Workspace.learn``, byte for byte; memoised actions are refused as new ones are."""
 import pytest
 
 from bandits import Feedback, FeatureError
@@ -42,3 +42,16 @@ def test_memoised_actions_in_feedback_are_still_validated():
         p.learn([Feedback(CONTEXT, typo, 0, 0.2, 1.0)])
     with pytest.raises(FeatureError, match=r"feedback\[0\]\.actions\[1\]\.id: duplicate"):
         p.learn([Feedback(CONTEXT, [ACTIONS[0], ACTIONS[0]], 0, 0.5, 1.0)])
+
+
+def test_decide_from_the_memo_refuses_what_a_first_decide_refuses():
+    p = VWPolicy()
+    first = p.decide(CONTEXT, ACTIONS)
+    again = p.decide(CONTEXT, [dict(a) for a in ACTIONS])  # every action memoised now
+    assert again.action_ids == first.action_ids and (again.pmf == first.pmf).all()
+    typo = [dict(a) for a in ACTIONS]
+    typo[1] = dict(typo[1], weight=2)
+    with pytest.raises(FeatureError, match=r"actions\[1\]\.weight: unknown key"):
+        p.decide(CONTEXT, typo)
+    with pytest.raises(FeatureError, match=r"context: must be an object"):
+        p.decide("not an object", ACTIONS)
