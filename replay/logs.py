@@ -240,34 +240,50 @@ def build_rounds(rows: list, where: list) -> tuple:
     Returns ``(LoggedRounds, problems)``: rows whose ``a``/``p`` are not a pmf are left
     out and listed as ``(where, message)``. The check is vectorised over the chunk.
     """
-    n = len(rows)
-    n_actions = np.fromiter((len(row[3]) for row in rows), np.int64, n)
-    width = int(n_actions.max()) if n else 0
+    columns = [list(c) for c in zip(*rows)] or [[] for _ in range(9)]
+    return pack_rounds(columns, [len(actions) for actions in columns[3]], where)
+
+
+def pack_rounds(columns: list, n_actions: list, where, numeric: bool = False) -> tuple:
+    """:func:`build_rounds` for rounds given as columns, in the order of
+    :func:`parse_event`'s tuple; ``contexts``, ``actions`` and ``where`` may be
+    :class:`Lazy` (a reader that parses them on demand), ``n_actions`` holds K_i.
+    ``numeric``: every ``a`` is known to hold ints and every ``p`` ints or floats only
+    (a typed decoder checked them), so they are read straight into arrays.
+    """
+    ids, stamps, contexts, actions, chosen, props, rewards, a, p = columns
+    n = len(ids)
+    k = np.asarray(n_actions, np.int64).reshape(n)
+    width = int(k.max()) if n else 0
     pmf = np.zeros((n, width))
     if n:
-        lengths = np.fromiter((len(row[7]) for row in rows), np.int64, n)
+        lengths = np.fromiter(map(len, a), np.int64, n)
         total = int(lengths.sum())
         flat_rows = np.repeat(np.arange(n), lengths)
         try:  # numbers only: a string such as "0.2" would silently convert
-            cols = np.array([i for row in rows for i in row[7]])
-            probs = np.array([x for row in rows for x in row[8]])
+            cols, probs = _flat(a, p, total) if numeric else (
+                np.array(list(chain.from_iterable(a))), np.array(list(chain.from_iterable(p))))
         except (TypeError, ValueError, OverflowError):
             cols = probs = None
         if cols is None or cols.dtype.kind != "i" or probs.dtype.kind not in "if" or cols.size != total:
-            bad = np.array([not _is_pmf(row[7], row[8], len(row[3])) for row in rows])  # which rows
+            bad = np.array([not _is_pmf(a[i], p[i], n_actions[i]) for i in range(n)])  # which rows
         else:
-            cols, probs = cols - 1, probs.astype(np.float64)
-            bad = _bad_pmf_rows(flat_rows, cols, probs, lengths, n_actions, width)
+            cols, probs = cols - 1, probs.astype(np.float64, copy=False)
+            bad = _bad_pmf_rows(flat_rows, cols, probs, lengths, k, width)
         if bad.any():
-            return _without(rows, where, bad)
+            return _without(columns, n_actions, where, bad)
         pmf[flat_rows, cols] = probs
     return LoggedRounds(
-        event_ids=[row[0] for row in rows], timestamps=[row[1] for row in rows],
-        contexts=[row[2] for row in rows], actions=[row[3] for row in rows],
-        chosen=np.fromiter((row[4] for row in rows), np.int64, n),
-        propensities=np.fromiter((row[5] for row in rows), np.float64, n),
-        rewards=np.fromiter((row[6] for row in rows), np.float64, n),
-        logging_pmf=pmf, n_actions=n_actions, where=list(where)), []
+        event_ids=ids, timestamps=stamps, contexts=contexts, actions=actions,
+        chosen=np.fromiter(chosen, np.int64, n), propensities=np.fromiter(props, np.float64, n),
+        rewards=np.fromiter(rewards, np.float64, n), logging_pmf=pmf, n_actions=k,
+        where=where if isinstance(where, Lazy) else list(where)), []
+
+
+def _flat(a, p, total) -> tuple:
+    """``a`` and ``p`` flattened into int64 and float64 arrays (numbers only)."""
+    return (np.fromiter(chain.from_iterable(a), np.int64, total),
+            np.fromiter(chain.from_iterable(p), np.float64, total))
 
 
 def _bad_pmf_rows(flat_rows, cols, probs, lengths, n_actions, width) -> np.ndarray:
@@ -282,19 +298,26 @@ def _bad_pmf_rows(flat_rows, cols, probs, lengths, n_actions, width) -> np.ndarr
     return bad
 
 
-def _without(rows, where, bad) -> tuple:
+def _without(columns, n_actions, where, bad) -> tuple:
     """Rebuild without the bad rows; each one's message comes from :func:`check_pmf`."""
+    a, p = columns[7], columns[8]
     problems = []
     for i in np.flatnonzero(bad):
         try:
-            check_pmf(rows[i][7], rows[i][8], len(rows[i][3]))
+            check_pmf(a[i], p[i], n_actions[i])
         except BadEvent as exc:
             problems.append((where[i], str(exc)))
         else:
             problems.append((where[i], "a, p: not a pmf over the actions"))
     keep = np.flatnonzero(~bad)
-    rounds, _ = build_rounds([rows[i] for i in keep], [where[i] for i in keep])
+    rounds, _ = pack_rounds([_pick(c, keep) for c in columns], _pick(n_actions, keep),
+                            _pick(where, keep))
     return rounds, problems
+
+
+def _pick(values, keep):
+    """``values`` at the indices ``keep`` (a list, or a :class:`Lazy` kept lazy)."""
+    return values.take(keep) if isinstance(values, Lazy) else [values[i] for i in keep]
 
 
 def concat(parts: list) -> LoggedRounds:

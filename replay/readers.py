@@ -17,10 +17,12 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
+import numpy as np
 import orjson
 
+from .dsjson_typed import LineRounds, row_reader
 from .errors import BadEvent, EventError, LogError, SkipLearn, Unrewarded, Unsupported
-from .logs import LoggedRounds, build_rounds, parse_event
+from .logs import Lazy, LoggedRounds, build_rounds, pack_rounds, parse_event
 
 #: Rounds per chunk unless the caller says otherwise.
 CHUNK_ROUNDS = 1_000
@@ -104,15 +106,20 @@ class LogSource:
                 where.append(location)
                 if len(rows) >= want:
                     break
-            elif isinstance(item, Unrewarded):
-                report.unrewarded += 1
-            elif isinstance(item, SkipLearn):
-                report.skipped += 1
-            elif isinstance(item, Unsupported):
-                report.unsupported_kind(str(item))
             else:
-                report.problem(location, str(item))
+                self._count(location, item)
         return rows, where
+
+    def _count(self, location: str, item: Exception) -> None:
+        """Count an event that is not a round, by kind."""
+        if isinstance(item, Unrewarded):
+            self.report.unrewarded += 1
+        elif isinstance(item, SkipLearn):
+            self.report.skipped += 1
+        elif isinstance(item, Unsupported):
+            self.report.unsupported_kind(str(item))
+        else:
+            self.report.problem(location, str(item))
 
     def _pack(self, rows, where) -> LoggedRounds:
         rounds, problems = build_rounds(rows, where)
@@ -146,7 +153,14 @@ def _parsed(event, where: str | None = None, own: bool = True):
 
 
 class DSJSONLog(LogSource):
-    """A DSJSON file, one event per line: cbserve's export or VW's own; gzip sniffed."""
+    """A DSJSON file, one event per line: cbserve's export or VW's own; gzip sniffed.
+
+    Each line is decoded by :func:`~replay.dsjson_typed.typed_row`, which reads only
+    the fields the estimators need; a round's context and actions are parsed from its
+    line when something reads them (``contexts`` and ``actions`` are
+    :class:`~replay.logs.Lazy`). A line it leaves to the general path is parsed whole
+    (:func:`~replay.logs.parse_event`), so every refusal names its field.
+    """
 
     def __init__(self, path: str):
         super().__init__(path)
@@ -157,21 +171,90 @@ class DSJSONLog(LogSource):
     def _open(self):
         return open_sniffed(self.path)
 
-    def _items(self):
-        loads, number, name = orjson.loads, 0, os.path.basename(self.path)
+    def chunks(self, size: int = CHUNK_ROUNDS, limit: int | None = None) -> Iterator[LoggedRounds]:
+        """Rewarded rounds in log order, ``size`` per chunk (at most ``limit`` in all);
+        the report restarts with each pass."""
+        self.report = ReadReport(self.name)
         with self._open() as fh:
-            try:
-                for number, line in enumerate(fh, 1):
-                    if not line.strip():
+            lines = _Lines(fh, os.path.basename(self.path))
+            while limit is None or self.report.rounds < limit:
+                want = size if limit is None else min(size, limit - self.report.rounds)
+                with _no_gc():
+                    rows, numbers = self._read(lines, want)
+                    rounds = self._pack(rows, numbers) if rows else None
+                if rounds is None:
+                    return
+                yield rounds
+
+    def _read(self, lines, want) -> tuple:
+        """Up to ``want`` rows ``(event_id, timestamp, source, K, chosen, propensity,
+        reward, a, p)`` and their line numbers; counts what it skips. ``source`` is the
+        line, or ``(context, actions)`` when the general path parsed it."""
+        report, rows, numbers = self.report, [], []
+        name, number, typed = os.path.basename(self.path), lines.number, lines.typed
+        try:
+            for number, line in lines.numbered:
+                item = typed(line, number)
+                if item is None:
+                    item = _general(line, f"{name}:{number}")
+                    if item is None:
                         continue
-                    try:
-                        event = loads(line)
-                    except orjson.JSONDecodeError as exc:
-                        yield f"line {number}", BadEvent(f"invalid JSON: {exc}")
-                        continue
-                    yield f"line {number}", _parsed(event, f"{name}:{number}")
-            except (OSError, EOFError) as exc:  # truncated or corrupt gzip
-                yield f"line {number + 1}", BadEvent(f"unreadable from here on: {exc}")
+                if type(item) is tuple:
+                    rows.append(item)
+                    numbers.append(number)
+                    if len(rows) >= want:
+                        break
+                else:
+                    report.records += 1
+                    self._count(f"line {number}", item)
+        except (OSError, EOFError) as exc:  # truncated or corrupt gzip
+            report.records += 1
+            report.problem(f"line {number + 1}", f"unreadable from here on: {exc}")
+            lines.numbered = iter(())
+        report.records += len(rows)
+        lines.number = number
+        return rows, numbers
+
+    def _pack(self, rows, numbers) -> LoggedRounds:
+        ids, stamps, sources, ks, chosen, props, rewards, a, p = (list(c) for c in zip(*rows))
+        store, index = LineRounds(sources, ids), np.arange(len(rows))
+        columns = [ids, stamps, Lazy(store.context, index), Lazy(store.actions, index),
+                   chosen, props, rewards, a, p]
+        typed = not any(type(source) is tuple for source in sources)  # no line parsed whole
+        rounds, problems = pack_rounds(columns, ks, Lazy(_line_name, np.asarray(numbers)), typed)
+        for location, message in problems:
+            self.report.problem(location, message)
+        self.report.rounds += len(rounds)
+        return rounds
+
+
+class _Lines:
+    """A file's lines, numbered from 1, read across the chunks of one pass."""
+
+    def __init__(self, fh, name: str):
+        self.numbered, self.number = enumerate(fh, 1), 0
+        self.typed = row_reader(name)  # the typed decoding, with what it remembers
+
+
+def _line_name(number: int) -> str:
+    return f"line {number}"
+
+
+def _general(line: bytes, where: str):
+    """A line the way :func:`~replay.logs.parse_event` reads it, as a row of
+    :meth:`DSJSONLog._read` or the exception that says why it is none; None for a
+    blank line."""
+    if not line.strip():
+        return None
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return BadEvent(f"invalid JSON: {exc}")
+    item = _parsed(event, where)
+    if type(item) is not tuple:
+        return item
+    event_id, timestamp, context, actions, chosen, prob, reward, a, p = item
+    return event_id, timestamp, (context, actions), len(actions), chosen, prob, reward, a, p
 
 
 class EventLog(LogSource):
