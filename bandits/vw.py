@@ -11,8 +11,8 @@ Exploration is whatever ``args`` selects (``--epsilon``, ``--squarecb``, ``--bag
 
 Parsing text is VW's main cost, so each distinct action is parsed once into a VW
 example and reused by later decisions (VW allows reuse for prediction; learning
-parses fresh labelled text). Scores are VW's pmf: ``cb_explore_adf`` exposes no
-per-action reward estimate.
+parses fresh labelled text, built from each action's memoised line). Scores are VW's
+pmf: ``cb_explore_adf`` exposes no per-action reward estimate.
 """
 from __future__ import annotations
 
@@ -238,7 +238,7 @@ def learn_lines(ws, lines) -> None:
     if not _RAW_LEARN:
         ws.learn(lines)
         return
-    examples = ws._parse("\n".join(lines))
+    examples = ws._parse("\n".join(lines).replace("\r", "").strip())  # as Workspace.parse
     pylibvw.vw.learn_multi(ws, examples)
     pylibvw.vw._finish_example_multi_ex(ws, examples)
 
