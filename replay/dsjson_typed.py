@@ -2,11 +2,13 @@
 the context and actions left in the line until something reads them.
 
 A line is decoded into :class:`Event`, a msgspec Struct that holds ``EventId``,
-``Timestamp``, ``a``, ``p``, the label fields, ``_skipLearn``, ``ActionIds`` and the
-number of actions in ``c._multi`` (each checked to be an object); msgspec checks their
-types and skips everything else (the context's namespaces, the actions' features, ``o``,
-``policy`` ...) without building a Python object for it. That is several times faster
-than decoding the whole line, and most of a line is context.
+``Timestamp``, the label fields and ``_skipLearn``, type-checked in C, and keeps ``a``,
+``p``, ``ActionIds`` and ``c._multi`` as text, decoded and checked (integers; numbers;
+strings; objects, counted) once per distinct text, since a loop's actions and its
+logger's orders and pmfs repeat from line to line. Everything else (the context's
+namespaces, the actions' features, ``o``, ``policy`` ...) is skipped without building a
+Python object for it: most of a line is context, so this is several times faster than
+decoding the line.
 
 :func:`typed_row` accepts only the common, well-formed case and the events counted
 apart (unrewarded, ``_skipLearn``); it returns None for anything else (a type msgspec
@@ -112,14 +114,14 @@ def row_reader(name: str):
             event = _decode(line)
         except (msgspec.DecodeError, RecursionError):
             return None
-        c, a_text, p_text = event.c, event.a, event.p
+        c, a_text, p_text, ids_text = event.c, event.a, event.p, event.ActionIds
         if c is None or a_text is None or p_text is None or c.slots is not None or \
                 event.outcomes is not None or not (line.isascii() or _utf8(line)):
             return None  # for the general path (orjson refuses bad UTF-8; msgspec skips it)
         if c.multi != multi_seen:
             multi_seen, k = c.multi, _count(_decode_items, c.multi) or -1
-        if event.ActionIds is not None and event.ActionIds != ids_seen:
-            ids_seen, ids = event.ActionIds, _count(_decode_ids, event.ActionIds)
+        if ids_text is not None and ids_text != ids_seen:
+            ids_seen, ids = ids_text, _count(_decode_ids, ids_text)
         event_id = f"{name}:{number}" if event.EventId is UNSET else event.EventId
         if not event_id:
             return None
@@ -131,7 +133,7 @@ def row_reader(name: str):
         if p is UNSET:
             p = _memo(pmfs, p_text, _decode_numbers)
         if k < 1 or a is None or p is None or not a or len(a) != len(p) or \
-                (event.ActionIds is not None and ids not in (None, k)) or \
+                (ids_text is not None and ids not in (None, k)) or \
                 (event.orig is not None and not _orig_fits(event.orig, k)):
             return None
         cost = event.cost

@@ -221,3 +221,26 @@ def test_an_evaluation_gives_the_same_figures(sim_log, options):
     assert ours["log"]["source"] == reference["log"]["source"] == sim_log
     assert ours == reference
     assert ours["log"]["malformed"] == 1
+
+
+def test_pmfs_and_actions_that_change_from_line_to_line(tmp_path, events):
+    """Lines whose a, p, ActionIds and c._multi all differ, more of them than the reader
+    remembers: each read as when parsed whole."""
+    rng = np.random.default_rng(4)
+    lines = []
+    for j in range(1300):
+        event = copy.deepcopy(events[j % len(events)])
+        k = 2 + j % 4
+        event["c"]["_multi"] = event["c"]["_multi"][:k]
+        event["ActionIds"] = [f"x{j}-{i}" for i in range(k)]
+        event["a"] = [int(i) + 1 for i in rng.permutation(k)]
+        event["p"] = [float(x) for x in rng.dirichlet(np.ones(k)).round(6)]
+        event["p"][0] = round(1.0 - sum(event["p"][1:]), 6)
+        event["_labelIndex"], event["_label_probability"] = event["a"][0] - 1, event["p"][0]
+        lines.append(orjson.dumps(event))
+    path = tmp_path / "varied.json"
+    path.write_bytes(b"\n".join(lines))
+    ours, reference = DSJSONLog(str(path)), WholeLineReader(str(path))
+    _same_rounds(concat(list(ours.chunks(300))), concat(list(reference.chunks(300))))
+    assert ours.report.to_dict() == reference.report.to_dict()
+    assert ours.report.rounds > 1000
