@@ -86,6 +86,11 @@ def cmd_serve(args, config: Config) -> int:
 def cmd_api(args, config: Config) -> int:
     from gunicorn.app.base import BaseApplication
 
+    for name in ("workers", "threads"):
+        if getattr(args, name) < (1 if name == "workers" else 0):
+            raise CommandError(f"--{name}: must be at least {1 if name == 'workers' else 0}, "
+                               f"got {getattr(args, name)}")
+
     _shared_redis()
     if not load_keys() and not args.no_auth and not config.allow_anonymous:
         raise CommandError(f"{ENV_KEYS} / {ENV_FILE}: no API key configured; the production "
@@ -97,6 +102,9 @@ def cmd_api(args, config: Config) -> int:
         def load_config(self):
             self.cfg.set("bind", args.bind)
             self.cfg.set("workers", args.workers)
+            if args.threads:
+                self.cfg.set("worker_class", "gthread")
+                self.cfg.set("threads", args.threads)
 
         def load(self):
             return create_app(load_config(args.config))
@@ -221,6 +229,9 @@ def parser() -> argparse.ArgumentParser:
     a = command("api", "API workers under gunicorn (needs $REDIS_URL)")
     a.add_argument("--bind", default="0.0.0.0:8080", help="gunicorn's address")
     a.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    a.add_argument("--threads", type=int, default=0,
+                   help="threads per worker (gunicorn's gthread workers: keep-alive connections, "
+                        "a stalled client holds one thread); 0: sync workers")
     a.add_argument("--no-auth", action="store_true",
                    help="serve without API keys (only behind a gateway that authenticates)")
     command("learner", "the learner (needs $REDIS_URL)")

@@ -53,7 +53,7 @@ class ServedModel:
     def __init__(self, store: LoopStore, loop: LoopConfig, registry: Registry):
         self.store, self.loop, self.registry = store, loop, registry
         self.lock = threading.Lock()  # decide mutates featurizer memos: one at a time
-        self.policy, self.version = loop.new_policy(), 0
+        self.served = (loop.new_policy(), 0)  # one tuple: a thread reads both or neither new
         self._specs = servable(loop)
         self._checked = float("-inf")
         self._unloadable = None  # a published version load_policy refused (not retried)
@@ -66,7 +66,7 @@ class ServedModel:
         if now - self._checked >= REFRESH_S:
             self._checked = now
             self.refresh()
-        return self.policy, self.version
+        return self.served
 
     def floor(self) -> float:
         """The exploration floor ε to apply now (0: none); see the module's docstring."""
@@ -81,7 +81,8 @@ class ServedModel:
         except ValueError:  # a hand-edited pointer: no floor rather than failed ranks
             self._floor = (0.0, 0)
         version = int(meta.get("version", 0))
-        if version == self.version or meta.get("spec") not in self._specs:
+        current, served = self.served
+        if version == served or meta.get("spec") not in self._specs:
             return False
         if version == self._unloadable:
             return False
@@ -93,11 +94,11 @@ class ServedModel:
         except BanditError as exc:  # keep serving the current version rather than fail ranks
             self._unloadable = version
             log.error("loop %s: model version %d cannot be loaded, still serving version %d: %s",
-                      self.loop.name, version, self.version, exc)
+                      self.loop.name, version, served, exc)
             return False
         with self.lock:
-            keep_featurizer_memos(self.policy, policy)
-            self.policy, self.version = policy, version
+            keep_featurizer_memos(current, policy)
+            self.served = (policy, version)
         log.info("loop %s: serving model version %d", self.loop.name, version)
         return True
 

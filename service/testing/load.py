@@ -132,3 +132,39 @@ def python_load(url, bodies_path, seconds, connections, ids_prefix, path="/v1/lo
     return {"requests": len(lat), "seconds": time.monotonic() - t0, "non2xx": 0, "errors": 0,
             "p50_ms": lat[len(lat) // 2] * 1e3, "p99_ms": lat[int(len(lat) * 0.99)] * 1e3,
             "generator": "python (wrk not installed)"}
+
+
+def answer_while_stalled(url, body: bytes, stalled: int = 3, wait: float = 10.0,
+                         path="/v1/loops/recs/rank") -> float | None:
+    """Seconds until a rank is answered while ``stalled`` other clients each announce a
+    1,000-byte body and send 10 bytes of it; None when no answer comes within ``wait``.
+
+    A server that bounds body reads (``service.read_timeout``) answers them 408 and
+    then the rank; one that waits for the body as long as the client keeps the
+    connection open does not answer at all.
+    """
+    import http.client
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    held = []
+    try:
+        for _ in range(stalled):
+            sock = socket.create_connection((host, int(port)), timeout=wait)
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: cbserve\r\nContent-Type: application/json"
+                         "\r\nContent-Length: 1000\r\n\r\n".encode() + b'{"context"')
+            held.append(sock)
+        time.sleep(0.2)  # the stalled requests reach the workers first
+        started = time.monotonic()
+        conn = http.client.HTTPConnection(host, int(port), timeout=wait)
+        try:
+            conn.request("POST", path, body, {"Content-Type": "application/json"})
+            status = conn.getresponse().status
+        except OSError:
+            return None
+        finally:
+            conn.close()
+        return time.monotonic() - started if status == 200 else None
+    finally:
+        for sock in held:
+            sock.close()

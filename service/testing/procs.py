@@ -23,7 +23,7 @@ from .redis_server import RedisServer, free_port
 
 class Gunicorn:
     """``gunicorn APP_SPEC`` with ``workers`` sync workers on a free local port (and on
-    ``unix_socket``, if given).
+    ``unix_socket``, if given); with ``threads`` > 0, gthread workers of that many threads.
 
     ``env`` is the workers' environment (``REDIS_URL``, ``CBSERVE_CONFIG``...); the
     spec names an installed module (the service's, or a baseline of :mod:`service.testing.load`).
@@ -31,7 +31,7 @@ class Gunicorn:
     """
 
     def __init__(self, app_spec: str, env: dict, workers: int = 2, log=None,
-                 unix_socket: str | None = None):
+                 unix_socket: str | None = None, threads: int = 0):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         #: Also listening here when given, as behind a proxy on the same host.
@@ -40,6 +40,8 @@ class Gunicorn:
                     f"127.0.0.1:{self.port}", "--log-level", "warning", app_spec]
         if unix_socket:
             self.cmd[3:3] = ["--bind", f"unix:{unix_socket}"]
+        if threads:
+            self.cmd[3:3] = ["--worker-class", "gthread", "--threads", str(threads)]
         self.env, self.workers, self.log = env, workers, log or subprocess.DEVNULL
         self.proc = None
 
@@ -89,6 +91,21 @@ class Gunicorn:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class Granian(Gunicorn):
+    """The same app under granian's WSGI interface (``factory``: ``module:function``),
+    ``workers`` processes of ``threads`` Python threads each; for the server comparison
+    of ``scripts/bench_service.py``."""
+
+    def __init__(self, factory: str, env: dict, workers: int = 2, log=None, threads: int = 1):
+        self.port = free_port()
+        self.url, self.unix_socket = f"http://127.0.0.1:{self.port}", None
+        self.cmd = [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory",
+                    "--workers", str(workers), "--blocking-threads", str(threads), "--port",
+                    str(self.port), "--log-level", "warning", factory]
+        self.env, self.workers, self.log = env, workers, log or subprocess.DEVNULL
+        self.proc = None
 
 
 class LearnerProcess:

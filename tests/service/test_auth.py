@@ -2,6 +2,7 @@
 key), both header styles, hashed key files, configuration errors, and keys never
 showing up in logs or error bodies."""
 import hashlib
+import http.client
 import logging
 import os
 import subprocess
@@ -146,24 +147,42 @@ def test_production_api_refuses_to_run_without_keys(tmp_path):
     assert proc.returncode == 2 and "no API key configured" in proc.stderr
 
 
-def test_production_api_runs_open_when_the_config_allows_it(redis_server, tmp_path):
+@pytest.mark.parametrize("threads, connection", [("0", "close"), ("2", "keep-alive")])
+def test_production_api_runs_open_when_the_config_allows_it(redis_server, tmp_path, threads,
+                                                            connection):
+    """Sync workers close each connection; with ``--threads``, gthread workers keep it."""
     path, port = tmp_path / "c.toml", free_port()
     path.write_text("[service]\nallow_anonymous = true\n[loops.recs]\n")
     proc = subprocess.Popen([sys.executable, "-m", "service.cli", "api", "--config", str(path),
-                             "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+                             "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", threads],
                             env=_open_env(redis_server.url, path), cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline, status = time.monotonic() + 30, None
-        while status is None and proc.poll() is None and time.monotonic() < deadline:
+        deadline, res = time.monotonic() + 30, None
+        while res is None and proc.poll() is None and time.monotonic() < deadline:
             try:
-                status = urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/loops", timeout=2).status
+                res = urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/loops", timeout=2)
             except OSError:
                 time.sleep(0.2)
-        assert status == 200, proc.stderr.read().decode() if proc.poll() is not None else "no answer"
+        assert res is not None and res.status == 200, (
+            proc.stderr.read().decode() if proc.poll() is not None else "no answer")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # asks for keep-alive
+        conn.request("GET", "/v1/loops")
+        answer = conn.getresponse()
+        assert answer.status == 200 and answer.headers["Connection"] == connection
+        conn.close()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_production_api_refuses_a_negative_thread_count(redis_server, tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[service]\nallow_anonymous = true\n[loops.recs]\n")
+    proc = subprocess.run([sys.executable, "-m", "service.cli", "api", "--config", str(path),
+                           "--threads", "-1"], capture_output=True, text=True, timeout=60,
+                          env=_open_env(redis_server.url, path), cwd=tmp_path)
+    assert proc.returncode == 2 and "--threads: must be at least 0, got -1" in proc.stderr
 
 
 def _open_env(redis_url, config_path):

@@ -1,5 +1,6 @@
-"""Request bodies over real HTTP connections, on the two servers cbserve runs under
-(werkzeug's in ``cbserve serve``, gunicorn's sync workers in production): a streamed
+"""Request bodies over real HTTP connections, on the servers cbserve runs under
+(werkzeug's in ``cbserve serve``, gunicorn's sync workers in production, gunicorn's
+gthread workers as ``cbserve api --threads``): a streamed
 body over the limit is a 413, a body that stops arriving is a 408 within
 ``service.read_timeout``, and the server goes on serving."""
 import http.client
@@ -85,18 +86,31 @@ def werkzeug_url(redis_server, r):
     client.close()
 
 
-@pytest.fixture
-def gunicorn_url(redis_server, r, tmp_path):
+def _gunicorn(redis_server, tmp_path, threads):
     path = tmp_path / "cbserve.toml"
     path.write_text(f'[service]\nmax_body_bytes = {LIMIT}\nread_timeout = "1s"\n'
                     'allow_anonymous = true\n[loops.recs]\npolicy = { type = "linucb" }\n')
     env = {k: v for k, v in service_env(redis_server.url, str(path)).items()
            if not k.startswith("CBSERVE_API_KEYS")}
-    with Gunicorn("service.app:create_app()", env, workers=1) as api:  # one worker: any hold shows
+    return Gunicorn("service.app:create_app()", env, workers=1, threads=threads)  # one worker: any hold shows
+
+
+@pytest.fixture
+def gunicorn_url(redis_server, r, tmp_path):
+    with _gunicorn(redis_server, tmp_path, 0) as api:
         yield api.url
 
 
-@pytest.mark.parametrize("server", ["werkzeug_url", "gunicorn_url"])
+@pytest.fixture
+def gthread_url(redis_server, r, tmp_path):
+    with _gunicorn(redis_server, tmp_path, 2) as api:
+        yield api.url
+
+
+SERVERS = ["werkzeug_url", "gunicorn_url", "gthread_url"]
+
+
+@pytest.mark.parametrize("server", SERVERS)
 def test_a_chunked_body_over_the_limit_is_a_413_naming_it(server, request):
     url = request.getfixturevalue(server)
     status, answer = _chunked(url, OVER)
@@ -105,7 +119,7 @@ def test_a_chunked_body_over_the_limit_is_a_413_naming_it(server, request):
     assert _chunked(url, json.dumps(GOOD).encode())[0] == 200
 
 
-@pytest.mark.parametrize("server", ["werkzeug_url", "gunicorn_url"])
+@pytest.mark.parametrize("server", SERVERS)
 def test_a_body_that_stops_arriving_is_a_408_and_the_server_serves_on(server, request):
     url = request.getfixturevalue(server)
     _check_timeout_answer(*_short_body(url))
