@@ -255,24 +255,9 @@ def pack_rounds(columns: list, n_actions: list, where, numeric: bool = False) ->
     n = len(ids)
     k = np.asarray(n_actions, np.int64).reshape(n)
     width = int(k.max()) if n else 0
-    pmf = np.zeros((n, width))
-    if n:
-        lengths = np.fromiter(map(len, a), np.int64, n)
-        total = int(lengths.sum())
-        flat_rows = np.repeat(np.arange(n), lengths)
-        try:  # numbers only: a string such as "0.2" would silently convert
-            cols, probs = _flat(a, p, total) if numeric else (
-                np.array(list(chain.from_iterable(a))), np.array(list(chain.from_iterable(p))))
-        except (TypeError, ValueError, OverflowError):
-            cols = probs = None
-        if cols is None or cols.dtype.kind != "i" or probs.dtype.kind not in "if" or cols.size != total:
-            bad = np.array([not _is_pmf(a[i], p[i], n_actions[i]) for i in range(n)])  # which rows
-        else:
-            cols, probs = cols - 1, probs.astype(np.float64, copy=False)
-            bad = _bad_pmf_rows(flat_rows, cols, probs, lengths, k, width)
-        if bad.any():
-            return _without(columns, n_actions, where, bad)
-        pmf[flat_rows, cols] = probs
+    pmf, bad = _pmfs(a, p, k, n_actions, width, numeric, numeric)
+    if bad.any():
+        return _without(columns, n_actions, where, bad)
     return LoggedRounds(
         event_ids=ids, timestamps=stamps, contexts=contexts, actions=actions,
         chosen=np.fromiter(chosen, np.int64, n), propensities=np.fromiter(props, np.float64, n),
@@ -280,10 +265,52 @@ def pack_rounds(columns: list, n_actions: list, where, numeric: bool = False) ->
         where=where if isinstance(where, Lazy) else list(where)), []
 
 
-def _flat(a, p, total) -> tuple:
-    """``a`` and ``p`` flattened into int64 and float64 arrays (numbers only)."""
-    return (np.fromiter(chain.from_iterable(a), np.int64, total),
-            np.fromiter(chain.from_iterable(p), np.float64, total))
+def _pmfs(a, p, k, n_actions, width, numeric, distinct=False) -> tuple:
+    """``(pmf (n, width), bad (n,))``: each row's ``p`` at its 1-based ``a`` (filled only
+    when no row is bad), and whether a row is not a pmf over its ``k`` actions."""
+    n = len(a)
+    if distinct and n:
+        shared = _pmfs_of_distinct(a, p, k, width)
+        if shared is not None:
+            return shared
+    pmf = np.zeros((n, width))
+    lengths = np.fromiter(map(len, a), np.int64, n)
+    total = int(lengths.sum())
+    try:  # numbers only: a string such as "0.2" would silently convert
+        cols, probs = (np.fromiter(chain.from_iterable(a), np.int64, total),
+                       np.fromiter(chain.from_iterable(p), np.float64, total)) if numeric else (
+            np.array(list(chain.from_iterable(a))), np.array(list(chain.from_iterable(p))))
+    except (TypeError, ValueError, OverflowError):
+        cols = probs = None
+    if cols is None or cols.dtype.kind != "i" or probs.dtype.kind not in "if" or cols.size != total:
+        return pmf, np.array([not _is_pmf(a[i], p[i], n_actions[i]) for i in range(n)], bool)
+    flat_rows = np.repeat(np.arange(n), lengths)
+    cols, probs = cols - 1, probs.astype(np.float64, copy=False)
+    bad = _bad_pmf_rows(flat_rows, cols, probs, lengths, k, width)
+    if not bad.any():
+        pmf[flat_rows, cols] = probs
+    return pmf, bad
+
+
+def _pmfs_of_distinct(a, p, k, width) -> tuple | None:
+    """:func:`_pmfs` of numbers-only rows worked out once per distinct ``(a, p, K)``, when
+    a reader shares each distinct list between its rows and few are distinct (a logger
+    repeats its orders and pmfs); None otherwise."""
+    n = len(a)
+    a_ids, p_ids = list(map(id, a)), list(map(id, p))
+    a_lists = dict(zip(a_ids, a))
+    p_lists = dict(zip(p_ids, p)) if len(a_lists) <= n // 4 else {}
+    if not p_lists or len(p_lists) > n // 4:
+        return None
+    a_slot = np.fromiter(map(dict(zip(a_lists, range(n))).__getitem__, a_ids), np.int64, n)
+    p_slot = np.fromiter(map(dict(zip(p_lists, range(n))).__getitem__, p_ids), np.int64, n)
+    keys, inverse = np.unique((a_slot * len(p_lists) + p_slot) * (width + 1) + k, return_inverse=True)
+    rest, ks = np.divmod(keys, width + 1)
+    ai, pi = np.divmod(rest, len(p_lists))
+    a_lists, p_lists = list(a_lists.values()), list(p_lists.values())
+    pmf, bad = _pmfs([a_lists[i] for i in ai.tolist()], [p_lists[i] for i in pi.tolist()],
+                     ks, ks.tolist(), width, True)
+    return pmf[inverse], bad[inverse]
 
 
 def _bad_pmf_rows(flat_rows, cols, probs, lengths, n_actions, width) -> np.ndarray:

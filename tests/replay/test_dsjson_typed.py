@@ -244,3 +244,32 @@ def test_pmfs_and_actions_that_change_from_line_to_line(tmp_path, events):
     _same_rounds(concat(list(ours.chunks(300))), concat(list(reference.chunks(300))))
     assert ours.report.to_dict() == reference.report.to_dict()
     assert ours.report.rounds > 1000
+
+
+@pytest.mark.parametrize("with_bad", [False, True])
+def test_shared_lists_are_packed_as_when_each_is_its_own(with_bad):
+    """pack_rounds works a pmf out once per distinct shared (a, p, K): same arrays and
+    messages as with every row's lists its own."""
+    from replay.logs import pack_rounds
+
+    orders = [[1, 2, 3], [2, 1, 3], [3, 1, 2], [1, 2]]
+    pmfs = [[0.5, 0.25, 0.25], [0.8, 0.1, 0.1], [0.6, 0.4]]
+    if with_bad:
+        orders.append([1, 1, 2])
+        pmfs.append([0.9, 0.9, 0.1])
+    rng = np.random.default_rng(2)
+    rows = []
+    for j in range(400):
+        a = orders[rng.integers(len(orders))]
+        fits = [q for q in pmfs if len(q) == len(a)]
+        p = fits[rng.integers(len(fits))]
+        rows.append((f"e{j}", None, {}, [{}] * (3 + j % 2), 0, 0.5, 1.0, a, p))
+    where = [f"line {j + 1}" for j in range(len(rows))]
+    columns = [list(c) for c in zip(*rows)]
+    k = [len(r[3]) for r in rows]
+    shared, problems = pack_rounds(columns, k, where, numeric=True)
+    own, own_problems = pack_rounds([*columns[:7], [list(a) for a in columns[7]],
+                                     [list(p) for p in columns[8]]], k, where)
+    np.testing.assert_array_equal(shared.logging_pmf, own.logging_pmf)
+    assert shared.event_ids == own.event_ids and problems == own_problems
+    assert bool(problems) == with_bad
