@@ -46,10 +46,12 @@ class LoopService:
         actions = req.actions if req.actions is not None else self.loop.actions
         if actions is None:
             raise BadRequest(f"actions: required (loop {self.loop.name!r} has no fixed actions)")
-        try:
-            pairs = normalize_actions(actions)
-        except BanditError as exc:
-            raise BadRequest(str(exc)) from exc
+        pairs = req.pairs
+        if pairs is None:
+            try:
+                pairs = normalize_actions(actions)
+            except BanditError as exc:
+                raise BadRequest(str(exc)) from exc
         if req.actions is not None and self.loop.actions:
             self._check_fixed(pairs)
         if req.exclude:
@@ -75,7 +77,7 @@ class LoopService:
         why = None
         try:
             with self.model.lock:
-                decision = policy.decide(context, actions)
+                decision = policy.decide_pairs(context, pairs)  # validated once, above
                 if req.explain:
                     why = explanation(policy, context, actions, decision, req.explain)
         except BanditError as exc:

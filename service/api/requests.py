@@ -65,6 +65,7 @@ class RankRequest:
     session_id: str | None = None
     slots: tuple | None = None  # the request's own slots (service.slots), None: the loop's
     explain: int = 0            # contributions listed per action in an explanation (0: none)
+    pairs: list | None = None   # the actions as validated (id, features) pairs, when decoded so
 
 
 def parse_rank(body: dict, limits: Limits) -> RankRequest:

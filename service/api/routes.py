@@ -14,6 +14,7 @@ from . import metrics
 from .body import read_body
 from ..errors import BadRequest, NotFound
 from .openapi import document
+from .rank_body import typed_rank
 from .requests import check_event_id, explain_query, parse_body, parse_end, parse_rank, parse_reward
 
 bp = Blueprint("cbserve", __name__)
@@ -67,7 +68,11 @@ def rank(loop):
     started = time.perf_counter()
     service = loop_service(loop)
     config = current_app.extensions["cbserve"]["config"]
-    req = parse_rank(json_body(), config.limits)
+    raw = read_body(config.max_body_bytes, config.read_timeout)
+    usual = request.content_type == "application/json" and len(raw) <= config.max_body_bytes
+    req = typed_rank(raw, config.limits) if usual else None
+    if req is None:  # anything unusual: the path that words each error
+        req = parse_rank(parse_body(raw, request.content_type, config.max_body_bytes), config.limits)
     if request.query_string and not req.explain:
         req.explain = explain_query(request.args.get("explain"))
     return Response(orjson.dumps(service.rank(req, started)), mimetype="application/json")
