@@ -108,12 +108,14 @@ def main(argv=None) -> int:
     parser.add_argument("--down", type=float, default=2.0, help="seconds Redis stays dead")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--clients", type=int, default=4, help="client threads")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threads per worker: gthread workers, as cbserve api --threads (0: sync)")
     parser.add_argument("--appendfsync", choices=("always", "everysec"), default="always",
                         help="Redis's fsync policy (the guarantee is made for always)")
     args = parser.parse_args(argv)
     bodies = [{"context": c, "actions": a} for c, a, _, _ in workload(300, seed=11)]
     audit, stop = Audit(), threading.Event()
-    with production(CONFIG, args.workers, appendfsync=args.appendfsync) as deployed:
+    with production(CONFIG, args.workers, appendfsync=args.appendfsync, threads=args.threads) as deployed:
         redis_server, api = deployed.redis, deployed.api
         threads = [threading.Thread(target=load, args=(api.url, bodies, audit, stop, i))
                    for i in range(args.clients)]
@@ -133,7 +135,8 @@ def main(argv=None) -> int:
         stop.set()
         for t in threads:
             t.join()
-        figures = _audit(connect(redis_server.url), audit)
+        figures = {**_audit(connect(redis_server.url), audit), "workers": args.workers,
+                   "threads": args.threads}
     return _report(figures, args)
 
 
@@ -168,7 +171,8 @@ def _stat(client, name) -> float:
 
 
 def _report(f: dict, args) -> int:
-    print(f"\ngunicorn {args.workers} workers + learner process, {args.clients} clients, "
+    kind = f"gthread workers of {args.threads} threads" if args.threads else "sync workers"
+    print(f"\ngunicorn {args.workers} {kind} + learner process, {args.clients} clients, "
           f"{args.seconds:g} s, Redis killed twice for {args.down:g} s (appendfsync {args.appendfsync})")
     rows = [("rank answered 200 (acknowledged)", f["acknowledged"]),
             ("  of which not in the log, or different", f["lost"]),

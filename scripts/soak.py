@@ -128,6 +128,8 @@ def main(argv=None) -> int:
     parser.add_argument("--front", choices=("unix", "tcp"), default="unix",
                         help="how requests reach gunicorn: its unix socket, as from a proxy on "
                              "the host such as nginx (default), or TCP on the loopback")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threads per worker: gthread workers, as cbserve api --threads (0: sync)")
     parser.add_argument("--appendfsync", choices=("always", "everysec"), default="everysec",
                         help="Redis's fsync policy (default everysec: a killed Redis loses "
                              "nothing acknowledged; always: nor does a power cut, at an fsync "
@@ -136,7 +138,7 @@ def main(argv=None) -> int:
     pairs = workload(300, seed=13)
     bodies = [{"context": c, "actions": a} for c, a, _, _ in pairs]
     rec, rss, stop = Recorder(), [], threading.Event()
-    with production(CONFIG, args.workers, appendfsync=args.appendfsync) as deployed:
+    with production(CONFIG, args.workers, appendfsync=args.appendfsync, threads=args.threads) as deployed:
         api, tmp = deployed.api, deployed.tmp
         bodies_path = os.path.join(tmp, "bodies.jsonl")
         with open(bodies_path, "w") as fh:
@@ -180,7 +182,8 @@ def main(argv=None) -> int:
         "rss_mb_by_worker": {str(p): round(v, 1) for p, v in sorted(per_worker.items())},
         "rss_mb_first": round(max(rss[0].values()), 1) if rss else None,
         "learned": learned, "model_version": version, "error_kinds": rec.errors,
-        "seconds": round(elapsed, 1), "workers": args.workers, "appendfsync": args.appendfsync,
+        "seconds": round(elapsed, 1), "workers": args.workers, "threads": args.threads,
+        "appendfsync": args.appendfsync,
         "front": args.front,
         # what explains a tail: the worst seconds, the host's steal, Redis's forks (AOF
         # rewrites) and the fsyncs it had to delay because the disk was busy

@@ -159,8 +159,9 @@ class Topology:
 
 @contextmanager
 def production(config_text: str, workers: int = 4, redis_url: str | None = None,
-               appendfsync: str = "always", learner_nice: int = 10):
-    """gunicorn with ``workers`` workers and a learner process (at CPU priority
+               appendfsync: str = "always", learner_nice: int = 10, threads: int = 0):
+    """gunicorn with ``workers`` workers (gthread workers of ``threads`` threads if > 0,
+    as ``cbserve api --threads``) and a learner process (at CPU priority
     ``learner_nice``) for ``config_text``, on a new redis-server with an append-only
     file, reached on its unix socket (or on ``redis_url``). The API listens on a local
     port and on ``<tmp>/api.sock`` (the way a proxy on the host reaches it). Processes
@@ -175,7 +176,7 @@ def production(config_text: str, workers: int = 4, redis_url: str | None = None,
     try:
         with open(os.path.join(tmp, "service.log"), "ab") as log, \
                 Gunicorn("service.app:create_app()", env, workers=workers, log=log,
-                         unix_socket=os.path.join(tmp, "api.sock")) as api, \
+                         unix_socket=os.path.join(tmp, "api.sock"), threads=threads) as api, \
                 LearnerProcess(config, env, log=log, nice=learner_nice):
             yield Topology(server, url, api, config, tmp)
     finally:
