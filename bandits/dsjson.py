@@ -98,22 +98,38 @@ def decision_event(*, loop, event_id, epoch_s, context, actions, order, pmf, pol
 
 
 def _vw_actions(actions, memo) -> tuple:
-    """``(c._multi, orig actions)``: each action's VW form with its id feature."""
+    """``(c._multi, orig actions)``: each action's VW form with its id feature.
+
+    ``memo`` keeps each id's form with its features and their JSON text: a hit is the
+    very same features object, or features of the same JSON text (the same values of
+    the same types: 1, 1.0 and true stay apart, as the log keeps them)."""
     multi, orig = [], {}
     if len(memo) + len(actions) > MEMO_LIMIT:
         memo.clear()
     for index, (aid, feats) in enumerate(actions):
         hit = memo.get(aid)
-        if hit is None or hit[0] is not feats:  # identity: 1 == True, but the log keeps which
-            item, restore = vw_object(feats)
-            if ID_NAMESPACE in feats:  # the caller's own namespace of that name
-                restore = {**(restore or {}), ID_NAMESPACE: feats[ID_NAMESPACE]}
-            item = {**item, ID_NAMESPACE: {aid: 1}}
-            hit = memo[aid] = (feats, item, restore)
+        if hit is None or hit[0] is not feats:
+            text = _text(feats)
+            if hit is None or text is None or hit[3] != text:
+                item, restore = vw_object(feats)
+                if ID_NAMESPACE in feats:  # the caller's own namespace of that name
+                    restore = {**(restore or {}), ID_NAMESPACE: feats[ID_NAMESPACE]}
+                item = {**item, ID_NAMESPACE: {aid: 1}}
+                hit = (feats, item, restore, text)
+                if text is not None:
+                    memo[aid] = hit
         multi.append(hit[1])
         if hit[2]:
             orig[str(index)] = hit[2]
     return multi, orig
+
+
+def _text(feats: dict) -> bytes | None:
+    """The JSON text of an action's features, None when JSON cannot hold them."""
+    try:
+        return orjson.dumps(feats)
+    except TypeError:  # orjson.JSONEncodeError: a value JSON has no form for
+        return None
 
 
 def vw_object(obj: dict) -> tuple:

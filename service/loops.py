@@ -35,7 +35,7 @@ class LoopService:
         self.registry = Registry(client, loop.name, config.models_keep)
         self.model = ServedModel(self.store, loop, self.registry)
         self._fixed_ids = frozenset(a["id"] for a in loop.actions or ())
-        self._vw_actions: dict = {}  # the fixed actions' logged form, by id (bandits.dsjson)
+        self._vw_actions: dict = {}  # actions' logged form, by id (bandits.dsjson)
 
     def rank(self, req: RankRequest, started: float) -> dict:
         """Choose, log (before answering) and return the response body.
@@ -97,7 +97,7 @@ class LoopService:
             loop=self.loop.name, event_id=event_id, epoch_s=time.time(), context=context,
             actions=pairs, order=order, pmf=decision.pmf, policy=decision.policy,
             version=version, deferred=req.defer, session=state,
-            memo=self._vw_actions if req.actions is None else None)
+            memo=self._vw_actions)
         self.store.log_decision(event_id, dsjson.dumps(event), req.defer,
                                 time.perf_counter() - started, state, version=version,
                                 action=pairs[chosen][0], propensity=decision.pmf[chosen],
@@ -143,7 +143,7 @@ class LoopService:
         event = dsjson_slots.slots_event(
             loop=self.loop.name, event_id=event_id, epoch_s=time.time(), context=context,
             actions=pairs, slates=chosen, policy=first.decision.policy, version=version,
-            deferred=req.defer, memo=self._vw_actions if req.actions is None else None)
+            deferred=req.defer, memo=self._vw_actions)
         self.store.log_decision(event_id, dsjson.dumps(event), req.defer,
                                 time.perf_counter() - started, version=version,
                                 action=pairs[first.action][0], propensity=first.probability,

@@ -86,6 +86,20 @@ def test_the_memo_keeps_the_value_each_request_sent():
     assert dsjson.decode(event)[1] == second and type(dsjson.decode(event)[1][0][1]["i"]["p"]) is int
 
 
+def test_features_of_the_same_json_text_reuse_the_memo_and_others_do_not():
+    """A request's actions are new objects every time: the memo matches them by their
+    JSON text, so 1, 1.0 and true (equal in Python) each keep their own form."""
+    memo = {}
+    first = _event(actions=[("a", {"i": {"p": 1, "tags": ["x", "x"]}})], memo=memo)["c"]["_multi"][0]
+    again = _event(actions=[("a", {"i": {"p": 1, "tags": ["x", "x"]}})], memo=memo)["c"]["_multi"][0]
+    assert again is first and first == {"i": {"p": 1, "tags": {"x": 2}}, "a_id": {"a": 1}}
+    for value in (1.0, True, 2):
+        event = orjson.loads(dsjson.dumps(_event(actions=[("a", {"i": {"p": value, "tags": ["x", "x"]}})],
+                                                 memo=memo)))
+        sent = dsjson.decode(event)[1][0][1]["i"]["p"]
+        assert sent == value and type(sent) is type(value)
+
+
 @pytest.mark.parametrize("change, field", [
     (lambda e: e.pop("c"), "c._multi"),
     (lambda e: e["c"].update(_multi={}), "c._multi"),
