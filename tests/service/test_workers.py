@@ -1,7 +1,10 @@
-"""The production topology: gunicorn with 4 API workers and a separate learner process.
+"""The production topology: gunicorn with 4 API workers (sync, or gthread as ``cbserve
+api --threads``) and a separate learner process.
 Every worker serves a newly published version within one second of its publication
 (each checks every 0.5 s), without restart."""
 import time
+
+import pytest
 
 from service.sim.traffic import JsonClient
 from service.store import keys
@@ -34,8 +37,9 @@ def _served(url, n):
     return seen
 
 
-def test_four_workers_serve_a_new_version_within_one_second(redis_server, r):
-    with production(CONFIG, WORKERS, redis_url=redis_server.url) as deployed:
+@pytest.mark.parametrize("threads", [0, 4])  # sync workers, and gthread workers of 4 threads
+def test_four_workers_serve_a_new_version_within_one_second(redis_server, r, threads):
+    with production(CONFIG, WORKERS, redis_url=redis_server.url, threads=threads) as deployed:
         api = deployed.api
         pids = set(api.worker_pids())
         assert len(pids) == WORKERS
