@@ -2,7 +2,8 @@
 
 :func:`parse_event` turns one DSJSON decision (cbserve's own log or Vowpal Wabbit's
 decision-service JSON) into a round; :func:`build_rounds` packs many into a
-:class:`LoggedRounds`. Pure: no files, no Redis.
+:class:`LoggedRounds` (:func:`pack_rounds` from columns, whose contexts may be
+:class:`Lazy`: the DSJSON reader parses them on demand). Pure: no files, no Redis.
 
 From a DSJSON event:
 

@@ -6,7 +6,9 @@ memory can be evaluated, and can be iterated again from the start (evaluation ma
 two passes). Malformed records are counted in the reader's :class:`ReadReport` with
 their location (line, row or stream entry) and never stop the run; events without a
 reward are counted as unrewarded. A store (the service's Redis) hands its events to
-:class:`EventLog`; replay itself opens files only.
+:class:`EventLog`; replay itself opens files only. :class:`DSJSONLog` decodes only the
+fields the estimators read (:mod:`replay.dsjson_typed`) and a round's context when it
+is read.
 """
 from __future__ import annotations
 
