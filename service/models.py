@@ -68,6 +68,16 @@ class ServedModel:
             self.refresh()
         return self.served
 
+    @property
+    def policy(self):
+        """The policy served now."""
+        return self.served[0]
+
+    @property
+    def version(self) -> int:
+        """The model version served now (0: the loop's untrained policy)."""
+        return self.served[1]
+
     def floor(self) -> float:
         """The exploration floor ε to apply now (0: none); see the module's docstring."""
         eps, until = self._floor
