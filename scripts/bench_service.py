@@ -19,7 +19,7 @@ Figures of the production server (gunicorn sync): ``ratio`` is rank / bare,
 cbserve's own cost apart from the round trip; ``ratio_vs_gunicorn_bare`` rank / bare on
 gunicorn sync. Per server ``S``: ``S_rank_rps``, ``S_bare_rps``, ``S_bare_redis_rps``,
 ``S_ratio_vs_bare_redis``, ``S_ratio_vs_gunicorn_bare`` (its rank / bare Flask on
-gunicorn sync) and ``S_stalled_answer_s``: seconds until a rank is answered while 3
+gunicorn sync) and ``S_stalled_answer_s``: seconds until a rank is answered while 8
 clients stall their bodies (``service.read_timeout`` is 2 s here; null: no answer
 within 10 s, :func:`service.testing.load.answer_while_stalled`). Latency (p50, p99): 1 connection to the production server, which runs
 at about half the peak rate on this setup (the rate is printed). ``lost`` counts rank
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
     print("rounds req/s: " + "; ".join(f"{s}/{n} " + " ".join(f"{rps(x):.0f}" for x in runs)
                                        for (s, n), runs in peaks.items()))
     for server, seconds in stalled.items():
-        print(f"{label_of[server]}: a rank while 3 clients stall their bodies (read_timeout 2 s): "
+        print(f"{label_of[server]}: a rank while 8 clients stall their bodies (read_timeout 2 s): "
               + (f"answered in {seconds:.2f} s" if seconds is not None else "no answer within 10 s"))
     print(f"rank responses checked against the log: {len(returned)}, lost: {lost}")
     print(f"host CPU stolen by the hypervisor during the peak rounds: {steal}")

@@ -134,7 +134,7 @@ def python_load(url, bodies_path, seconds, connections, ids_prefix, path="/v1/lo
             "generator": "python (wrk not installed)"}
 
 
-def answer_while_stalled(url, body: bytes, stalled: int = 3, wait: float = 10.0,
+def answer_while_stalled(url, body: bytes, stalled: int = 8, wait: float = 10.0,
                          path="/v1/loops/recs/rank") -> float | None:
     """Seconds until a rank is answered while ``stalled`` other clients each announce a
     1,000-byte body and send 10 bytes of it; None when no answer comes within ``wait``.
