@@ -62,6 +62,10 @@ ID_NAMESPACE = "a_id"
 ORIG = "orig"
 #: Actions memoised by id in :func:`decision_event`'s ``memo`` before it is cleared.
 MEMO_LIMIT = 20_000
+#: JSON text of memoised features before the memo is cleared: bounds its memory when
+#: the actions are large (the memo holds about ten times this in Python objects).
+MEMO_BYTES = 4_000_000
+_SIZE = object()  # the memo's key for the bytes of text it holds
 _LABEL_KEYS = ("_label_cost", "_label_probability", "_label_Action", "_labelIndex", "o")
 
 
@@ -104,7 +108,7 @@ def _vw_actions(actions, memo) -> tuple:
     very same features object, or features of the same JSON text (the same values of
     the same types: 1, 1.0 and true stay apart, as the log keeps them)."""
     multi, orig = [], {}
-    if len(memo) + len(actions) > MEMO_LIMIT:
+    if len(memo) + len(actions) > MEMO_LIMIT or memo.get(_SIZE, 0) > MEMO_BYTES:
         memo.clear()
     for index, (aid, feats) in enumerate(actions):
         hit = memo.get(aid)
@@ -118,6 +122,7 @@ def _vw_actions(actions, memo) -> tuple:
                 hit = (feats, item, restore, text)
                 if text is not None:
                     memo[aid] = hit
+                    memo[_SIZE] = memo.get(_SIZE, 0) + len(text)
         multi.append(hit[1])
         if hit[2]:
             orig[str(index)] = hit[2]

@@ -21,7 +21,8 @@ gunicorn sync. Per server ``S``: ``S_rank_rps``, ``S_bare_rps``, ``S_bare_redis_
 ``S_ratio_vs_bare_redis``, ``S_ratio_vs_gunicorn_bare`` (its rank / bare Flask on
 gunicorn sync) and ``S_stalled_answer_s``: seconds until a rank is answered while 8
 clients stall their bodies (``service.read_timeout`` is 2 s here; null: no answer
-within 10 s, :func:`service.testing.load.answer_while_stalled`). Latency (p50, p99): 1 connection to the production server, which runs
+within 10 s, :func:`service.testing.load.answer_while_stalled`), with the answer's status
+``S_stalled_answer_status``. Latency (p50, p99): 1 connection to the production server, which runs
 at about half the peak rate on this setup (the rate is printed). ``lost`` counts rank
 responses whose event id is missing from the decision log.
 
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
     parser.add_argument("--servers", default=",".join(SERVERS),
                         help=f"servers to compare, comma-separated ({PRODUCTION} is always run)")
     args = parser.parse_args(argv)
-    servers = [PRODUCTION] + [s for s in args.servers.split(",") if s and s != PRODUCTION]
+    servers = list(dict.fromkeys([PRODUCTION] + [s for s in args.servers.split(",") if s]))
     for server in servers:
         if server not in SERVERS:
             parser.error(f"--servers: unknown server {server!r} (known: {', '.join(SERVERS)})")
@@ -112,7 +113,8 @@ def main(argv=None) -> int:
                 ids = os.path.join(tmp, f"{key[0]}-{key[1]}-ids-{r}-") if key[1].startswith("rank") else None
                 peaks[key].append(drive(api.url, bodies_path, args.seconds, args.connections, ids, tmp))
         steal = steal_share(cpu_before, cpu_times())
-        first = open(bodies_path, "rb").readline().strip()
+        with open(bodies_path, "rb") as fh:
+            first = fh.readline().strip()
         stalled = {s: answer_while_stalled(apps[s, "rank"].url, first) for s in servers}
         for name in ("rank", "bare"):
             slow[name] = drive(apps[PRODUCTION, name].url, bodies_path, 2 * args.seconds, 1, None, tmp)
@@ -146,9 +148,9 @@ def main(argv=None) -> int:
               f"{'':>16}{res['p99_ms']:>9.2f}{res['non2xx'] + res['errors']:>9d}")
     print("rounds req/s: " + "; ".join(f"{s}/{n} " + " ".join(f"{rps(x):.0f}" for x in runs)
                                        for (s, n), runs in peaks.items()))
-    for server, seconds in stalled.items():
+    for server, (seconds, status) in stalled.items():
         print(f"{label_of[server]}: a rank while 8 clients stall their bodies (read_timeout 2 s): "
-              + (f"answered in {seconds:.2f} s" if seconds is not None else "no answer within 10 s"))
+              + (f"answered {status} in {seconds:.2f} s" if seconds is not None else "no answer within 10 s"))
     print(f"rank responses checked against the log: {len(returned)}, lost: {lost}")
     print(f"host CPU stolen by the hypervisor during the peak rounds: {steal}")
     errors = sum(x["non2xx"] + x["errors"] for (_, n), runs in peaks.items() if n.startswith("rank")
@@ -171,7 +173,9 @@ def main(argv=None) -> int:
             figures[f"{server}_{name}_rps"] = round(rate[server, name], 1)
         figures[f"{server}_ratio_vs_bare_redis"] = round(rate[server, "rank"] / rate[server, "bare_redis"], 3)
         figures[f"{server}_ratio_vs_gunicorn_bare"] = round(rate[server, "rank"] / base, 3)
-        figures[f"{server}_stalled_answer_s"] = None if stalled[server] is None else round(stalled[server], 2)
+        seconds, status = stalled[server]
+        figures[f"{server}_stalled_answer_s"] = None if seconds is None else round(seconds, 2)
+        figures[f"{server}_stalled_answer_status"] = status
     print(json.dumps(figures))
     return 0
 

@@ -77,7 +77,9 @@ class LoopService:
         why = None
         try:
             with self.model.lock:
-                decision = policy.decide_pairs(context, pairs)  # validated once, above
+                by_pairs = getattr(policy, "decide_pairs", None)  # a plugin may have decide only
+                decision = (by_pairs(context, pairs) if by_pairs is not None  # validated above
+                            else policy.decide(context, actions))
                 if req.explain:
                     why = explanation(policy, context, actions, decision, req.explain)
         except BanditError as exc:

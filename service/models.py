@@ -53,6 +53,7 @@ class ServedModel:
     def __init__(self, store: LoopStore, loop: LoopConfig, registry: Registry):
         self.store, self.loop, self.registry = store, loop, registry
         self.lock = threading.Lock()  # decide mutates featurizer memos: one at a time
+        self._refreshing = threading.Lock()
         self.served = (loop.new_policy(), 0)  # one tuple: a thread reads both or neither new
         self._specs = servable(loop)
         self._checked = float("-inf")
@@ -61,11 +62,17 @@ class ServedModel:
         self._decisions = 0      # the loop's decisions counter at the last check
 
     def current(self) -> tuple:
-        """``(policy, version)``, refreshed if the last check is older than REFRESH_S."""
+        """``(policy, version)``, refreshed if the last check is older than REFRESH_S.
+
+        One thread refreshes at a time; the others serve the current pair meanwhile (a
+        slow load never queues requests, nor lets an older load replace a newer one)."""
         now = time.monotonic()
-        if now - self._checked >= REFRESH_S:
-            self._checked = now
-            self.refresh()
+        if now - self._checked >= REFRESH_S and self._refreshing.acquire(blocking=False):
+            try:
+                self._checked = now
+                self.refresh()
+            finally:
+                self._refreshing.release()
         return self.served
 
     @property

@@ -59,7 +59,7 @@ def _decoder(max_actions: int, max_features: int, longest: int) -> msgspec.json.
                                                action]],
                                     msgspec.Meta(min_length=1, max_length=max_actions)], None], None),
         ("event_id", Union[str, None], None), ("defer", bool, False),
-        ("k", Union[Annotated[int, msgspec.Meta(ge=1)], None], None),
+        ("k", Union[Annotated[int, msgspec.Meta(ge=1, le=INT_MAX)], None], None),
         ("session_id", Union[str, None], None), ("explain", Union[bool, int], False)],
         forbid_unknown_fields=True)
     return msgspec.json.Decoder(body)
@@ -68,7 +68,7 @@ def _decoder(max_actions: int, max_features: int, longest: int) -> msgspec.json.
 def typed_rank(raw: bytes, limits: Limits) -> RankRequest | None:
     """The :class:`RankRequest` of a usual, valid body, with its actions as validated
     ``(id, features)`` pairs; None for anything else (see the module docstring)."""
-    if limits.max_depth < TYPED_DEPTH:
+    if limits.max_depth < TYPED_DEPTH or limits.max_features < 2:  # an action object has 2 keys
         return None
     try:
         body = _decoder(limits.max_actions, limits.max_features, limits.max_string_length).decode(raw)

@@ -135,9 +135,10 @@ def python_load(url, bodies_path, seconds, connections, ids_prefix, path="/v1/lo
 
 
 def answer_while_stalled(url, body: bytes, stalled: int = 8, wait: float = 10.0,
-                         path="/v1/loops/recs/rank") -> float | None:
-    """Seconds until a rank is answered while ``stalled`` other clients each announce a
-    1,000-byte body and send 10 bytes of it; None when no answer comes within ``wait``.
+                         path="/v1/loops/recs/rank") -> tuple:
+    """``(seconds, status)`` of a rank sent while ``stalled`` other clients each announce
+    a 1,000-byte body and send 10 bytes of it; ``(None, None)`` when no answer comes
+    within ``wait``.
 
     A server that bounds body reads (``service.read_timeout``) answers them 408 and
     then the rank; one that waits for the body as long as the client keeps the
@@ -161,10 +162,10 @@ def answer_while_stalled(url, body: bytes, stalled: int = 8, wait: float = 10.0,
             conn.request("POST", path, body, {"Content-Type": "application/json"})
             status = conn.getresponse().status
         except OSError:
-            return None
+            return None, None
         finally:
             conn.close()
-        return time.monotonic() - started if status == 200 else None
+        return time.monotonic() - started, status
     finally:
         for sock in held:
             sock.close()

@@ -33,3 +33,27 @@ class Favourite(Policy):
 
     def _set_state(self, state, arrays):
         self.rewards_ = state["rewards"]
+
+
+class Uniform:
+    """A policy that does not subclass Policy: only ``decide``, ``learn``, ``to_bytes``
+    and ``from_bytes`` (loaded as ``tests.bandits.plugin_policy:Uniform``)."""
+
+    name = "uniform"
+
+    def decide(self, context, actions):
+        from bandits import Decision
+        from bandits.inputs import normalize_actions
+
+        ids = tuple(aid for aid, _ in normalize_actions(actions))
+        return Decision(ids, np.full(len(ids), 1.0 / len(ids)), np.zeros(len(ids)), self.name)
+
+    def learn(self, batch):
+        pass
+
+    def to_bytes(self):
+        return b""
+
+    @classmethod
+    def from_bytes(cls, data):
+        return cls()

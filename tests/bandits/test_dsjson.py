@@ -100,6 +100,15 @@ def test_features_of_the_same_json_text_reuse_the_memo_and_others_do_not():
         assert sent == value and type(sent) is type(value)
 
 
+def test_the_memo_is_cleared_past_its_bytes_of_text(monkeypatch):
+    monkeypatch.setattr(dsjson, "MEMO_BYTES", 100)
+    memo, big = {}, [(f"a{i}", {"i": {"text": "x" * 40}}) for i in range(3)]
+    _event(actions=big[:2], memo=memo)
+    assert {k for k in memo if type(k) is str} == {"a0", "a1"}  # 2 x 51 bytes: over 100
+    _event(actions=big[2:], memo=memo)
+    assert {k for k in memo if type(k) is str} == {"a2"}
+
+
 @pytest.mark.parametrize("change, field", [
     (lambda e: e.pop("c"), "c._multi"),
     (lambda e: e["c"].update(_multi={}), "c._multi"),

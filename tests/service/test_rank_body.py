@@ -77,6 +77,8 @@ CASES = [
     ({"actions": ["a"], "explain": 1001}, True),
     ({"actions": ["a"], "k": 0}, True),
     ({"actions": ["a"], "k": True}, True),
+    ({"actions": ["a"], "k": 18446744073709551616}, True),
+    ({"actions": ["a"], "k": 9223372036854775808}, True),
     ({"actions": ["a"], "defer": "yes"}, True),
     ({"actions": ["a"], "event_id": "no spaces"}, True),
     ({"actions": ["a"], "session_id": "s/1"}, True),
@@ -104,6 +106,12 @@ def test_a_small_max_depth_leaves_every_body_to_the_worded_path():
     assert typed_rank(b'{"actions": ["a"]}', Limits(max_depth=5)) is None
 
 
+def test_one_feature_per_object_leaves_every_body_to_the_worded_path():
+    """The worded path may count an action object's two keys against max_features."""
+    body = b'{"context": {"x": 1}, "actions": [{"id": "a", "features": {}}]}'
+    assert typed_rank(body, Limits(max_features=1)) is None and worded(body, Limits(max_features=1)) is None
+
+
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2 ** 70, 2 ** 70),
                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
 trees = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
@@ -117,3 +125,14 @@ trees = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4
     max_size=5)), extra=st.dictionaries(st.sampled_from(["k", "defer", "explain", "event_id"]), scalars))
 def test_random_bodies_are_typed_only_as_the_worded_path_reads_them(context, actions, extra):
     same_or_left(json.dumps({"context": context, "actions": actions, **extra}).encode())
+
+
+def test_a_policy_with_decide_only_ranks_the_decoded_pairs(r):
+    """A plugin that does not subclass Policy has no decide_pairs: it gets the actions."""
+    from service.app import create_app
+    from service.config import parse_config
+
+    config = parse_config({"loops": {"u": {"policy": {"type": "tests.bandits.plugin_policy:Uniform"}}}})
+    res = create_app(config, r).test_client().post("/v1/loops/u/rank", json={"actions": ["a", {"id": "b"}]})
+    assert res.status_code == 200, res.get_json()
+    assert [(x["id"], x["probability"]) for x in res.get_json()["ranking"]][1:] in ([("a", 0.5)], [("b", 0.5)])

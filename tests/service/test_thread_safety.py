@@ -116,3 +116,44 @@ def test_many_threads_of_one_process_answer_from_the_version_they_name(server, r
         assert event["EventId"] not in logged
         logged[event["EventId"]] = event["policy"]["version"]
     assert logged == {a["event_id"]: a["model"]["version"] for a in answers}
+
+
+def test_one_thread_refreshes_the_model_at_a_time_and_the_others_serve_on(r):
+    """A model load slower than the refresh period: the other threads answer with the
+    current pair meanwhile, and no two loads run at once (an older one could otherwise
+    replace a newer one)."""
+    from service.app import create_app
+    from service.models import REFRESH_S
+
+    model = create_app(make_config(), r).extensions["cbserve"]["loops"]["hero"].model
+    running, most, loads, lock = [0], [0], [0], threading.Lock()
+
+    def slow_refresh():
+        with lock:
+            running[0] += 1
+            loads[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(1.6 * REFRESH_S)
+        with lock:
+            running[0] -= 1
+        return False
+
+    model.refresh = slow_refresh
+    waits = []
+
+    def rank_side():
+        stop = time.monotonic() + 4 * REFRESH_S
+        while time.monotonic() < stop:
+            started = time.monotonic()
+            assert model.current() == model.served
+            waits.append(time.monotonic() - started)
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=rank_side) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert most[0] == 1 and loads[0] >= 2  # loads follow one another, never overlap
+    slow = sum(w > REFRESH_S for w in waits)
+    assert slow == loads[0] and len(waits) > 10 * slow  # only the loading thread waited
