@@ -225,7 +225,10 @@ def sized_interval(name: str, low: float, high: float, ess: float, min_ess=MIN_E
 def interval_from_terms(value: float, terms: np.ndarray, level: float) -> tuple:
     """Normal-approximation interval: value ± z·sd(terms)/√n (sd 0 for n = 1)."""
     n = terms.size
-    sd = float(terms.std(ddof=1)) if n > 1 else 0.0
+    sd = 0.0
+    if n > 1:  # one subtraction and a dot product: a third of numpy's std here
+        centred = terms - terms.mean()
+        sd = math.sqrt(float(np.dot(centred, centred)) / (n - 1))
     half = NormalDist().inv_cdf(0.5 + level / 2.0) * sd / math.sqrt(n)
     return value - half, value + half
 
@@ -261,7 +264,8 @@ def _weighted(rewards, propensities, target_probs):
     r = _vector("rewards", rewards)
     p = _vector("propensities", propensities, r.size)
     t = _vector("target_probs", target_probs, r.size)
-    if not p.min() > 0.0 or not p.max() <= 1.0:
+    low = p.min()
+    if not low > 0.0 or not p.max() <= 1.0:
         bad = int(np.flatnonzero(~((p > 0) & (p <= 1)))[0])
         raise EstimatorError(f"propensities: must be in (0, 1], row {bad} is {float(p[bad])!r} "
                              "(a logger that never explores an action cannot be evaluated for it)")
@@ -269,9 +273,8 @@ def _weighted(rewards, propensities, target_probs):
         bad = int(np.flatnonzero(~((t >= 0) & (t <= 1)))[0])
         raise EstimatorError(f"target_probs: must be in [0, 1], row {bad} is {float(t[bad])!r}")
     w = t / p
-    tiny = p < TINY_PROPENSITY
-    if tiny.any():
-        warnings.warn(f"{int(tiny.sum())} of {p.size} propensities are below {TINY_PROPENSITY}: "
+    if low < TINY_PROPENSITY:
+        warnings.warn(f"{int((p < TINY_PROPENSITY).sum())} of {p.size} propensities are below {TINY_PROPENSITY}: "
                       "a few rounds dominate the variance", ReplayWarning, stacklevel=3)
     return r, w
 
