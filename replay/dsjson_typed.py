@@ -39,6 +39,7 @@ True
 from __future__ import annotations
 
 import json
+import sys
 import math
 from typing import Optional, Union
 
@@ -219,6 +220,17 @@ def _finite(x) -> bool:
         return False
 
 
+def _loads_deep(source: bytes):
+    """``json.loads`` with room for any nesting the typed decoding accepted (msgspec
+    refuses past 1,000 levels; Python's parser would stop short of that)."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit + 2_000)
+    try:
+        return json.loads(source)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
 class LineRounds:
     """The contexts and actions of a chunk's rounds, each round's parsed from its line
     by :func:`~replay.logs.parse_event` the first time either is read, then kept.
@@ -236,7 +248,7 @@ class LineRounds:
             try:
                 event = orjson.loads(source)
             except orjson.JSONDecodeError:  # a number beyond a double's range, which orjson
-                event = json.loads(source)  # refuses and the typed decoding skipped: inf
+                event = _loads_deep(source)  # refuses and the typed decoding skipped: inf
             _, _, context, actions, *_ = parse_event(event, self._ids[i])
             source = self._sources[i] = (context, actions)
         return source

@@ -57,3 +57,16 @@ class Uniform:
     @classmethod
     def from_bytes(cls, data):
         return cls()
+
+
+class Pinned(Favourite):
+    """Overrides the public ``decide``: every probability on the last action."""
+
+    name = "pinned"
+
+    def decide(self, context, actions):
+        from bandits import Decision
+        from bandits.inputs import normalize_actions
+
+        ids = tuple(aid for aid, _ in normalize_actions(actions))
+        return Decision(ids, np.eye(len(ids))[-1], np.zeros(len(ids)), self.name)

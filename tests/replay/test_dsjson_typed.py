@@ -3,6 +3,7 @@ same rounds, counts, messages and locations for good and bad lines alike, and th
 evaluation; contexts are parsed only when read."""
 import copy
 import gzip
+import json
 import os
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 from bandits import make_policy
 from replay import candidate_from_mapping, evaluate
+from replay.dsjson_typed import _loads_deep
 from replay.errors import BadEvent, EventError
 from replay.logs import concat, parse_event
 from replay.readers import DSJSONLog, LogSource, open_sniffed
@@ -226,6 +228,20 @@ def test_a_number_beyond_a_double_in_a_context_still_reads(tmp_path, events):
     path.write_bytes(line + b"\n")
     rounds = concat(list(DSJSONLog(str(path)).chunks()))
     assert rounds.contexts[0]["big"] == {"x": float("inf")}
+
+
+def test_a_line_read_again_has_room_for_the_nesting_the_typed_decoding_took():
+    """A context read on demand is parsed deeper in the stack than the typed decoding
+    ran: Python's parser gets room for any nesting msgspec accepts (up to 1,000)."""
+    line = b'{"x": 1e400, "deep": ' + b"[" * 990 + b"]" * 990 + b"}"
+
+    def deeper(n, parse):
+        return deeper(n - 1, parse) if n else parse(line)
+
+    with pytest.raises(RecursionError):
+        deeper(60, json.loads)
+    event = deeper(60, _loads_deep)
+    assert event["x"] == float("inf") and type(event["deep"]) is list
 
 
 @pytest.fixture(scope="module")

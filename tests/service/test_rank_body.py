@@ -127,12 +127,13 @@ def test_random_bodies_are_typed_only_as_the_worded_path_reads_them(context, act
     same_or_left(json.dumps({"context": context, "actions": actions, **extra}).encode())
 
 
-def test_a_policy_with_decide_only_ranks_the_decoded_pairs(r):
-    """A plugin that does not subclass Policy has no decide_pairs: it gets the actions."""
+@pytest.mark.parametrize("plugin, expected", [("Uniform", [0.5, 0.5]), ("Pinned", [0.0, 1.0])])
+def test_a_plugin_with_its_own_decide_is_asked_through_it(r, plugin, expected):
+    """A plugin without decide_pairs, or that overrides decide, gets the actions."""
     from service.app import create_app
     from service.config import parse_config
 
-    config = parse_config({"loops": {"u": {"policy": {"type": "tests.bandits.plugin_policy:Uniform"}}}})
+    config = parse_config({"loops": {"u": {"policy": {"type": f"tests.bandits.plugin_policy:{plugin}"}}}})
     res = create_app(config, r).test_client().post("/v1/loops/u/rank", json={"actions": ["a", {"id": "b"}]})
     assert res.status_code == 200, res.get_json()
-    assert [(x["id"], x["probability"]) for x in res.get_json()["ranking"]][1:] in ([("a", 0.5)], [("b", 0.5)])
+    assert sorted((x["id"], x["probability"]) for x in res.get_json()["ranking"]) == list(zip("ab", expected))
