@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import sys
 from operator import itemgetter
 
 import numpy as np
@@ -357,13 +356,22 @@ def memo_hits(memo: dict, actions) -> tuple | None:
     return ids, entries
 
 
+#: Distinct strings :func:`shared_copy` shares before it starts afresh. Its own table,
+#: not ``sys.intern``: interned strings are never freed on some Python versions, and
+#: high-cardinality categories would then pile up for the life of the process.
+SHARED_STRINGS_LIMIT = 200_000
+_shared_strings: dict = {}
+
+
 def shared_copy(obj):
-    """A deep copy of a memo key for later ``==`` checks, with its strings interned: the
+    """A deep copy of a memo key for later ``==`` checks, with its strings shared: the
     names and categories that every memo entry repeats are then one object each, so a
     check reads a few shared strings instead of a copy per entry (fewer cache misses)."""
     kind = type(obj)
     if kind is str:
-        return sys.intern(obj)
+        if len(_shared_strings) >= SHARED_STRINGS_LIMIT:
+            _shared_strings.clear()
+        return _shared_strings.setdefault(obj, obj)
     if kind is dict:
         return {shared_copy(k): shared_copy(v) for k, v in obj.items()}
     if kind is list or kind is tuple:

@@ -50,3 +50,16 @@ def test_action_vectors_of_new_actions_when_the_memo_grows():
         assert (A[k] == f._act.action_vectors(pairs[k:k + 1], True)[0]).all()
     X = f.transform({"u": {"a": 1.0}}, [{"id": aid, "features": feats} for aid, feats in pairs]).X
     assert (X[:, f.context_width:f.context_width + f._act.width] == A[:, :f._act.width]).all()
+
+
+def test_memo_copies_share_equal_strings_in_a_bounded_table(monkeypatch):
+    from bandits import hashing
+
+    monkeypatch.setattr(hashing, "_shared_strings", {})
+    monkeypatch.setattr(hashing, "SHARED_STRINGS_LIMIT", 3)
+    first = hashing.shared_copy({"item": {"genre": "".join(["dra", "ma"])}})
+    second = hashing.shared_copy({"item": {"genre": "".join(["dra", "ma"])}})
+    assert first == second and first["item"]["genre"] is second["item"]["genre"]
+    for text in ("a", "b", "c", "d"):
+        hashing.shared_copy(text)
+    assert len(hashing._shared_strings) <= 3  # started afresh instead of growing
