@@ -39,11 +39,16 @@ class Policy(abc.ABC):
         caller that validated a request once does not pay for it twice. Feature values are
         still checked while featurizing (a bad one raises :class:`FeatureError` naming it).
 
+        A subclass outside this package that overrides :meth:`decide` is asked through
+        it: its own ``decide`` is the policy.
+
         >>> from bandits import make_policy
         >>> p = make_policy({"type": "epsilon_greedy", "epsilon": 0.2})
         >>> p.decide_pairs({}, [("a", {}), ("b", {})]).pmf.tolist()
         [0.5, 0.5]
         """
+        if not type(self).decide.__module__.startswith("bandits."):
+            return self.decide(context, [{"id": aid, "features": feats} for aid, feats in pairs])
         scores, pmf = self._decide(context, pairs)
         return Decision(tuple(aid for aid, _ in pairs), pmf, scores, self.name)
 

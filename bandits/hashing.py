@@ -147,11 +147,6 @@ class HashedSide:
                 return M
         return _MIXED
 
-    def action_block(self, actions, with_id: bool) -> tuple:
-        """``(ids, A)``: validated ids and the (K, width + sketch) action vectors."""
-        ids, rows = self.block_rows(actions, with_id)
-        return ids, self._rows.take(rows, 0)[:, self._lead.size:]
-
     def block_rows(self, actions, with_id: bool) -> tuple:
         """``(ids, rows)``: validated ids and the rows of :attr:`rows` holding their vectors.
 

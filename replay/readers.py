@@ -88,15 +88,22 @@ class LogSource:
         """Rewarded rounds in log order, ``size`` per chunk (at most ``limit`` in all);
         the report restarts with each pass."""
         self.report = ReadReport(self.name)
+        with self._reading() as read:
+            while limit is None or self.report.rounds < limit:
+                want = size if limit is None else min(size, limit - self.report.rounds)
+                with _no_gc():
+                    rows, where = read(want)
+                    rounds = self._pack(rows, where) if rows else None
+                if rounds is None:
+                    return
+                yield rounds
+
+    @contextlib.contextmanager
+    def _reading(self):
+        """``read(want) -> (rows, where)`` for one pass: up to ``want`` parsed rows and
+        their locations, counting what it skips."""
         items = iter(self._items())
-        while limit is None or self.report.rounds < limit:
-            want = size if limit is None else min(size, limit - self.report.rounds)
-            with _no_gc():
-                rows, where = self._collect(items, want)
-                rounds = self._pack(rows, where) if rows else None
-            if rounds is None:
-                return
-            yield rounds
+        yield lambda want: self._collect(items, want)
 
     def _collect(self, items, want) -> tuple:
         """Up to ``want`` parsed rows from ``items``; counts what it skips."""
@@ -124,11 +131,15 @@ class LogSource:
             self.report.problem(location, str(item))
 
     def _pack(self, rows, where) -> LoggedRounds:
-        rounds, problems = build_rounds(rows, where)
+        rounds, problems = self._build(rows, where)
         for location, message in problems:
             self.report.problem(location, message)
         self.report.rounds += len(rounds)
         return rounds
+
+    def _build(self, rows, where) -> tuple:
+        """``(rounds, problems)`` of a chunk's rows (:func:`~replay.logs.build_rounds`)."""
+        return build_rounds(rows, where)
 
     def _items(self):
         raise NotImplementedError
@@ -173,20 +184,11 @@ class DSJSONLog(LogSource):
     def _open(self):
         return open_sniffed(self.path)
 
-    def chunks(self, size: int = CHUNK_ROUNDS, limit: int | None = None) -> Iterator[LoggedRounds]:
-        """Rewarded rounds in log order, ``size`` per chunk (at most ``limit`` in all);
-        the report restarts with each pass."""
-        self.report = ReadReport(self.name)
+    @contextlib.contextmanager
+    def _reading(self):
         with self._open() as fh:
             lines = _Lines(fh, os.path.basename(self.path))
-            while limit is None or self.report.rounds < limit:
-                want = size if limit is None else min(size, limit - self.report.rounds)
-                with _no_gc():
-                    rows, numbers = self._read(lines, want)
-                    rounds = self._pack(rows, numbers) if rows else None
-                if rounds is None:
-                    return
-                yield rounds
+            yield lambda want: self._read(lines, want)
 
     def _read(self, lines, want) -> tuple:
         """Up to ``want`` rows ``(event_id, timestamp, source, K, chosen, propensity,
@@ -217,17 +219,13 @@ class DSJSONLog(LogSource):
         lines.number = number
         return rows, numbers
 
-    def _pack(self, rows, numbers) -> LoggedRounds:
+    def _build(self, rows, numbers) -> tuple:
         ids, stamps, sources, ks, chosen, props, rewards, a, p = (list(c) for c in zip(*rows))
         store, index = LineRounds(sources, ids), np.arange(len(rows))
         columns = [ids, stamps, Lazy(store.context, index), Lazy(store.actions, index),
                    chosen, props, rewards, a, p]
         typed = not any(type(source) is tuple for source in sources)  # no line parsed whole
-        rounds, problems = pack_rounds(columns, ks, Lazy(_line_name, np.asarray(numbers)), typed)
-        for location, message in problems:
-            self.report.problem(location, message)
-        self.report.rounds += len(rounds)
-        return rounds
+        return pack_rounds(columns, ks, Lazy(_line_name, np.asarray(numbers)), typed)
 
 
 class _Lines:

@@ -77,7 +77,7 @@ class LoopService:
         why = None
         try:
             with self.model.lock:
-                by_pairs = _by_pairs(policy)
+                by_pairs = getattr(policy, "decide_pairs", None)  # a plugin may have decide only
                 decision = (by_pairs(context, pairs) if by_pairs is not None  # validated above
                             else policy.decide(context, actions))
                 if req.explain:
@@ -205,16 +205,6 @@ class LoopService:
                 "learning": pointer.get("learn") != "0",
                 "served": {"version": served, "worker": os.getpid()},
                 "counters": counters(stats)}
-
-
-def _by_pairs(policy):
-    """The policy's ``decide_pairs`` when its ``decide`` is cbserve's own; None for a
-    plugin that overrides ``decide`` (or has no ``decide_pairs``): it gets the actions."""
-    by_pairs = getattr(policy, "decide_pairs", None)
-    decide = getattr(type(policy), "decide", None)
-    if by_pairs is None or not getattr(decide, "__module__", "").startswith("bandits."):
-        return None
-    return by_pairs
 
 
 def _order(decision, chosen: int) -> list:

@@ -7,7 +7,7 @@ from bandits import FeatureError, Feedback, load_policy, make_policy
 from bandits.inputs import normalize_actions
 
 from .conftest import ACTIONS, CONTEXT
-from .plugin_policy import Favourite
+from .plugin_policy import Favourite, Pinned
 from .test_contract import _train
 from .test_qnetwork import IDS, ctx, spec as qspec, write_model
 
@@ -69,3 +69,9 @@ def test_decide_pairs_of_a_plugin_and_a_q_network(tmp_path):
     pairs = [(aid, {}) for aid in IDS]
     _same(q.decide_pairs(ctx(2.0), pairs), q.decide(ctx(2.0), IDS))
     np.testing.assert_allclose(q.decide_pairs(ctx(-1.0), pairs[::-1][:2]).scores, [0.1, 1.0], atol=1e-6)
+
+
+def test_decide_pairs_of_a_plugin_that_overrides_decide_asks_its_decide():
+    plugin = Pinned(favourite="a")
+    _same(plugin.decide_pairs({}, [("a", {}), ("b", {})]), plugin.decide({}, ["a", "b"]))
+    assert plugin.decide_pairs({}, [("a", {}), ("b", {})]).pmf.tolist() == [0.0, 1.0]
